@@ -1,0 +1,134 @@
+// Package peer starts real protocol peers (Debian's memcached, libmemcached
+// tools) for tests, on free loopback ports, and stops them when the test
+// ends.
+//
+// On a developer machine without the peer, the test is skipped with a loud
+// message; in CI (CI=true in the environment) a missing peer fails the test.
+package peer
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// InCI reports whether the tests run in CI, where every peer must exist.
+func InCI() bool {
+	v := os.Getenv("CI")
+	return v != "" && v != "0" && v != "false"
+}
+
+// Require returns the path of the named program, skipping the test (failing
+// it in CI) if it is not installed.
+func Require(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	msg := fmt.Sprintf("PEER MISSING: %s is not installed (apt-get install -y memcached libmemcached-tools sasl2-bin); "+
+		"this test needs the real peer", name)
+	if InCI() {
+		t.Fatal(msg)
+	}
+	t.Skip("!!! " + msg)
+	return ""
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Memcached starts memcached 1.6 on a free loopback port with the given
+// extra arguments (for example "-t", "2" or "-I", "2m") and returns its
+// address. The process is killed when the test ends.
+func Memcached(t testing.TB, args ...string) string {
+	t.Helper()
+	return MemcachedEnv(t, nil, args...)
+}
+
+// MemcachedEnv is Memcached with extra environment variables ("K=V").
+func MemcachedEnv(t testing.TB, env []string, args ...string) string {
+	t.Helper()
+	bin := Require(t, "memcached")
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port := FreePort(t)
+		full := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0"}
+		if os.Geteuid() == 0 {
+			full = append(full, "-u", "root")
+		}
+		full = append(full, args...)
+		cmd := exec.Command(bin, full...)
+		cmd.Env = append(os.Environ(), env...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("starting memcached: %v", err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if err := waitListening(addr, done, 5*time.Second); err != nil {
+			cmd.Process.Kill()
+			<-done
+			lastErr = fmt.Errorf("%v; output: %s", err, strings.TrimSpace(out.String()))
+			continue
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			<-done
+		})
+		return addr
+	}
+	t.Fatalf("memcached did not start: %v", lastErr)
+	return ""
+}
+
+// waitListening dials addr until it answers, the process exits or the
+// timeout passes.
+func waitListening(addr string, exited <-chan struct{}, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("exited before listening on %s", addr)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("not listening on %s after %v", addr, timeout)
+}
+
+var versionOnce sync.Once
+var version string
+
+// MemcachedVersion returns the installed memcached's version, "" if none.
+func MemcachedVersion() string {
+	versionOnce.Do(func() {
+		out, err := exec.Command("memcached", "-V").Output()
+		if err == nil {
+			version = strings.TrimSpace(string(out))
+		}
+	})
+	return version
+}

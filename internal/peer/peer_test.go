@@ -1,0 +1,32 @@
+package peer
+
+import (
+	"bytes"
+	"net"
+	"testing"
+	"time"
+
+	gm "github.com/f8e615c8/gomemcached"
+)
+
+// The helper starts a memcached that answers a binary NOOP.
+func TestMemcachedAnswers(t *testing.T) {
+	addr := Memcached(t)
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	req := gm.MCRequest{Opcode: gm.VERSION, Opaque: 42}
+	if _, err := req.Transmit(c); err != nil {
+		t.Fatal(err)
+	}
+	var res gm.MCResponse
+	if _, err := res.Receive(c, nil); err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != gm.SUCCESS || res.Opaque != 42 || !bytes.HasPrefix(res.Body, []byte("1.6")) {
+		t.Fatalf("VERSION answered %v %q", &res, res.Body)
+	}
+}
