@@ -3,3 +3,11 @@ module github.com/f8e615c8/gomemcached
 go 1.26
 
 require github.com/couchbase/gomemcached v0.3.4
+
+require (
+	github.com/couchbase/goutils v0.1.2 // indirect
+	github.com/google/flatbuffers v24.3.25+incompatible // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/pkg/errors v0.9.1 // indirect
+	golang.org/x/crypto v0.32.0 // indirect
+)

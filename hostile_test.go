@@ -215,7 +215,13 @@ func TestTransmitLarge(t *testing.T) {
 	if !bytes.Equal(req.HeaderBytes(), req.Bytes()[:req.HdrSize()]) {
 		t.Fatal("HeaderBytes is not the start of Bytes")
 	}
+	if h, err := req.AppendHeaderTo([]byte("x")); err != nil || !bytes.Equal(h[1:], req.HeaderBytes()) {
+		t.Fatalf("request AppendHeaderTo: %v", err)
+	}
 	res := MCResponse{Opcode: GET, Extras: make([]byte, 4), Body: body}
+	if h, err := res.AppendHeaderTo(nil); err != nil || !bytes.Equal(h, res.Bytes()[:len(h)]) || len(h) != HDR_LEN+4 {
+		t.Fatalf("response AppendHeaderTo: %v", err)
+	}
 	w.Reset()
 	if n, err := res.Transmit(&w); err != nil || n != res.Size() || !bytes.Equal(w.Bytes(), res.Bytes()) {
 		t.Fatalf("response Transmit = %d, %v", n, err)

@@ -71,6 +71,10 @@ func (r *Reader) Ready() bool {
 	return uint64(n) >= HDR_LEN+uint64(body)
 }
 
+// Magic returns the magic byte of the last packet read: a server uses it
+// to refuse packets that are not requests (MCRequest does not keep it).
+func (r *Reader) Magic() byte { return r.h.magic }
+
 // ReadRequest reads the next packet into req, replacing all its fields;
 // FramingExtras keeps its backing array. It returns io.EOF at the end of the
 // stream between packets, a *ProtocolError for a malformed or truncated

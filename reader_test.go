@@ -142,7 +142,7 @@ func TestReaderPassesStreamErrors(t *testing.T) {
 	}
 	r := NewReader(bytes.NewReader([]byte{0x80}))
 	r.Reset(bytes.NewReader(goldenRequests[0].wire))
-	if err := r.ReadRequest(&req); err != nil || string(req.Key) != "Hello" {
+	if err := r.ReadRequest(&req); err != nil || string(req.Key) != "Hello" || r.Magic() != REQ_MAGIC {
 		t.Fatalf("after Reset: %v", err)
 	}
 }

@@ -143,6 +143,13 @@ func (req *MCRequest) AppendTo(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// AppendHeaderTo appends the request without its value and extended
+// metadata: header, framing extras, extras and key, with the header's body
+// length counting what is left out.
+func (req *MCRequest) AppendHeaderTo(dst []byte) ([]byte, error) {
+	return req.appendPacket(dst, false)
+}
+
 // appendPacket appends the request, without its value and extended metadata
 // unless withValue is set; the header's body length counts them either way.
 func (req *MCRequest) appendPacket(dst []byte, withValue bool) ([]byte, error) {

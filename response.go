@@ -81,6 +81,14 @@ func (res *MCResponse) AppendTo(dst []byte) ([]byte, error) {
 	return res.appendPacket(dst, true)
 }
 
+// AppendHeaderTo appends the response without its value: header, framing
+// extras, extras and key, with the header's body length counting the value.
+// A writer sends the value after it, for example with net.Buffers, to avoid
+// copying a large value.
+func (res *MCResponse) AppendHeaderTo(dst []byte) ([]byte, error) {
+	return res.appendPacket(dst, false)
+}
+
 // appendPacket appends the response, without its value unless withValue.
 func (res *MCResponse) appendPacket(dst []byte, withValue bool) ([]byte, error) {
 	flen, keylen, extlen := len(res.FlexibleExtras), len(res.Key), len(res.Extras)

@@ -1,0 +1,280 @@
+// Package cache is an in-memory key-value store with memcached's semantics:
+// a memory limit with LRU eviction (or refusal), an item size limit, expiry
+// times as memcached reads them, a CAS value unique to every mutation,
+// append/prepend, and incr/decr on decimal values. It knows nothing of any
+// wire protocol; the gocache package serves it over memcached's binary
+// protocol, and other programs can use it in-process.
+//
+// A Cache is safe for concurrent use. Keys are spread over shards, each with
+// its own lock, map and LRU list; the memory limit is global.
+//
+// Values handed out by Get are never modified afterwards (every mutation
+// stores a new value), so callers may read them without copying, but must
+// not modify them.
+package cache
+
+import (
+	"errors"
+	"hash/maphash"
+	"math/bits"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors of the store's operations.
+var (
+	ErrNotFound   = errors.New("cache: key not found")
+	ErrExists     = errors.New("cache: key exists") // or the CAS does not match
+	ErrNotStored  = errors.New("cache: not stored") // append or prepend to a missing key
+	ErrTooLarge   = errors.New("cache: item too large")
+	ErrNoMemory   = errors.New("cache: out of memory") // memory full and eviction off
+	ErrNonNumeric = errors.New("cache: incr/decr on a non-numeric value")
+)
+
+// Defaults, as memcached's.
+const (
+	DefaultMaxBytes    = 64 << 20
+	DefaultMaxItemSize = 1 << 20
+)
+
+// ItemOverhead is what an item costs beyond its key and value, in bytes, as
+// the memory limit counts it: the item record, its map entry and the
+// allocator's rounding, measured on amd64.
+const ItemOverhead = 112
+
+// itemSizeOverhead is the per-item overhead that memcached counts against
+// its item size limit (-I): header, CAS and terminators.
+const itemSizeOverhead = 59
+
+// Config configures a Cache. The zero value is memcached's defaults.
+type Config struct {
+	// MaxBytes is the memory limit for items (memcached's -m); 0 means
+	// DefaultMaxBytes.
+	MaxBytes int64
+	// MaxItemSize is the largest item, key and value and a small overhead
+	// (memcached's -I); 0 means DefaultMaxItemSize.
+	MaxItemSize int
+	// NoEvict refuses stores with ErrNoMemory when memory is full instead
+	// of evicting least recently used items (memcached's -M).
+	NoEvict bool
+	// Shards is the number of lock stripes, rounded up to a power of two;
+	// 0 means a default from GOMAXPROCS.
+	Shards int
+	// Clock tells the time; nil means the system clock. Tests inject one.
+	Clock Clock
+	// SweepInterval is how often a background sweeper removes expired
+	// items, one shard at a time; 0 means every second, negative disables
+	// it (expired items are still removed when touched).
+	SweepInterval time.Duration
+}
+
+// Clock is the source of time for expiry.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Cache is the store. Create it with New and stop its sweeper with Close.
+type Cache struct {
+	shards   []shard
+	mask     uint64
+	seed     maphash.Seed
+	clock    Clock
+	maxBytes int64
+	maxItem  int
+	noEvict  bool
+	bytes    atomic.Int64  // memory in use, as the limit counts it
+	cas      atomic.Uint64 // last CAS handed out
+	flushAt  atomic.Int64  // unix nanos of a pending delayed flush, 0 if none
+	evictAt  atomic.Uint64 // round-robin cursor for cross-shard eviction
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+// New returns a Cache configured by cfg and starts its sweeper.
+func New(cfg Config) *Cache {
+	n := cfg.Shards
+	if n <= 0 {
+		n = 16 * runtime.GOMAXPROCS(0)
+	}
+	n = 1 << bits.Len(uint(n-1))
+	c := &Cache{
+		shards:   make([]shard, n),
+		mask:     uint64(n - 1),
+		seed:     maphash.MakeSeed(),
+		clock:    cfg.Clock,
+		maxBytes: cfg.MaxBytes,
+		maxItem:  cfg.MaxItemSize,
+		noEvict:  cfg.NoEvict,
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if c.clock == nil {
+		c.clock = systemClock{}
+	}
+	if c.maxBytes <= 0 {
+		c.maxBytes = DefaultMaxBytes
+	}
+	if c.maxItem <= 0 {
+		c.maxItem = DefaultMaxItemSize
+	}
+	for i := range c.shards {
+		c.shards[i].init()
+	}
+	interval := cfg.SweepInterval
+	if interval == 0 {
+		interval = time.Second
+	}
+	if interval > 0 {
+		go c.sweeper(interval)
+	} else {
+		close(c.done)
+	}
+	return c
+}
+
+// Close stops the sweeper. The Cache remains usable.
+func (c *Cache) Close() {
+	c.stopOnce.Do(func() { close(c.stop) })
+	<-c.done
+}
+
+// MaxBytes returns the memory limit.
+func (c *Cache) MaxBytes() int64 { return c.maxBytes }
+
+// MaxItemSize returns the item size limit.
+func (c *Cache) MaxItemSize() int { return c.maxItem }
+
+// shardFor returns the shard that holds key.
+func (c *Cache) shardFor(key []byte) *shard {
+	return &c.shards[maphash.Bytes(c.seed, key)&c.mask]
+}
+
+// now returns the current time in unix nanoseconds, first carrying out a
+// delayed flush whose time has come.
+func (c *Cache) now() int64 {
+	now := c.clock.Now().UnixNano()
+	if at := c.flushAt.Load(); at != 0 && now >= at && c.flushAt.CompareAndSwap(at, 0) {
+		c.clear()
+	}
+	return now
+}
+
+// nextCAS returns a new CAS value, unique for the life of the Cache.
+func (c *Cache) nextCAS() uint64 { return c.cas.Add(1) }
+
+// relativeLimit is memcached's limit for relative expiry times: larger
+// values are absolute unix times.
+const relativeLimit = 60 * 60 * 24 * 30
+
+// Deadline converts an expiry as memcached reads it into unix nanoseconds:
+// 0 never expires (0); up to 30 days is relative to now; larger values are
+// an absolute unix time. A deadline at or before now means "already
+// expired".
+func Deadline(exp uint32, now time.Time) int64 {
+	switch {
+	case exp == 0:
+		return 0
+	case exp <= relativeLimit:
+		return now.Add(time.Duration(exp) * time.Second).UnixNano()
+	default:
+		return time.Unix(int64(exp), 0).UnixNano()
+	}
+}
+
+// deadline is Deadline against the cache's clock reading now (unix nanos).
+func deadline(exp uint32, now int64) int64 {
+	switch {
+	case exp == 0:
+		return 0
+	case exp <= relativeLimit:
+		return now + int64(exp)*int64(time.Second)
+	default:
+		return int64(exp) * int64(time.Second)
+	}
+}
+
+// fits reports whether an item of this key and value is within the item
+// size limit.
+func (c *Cache) fits(keyLen, valueLen int) bool {
+	return keyLen+valueLen+itemSizeOverhead <= c.maxItem
+}
+
+// Flush invalidates every item now (delay 0) or, as memcached's flush_all
+// with a delay, at delay seconds from now: every item present at that time
+// is then removed. delay follows the expiry rules (over 30 days is an
+// absolute time).
+func (c *Cache) Flush(delay uint32) {
+	if delay == 0 {
+		c.flushAt.Store(0)
+		c.clear()
+		return
+	}
+	now := c.clock.Now().UnixNano()
+	at := deadline(delay, now)
+	if at <= now {
+		c.flushAt.Store(0)
+		c.clear()
+		return
+	}
+	c.flushAt.Store(at)
+}
+
+// clear removes every item.
+func (c *Cache) clear() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		freed := s.bytes
+		s.reset()
+		s.mu.Unlock()
+		c.bytes.Add(-freed)
+	}
+}
+
+// sweeper removes expired items, one shard per tick so that no lock is held
+// for long.
+func (c *Cache) sweeper(interval time.Duration) {
+	defer close(c.done)
+	tick := interval / time.Duration(len(c.shards))
+	if tick < time.Millisecond {
+		tick = time.Millisecond
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	next := 0
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			c.sweepShard(next)
+			next = (next + 1) % len(c.shards)
+		}
+	}
+}
+
+// sweepShard removes the expired items of shard i.
+func (c *Cache) sweepShard(i int) {
+	now := c.now()
+	s := &c.shards[i]
+	s.mu.Lock()
+	freed := s.sweep(now)
+	s.mu.Unlock()
+	c.bytes.Add(-freed)
+}
+
+// SweepNow removes every expired item at once (the sweeper does it over
+// time).
+func (c *Cache) SweepNow() {
+	for i := range c.shards {
+		c.sweepShard(i)
+	}
+}

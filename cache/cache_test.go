@@ -1,0 +1,522 @@
+package cache
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a Clock the test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fakeClock) Advance(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+func newTest(t *testing.T, cfg Config) (*Cache, *fakeClock) {
+	t.Helper()
+	clk := newFakeClock()
+	if cfg.Clock == nil {
+		cfg.Clock = clk
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = -1
+	}
+	c := New(cfg)
+	t.Cleanup(c.Close)
+	return c, clk
+}
+
+func k(s string) []byte { return []byte(s) }
+
+func mustGet(t *testing.T, c *Cache, key, want string) Item {
+	t.Helper()
+	it, ok := c.Get(k(key))
+	if !ok || string(it.Value) != want {
+		t.Fatalf("Get(%q) = %q, %v; want %q", key, it.Value, ok, want)
+	}
+	return it
+}
+
+func mustMiss(t *testing.T, c *Cache, key string) {
+	t.Helper()
+	if it, ok := c.Get(k(key)); ok {
+		t.Fatalf("Get(%q) = %q, want a miss", key, it.Value)
+	}
+}
+
+func TestStoreModes(t *testing.T) {
+	c, _ := newTest(t, Config{})
+	steps := []struct {
+		mode  Mode
+		key   string
+		value string
+		want  error
+		after string // value expected afterwards; "-" for a miss
+	}{
+		{Replace, "a", "x", ErrNotFound, "-"},
+		{Append, "a", "x", ErrNotStored, "-"},
+		{Prepend, "a", "x", ErrNotStored, "-"},
+		{Add, "a", "1", nil, "1"},
+		{Add, "a", "2", ErrExists, "1"},
+		{Set, "a", "3", nil, "3"},
+		{Replace, "a", "4", nil, "4"},
+		{Append, "a", "5", nil, "45"},
+		{Prepend, "a", "6", nil, "645"},
+		{Set, "", "empty key", nil, "empty key"},
+	}
+	for i, s := range steps {
+		_, err := c.Store(s.mode, k(s.key), k(s.value), 7, 0, 0)
+		if err != s.want {
+			t.Fatalf("step %d: Store = %v, want %v", i, err, s.want)
+		}
+		if s.after == "-" {
+			mustMiss(t, c, s.key)
+		} else {
+			mustGet(t, c, s.key, s.after)
+		}
+	}
+	if it := mustGet(t, c, "a", "645"); it.Flags != 7 {
+		t.Fatalf("flags %d", it.Flags)
+	}
+	// Append keeps the flags and expiry of the present item.
+	c.Store(Set, k("f"), k("v"), 42, 100, 0)
+	before := mustGet(t, c, "f", "v")
+	c.Store(Append, k("f"), k("w"), 9, 5, 0)
+	after := mustGet(t, c, "f", "vw")
+	if after.Flags != 42 || !after.Expires.Equal(before.Expires) {
+		t.Fatalf("append changed flags or expiry: %+v", after)
+	}
+	if err := c.Delete(k("a"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(k("a"), 0); err != ErrNotFound {
+		t.Fatalf("second Delete = %v", err)
+	}
+}
+
+func TestCAS(t *testing.T) {
+	c, _ := newTest(t, Config{})
+	cas1, _ := c.Store(Set, k("a"), k("1"), 0, 0, 0)
+	cas2, _ := c.Store(Set, k("b"), k("1"), 0, 0, 0)
+	if cas1 == 0 || cas2 <= cas1 {
+		t.Fatalf("CAS values %d, %d", cas1, cas2)
+	}
+	if it := mustGet(t, c, "a", "1"); it.CAS != cas1 {
+		t.Fatalf("Get CAS %d, want %d", it.CAS, cas1)
+	}
+	bad := cas1 + 1000
+	checks := []struct {
+		name string
+		op   func(cas uint64) error
+	}{
+		{"set", func(cas uint64) error { _, err := c.Store(Set, k("a"), k("s"), 0, 0, cas); return err }},
+		{"replace", func(cas uint64) error { _, err := c.Store(Replace, k("a"), k("r"), 0, 0, cas); return err }},
+		{"append", func(cas uint64) error { _, err := c.Store(Append, k("a"), k("+"), 0, 0, cas); return err }},
+		{"prepend", func(cas uint64) error { _, err := c.Store(Prepend, k("a"), k("-"), 0, 0, cas); return err }},
+		{"touch", func(cas uint64) error { _, err := c.Touch(k("a"), 10, cas); return err }},
+		{"incr", func(cas uint64) error { _, _, err := c.Incr(k("a"), 1, 0, 0, cas); return err }},
+		{"decr", func(cas uint64) error { _, _, err := c.Decr(k("a"), 1, 0, 0, cas); return err }},
+		{"delete", func(cas uint64) error { return c.Delete(k("a"), cas) }},
+	}
+	for _, ch := range checks {
+		c.Store(Set, k("a"), k("10"), 0, 0, 0)
+		cur := mustGet(t, c, "a", "10").CAS
+		if err := ch.op(bad); err != ErrExists {
+			t.Errorf("%s with a wrong CAS = %v, want ErrExists", ch.name, err)
+		}
+		if err := ch.op(cur); err != nil {
+			t.Errorf("%s with the right CAS = %v", ch.name, err)
+		}
+	}
+	// Every mutation gets a new CAS.
+	c.Store(Set, k("n"), k("1"), 0, 0, 0)
+	seen := map[uint64]bool{mustGet(t, c, "n", "1").CAS: true}
+	for i := range 5 {
+		_, cas, err := c.Incr(k("n"), 1, 0, 0, 0)
+		if err != nil || seen[cas] {
+			t.Fatalf("incr %d: CAS %d repeated or %v", i, cas, err)
+		}
+		seen[cas] = true
+	}
+	// A CAS on a missing key is not found.
+	if _, err := c.Store(Set, k("missing"), k("x"), 0, 0, 5); err != ErrNotFound {
+		t.Fatalf("Set with CAS on a missing key = %v", err)
+	}
+	st := c.Stats()
+	if st.CasBadval == 0 || st.CasHits == 0 || st.CasMisses != 1 {
+		t.Fatalf("cas stats %+v", st)
+	}
+}
+
+// The counter cases are memcached 1.6's answers, observed.
+func TestIncrDecr(t *testing.T) {
+	c, _ := newTest(t, Config{})
+	for _, tc := range []struct {
+		stored string
+		incr   bool
+		delta  uint64
+		want   uint64
+		after  string
+		err    error
+	}{
+		{"10", false, 1, 9, "9 ", nil},
+		{" 5", true, 1, 6, "6 ", nil},
+		{"5abc", true, 1, 0, "5abc", ErrNonNumeric},
+		{"-1", true, 1, 0, "-1", ErrNonNumeric},
+		{"-0", true, 1, 1, "1 ", nil},
+		{"", true, 1, 0, "", ErrNonNumeric},
+		{"18446744073709551615", true, 2, 1, "1" + strings.Repeat(" ", 19), nil},
+		{"18446744073709551616", true, 1, 0, "18446744073709551616", ErrNonNumeric},
+		{"+7", true, 1, 8, "8 ", nil},
+		{"3\r\n", true, 1, 4, "4  ", nil},
+		{"12 34", true, 1, 13, "13   ", nil},
+		{"00012", true, 1, 13, "13   ", nil},
+		{"99", true, 1, 100, "100", nil},
+		{"7", false, 100, 0, "0", nil},
+		{"abc", false, 1, 0, "abc", ErrNonNumeric},
+	} {
+		c.Store(Set, k("n"), k(tc.stored), 3, 0, 0)
+		var got uint64
+		var err error
+		if tc.incr {
+			got, _, err = c.Incr(k("n"), tc.delta, 0, 0, 0)
+		} else {
+			got, _, err = c.Decr(k("n"), tc.delta, 0, 0, 0)
+		}
+		if err != tc.err || got != tc.want {
+			t.Errorf("%q incr=%v %d: %d, %v; want %d, %v", tc.stored, tc.incr, tc.delta, got, err, tc.want, tc.err)
+		}
+		if it := mustGet(t, c, "n", tc.after); it.Flags != 3 {
+			t.Errorf("%q: flags %d after delta", tc.stored, it.Flags)
+		}
+	}
+	// Missing keys: created with the initial value unless NoCreate.
+	if _, _, err := c.Incr(k("new"), 1, 5, NoCreate, 0); err != ErrNotFound {
+		t.Fatalf("NoCreate: %v", err)
+	}
+	mustMiss(t, c, "new")
+	if v, cas, err := c.Decr(k("new"), 1, 5, 0, 0); v != 5 || cas == 0 || err != nil {
+		t.Fatalf("create: %d %d %v", v, cas, err)
+	}
+	if it := mustGet(t, c, "new", "5"); it.Flags != 0 {
+		t.Fatalf("created with flags %d", it.Flags)
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	c, clk := newTest(t, Config{})
+	c.Store(Set, k("never"), k("v"), 0, 0, 0)
+	c.Store(Set, k("rel"), k("v"), 0, 10, 0)
+	c.Store(Set, k("30d"), k("v"), 0, relativeLimit, 0)
+	c.Store(Set, k("abs-past"), k("v"), 0, relativeLimit+1, 0) // 1970: expired at once
+	future := uint32(clk.Now().Add(time.Hour).Unix())
+	c.Store(Set, k("abs"), k("v"), 0, future, 0)
+	mustMiss(t, c, "abs-past")
+	mustGet(t, c, "rel", "v")
+
+	clk.Advance(9 * time.Second)
+	mustGet(t, c, "rel", "v")
+	clk.Advance(time.Second)
+	mustMiss(t, c, "rel")
+	mustGet(t, c, "abs", "v")
+	clk.Advance(time.Hour)
+	mustMiss(t, c, "abs")
+	mustGet(t, c, "30d", "v")
+	clk.Advance(30 * 24 * time.Hour)
+	mustMiss(t, c, "30d")
+	mustGet(t, c, "never", "v")
+
+	// Touch moves the expiry; an expiry in the past removes at once.
+	c.Store(Set, k("t"), k("v"), 0, 5, 0)
+	if _, err := c.Touch(k("t"), 100, 0); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(50 * time.Second)
+	mustGet(t, c, "t", "v")
+	if _, err := c.Touch(k("t"), relativeLimit+1, 0); err != ErrNotFound {
+		t.Fatalf("touch into the past: %v", err)
+	}
+	mustMiss(t, c, "t")
+	if _, err := c.Touch(k("t"), 1, 0); err != ErrNotFound {
+		t.Fatalf("touch of a missing key: %v", err)
+	}
+
+	// Counters created with an expiry expire.
+	c.Incr(k("ctr"), 1, 1, 2, 0)
+	clk.Advance(2 * time.Second)
+	mustMiss(t, c, "ctr")
+
+	st := c.Stats()
+	if st.GetExpired == 0 || st.Reclaimed == 0 || st.CurrItems != 1 {
+		t.Fatalf("stats after expiry: %+v", st)
+	}
+}
+
+func TestSweeperAndExpiredUnfetched(t *testing.T) {
+	clk := newFakeClock()
+	c := New(Config{Clock: clk, SweepInterval: 10 * time.Millisecond, Shards: 4})
+	defer c.Close()
+	for i := range 100 {
+		c.Store(Set, fmt.Appendf(nil, "k%d", i), k("v"), 0, 1, 0)
+	}
+	c.Get(k("k1"))
+	clk.Advance(2 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Len() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := c.Len(); n != 0 {
+		t.Fatalf("%d items left after the sweeper ran", n)
+	}
+	st := c.Stats()
+	if st.ExpiredUnfetched != 99 || st.Reclaimed != 100 || st.Bytes != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestFlush(t *testing.T) {
+	c, clk := newTest(t, Config{})
+	c.Store(Set, k("a"), k("1"), 0, 0, 0)
+	c.Flush(0)
+	mustMiss(t, c, "a")
+	if st := c.Stats(); st.Bytes != 0 || st.CurrItems != 0 {
+		t.Fatalf("after flush: %+v", st)
+	}
+
+	// Delayed: everything present at the deadline goes, including items
+	// stored after the flush command.
+	c.Store(Set, k("old"), k("1"), 0, 0, 0)
+	c.Flush(10)
+	clk.Advance(5 * time.Second)
+	c.Store(Set, k("mid"), k("2"), 0, 0, 0)
+	mustGet(t, c, "old", "1")
+	clk.Advance(5 * time.Second)
+	mustMiss(t, c, "old")
+	mustMiss(t, c, "mid")
+	c.Store(Set, k("new"), k("3"), 0, 0, 0)
+	clk.Advance(time.Hour)
+	mustGet(t, c, "new", "3")
+}
+
+func TestEvictionLRU(t *testing.T) {
+	value := bytes.Repeat([]byte("v"), 1000)
+	per := int64(len(value)) + 4 + ItemOverhead
+	c, _ := newTest(t, Config{MaxBytes: 10 * per, Shards: 1})
+	for i := range 10 {
+		if _, err := c.Store(Set, fmt.Appendf(nil, "k%03d", i), value, 0, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Get(k("k000")) // k000 becomes the most recently used; k001 the least
+	c.Store(Set, k("k010"), value, 0, 0, 0)
+	mustMiss(t, c, "k001")
+	if _, ok := c.Get(k("k000")); !ok {
+		t.Fatal("recently used item evicted")
+	}
+	st := c.Stats()
+	if st.Evictions != 1 || st.EvictedUnfetched != 1 || st.Bytes > 10*per || st.CurrItems != 10 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Memory stays within the limit over many stores, across shards.
+	c2, _ := newTest(t, Config{MaxBytes: 50 * per, Shards: 8})
+	for i := range 1000 {
+		c2.Store(Set, fmt.Appendf(nil, "key:%d", i), value, 0, 0, 0)
+		if b := c2.Stats().Bytes; b > 50*per {
+			t.Fatalf("store %d: %d bytes over a limit of %d", i, b, 50*per)
+		}
+	}
+}
+
+func TestNoEvict(t *testing.T) {
+	value := bytes.Repeat([]byte("v"), 1000)
+	per := int64(len(value)) + 2 + ItemOverhead
+	c, clk := newTest(t, Config{MaxBytes: 3 * per, NoEvict: true, Shards: 1})
+	for _, key := range []string{"a", "b", "c"} {
+		if _, err := c.Store(Set, k(key), value, 0, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Store(Set, k("d"), value, 0, 0, 0); err != ErrNoMemory {
+		t.Fatalf("store when full = %v, want ErrNoMemory", err)
+	}
+	mustGet(t, c, "a", string(value))
+	// A failed Set removes the old value, as memcached does.
+	if _, err := c.Store(Set, k("a"), append(value, "more"...), 0, 0, 0); err != ErrNoMemory {
+		t.Fatalf("growing store = %v", err)
+	}
+	mustMiss(t, c, "a")
+	// Expired items are reclaimed even without eviction.
+	c.Store(Set, k("a"), value, 0, 1, 0)
+	clk.Advance(2 * time.Second)
+	if _, err := c.Store(Set, k("e"), value, 0, 0, 0); err != nil {
+		t.Fatalf("store after expiry = %v", err)
+	}
+	if st := c.Stats(); st.StoreNoMemory != 2 || st.Evictions != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestItemSizeLimit(t *testing.T) {
+	c, _ := newTest(t, Config{MaxItemSize: 1000})
+	ok := bytes.Repeat([]byte("v"), 1000-itemSizeOverhead-1)
+	if _, err := c.Store(Set, k("k"), ok, 0, 0, 0); err != nil {
+		t.Fatalf("item at the limit: %v", err)
+	}
+	if _, err := c.Store(Append, k("k"), k("x"), 0, 0, 0); err != ErrTooLarge {
+		t.Fatalf("append past the limit = %v", err)
+	}
+	mustGet(t, c, "k", string(ok))
+	if _, err := c.Store(Set, k("k"), append(ok, 'x'), 0, 0, 0); err != ErrTooLarge {
+		t.Fatalf("item over the limit = %v", err)
+	}
+	mustMiss(t, c, "k") // a failed Set removes the old value
+	if _, err := c.Store(Add, k("k2"), append(ok, 'x'), 0, 0, 0); err != ErrTooLarge {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.StoreTooLarge != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestGetValueIsStable(t *testing.T) {
+	c, _ := newTest(t, Config{})
+	c.Store(Set, k("a"), k("first"), 0, 0, 0)
+	it := mustGet(t, c, "a", "first")
+	c.Store(Append, k("a"), k("!"), 0, 0, 0)
+	c.Store(Set, k("a"), k("other"), 0, 0, 0)
+	if string(it.Value) != "first" || cap(it.Value) != len(it.Value) {
+		t.Fatalf("value changed under the caller: %q", it.Value)
+	}
+}
+
+// Many goroutines on few keys: under -race, and the memory counter must
+// match the items present afterwards.
+func TestConcurrent(t *testing.T) {
+	c, _ := newTest(t, Config{MaxBytes: 200 * (ItemOverhead + 64), Shards: 4})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			for range 5000 {
+				key := fmt.Appendf(nil, "k%d", rng.IntN(300))
+				switch rng.IntN(7) {
+				case 0:
+					c.Store(Set, key, bytes.Repeat([]byte("x"), rng.IntN(50)), 0, 0, 0)
+				case 1:
+					c.Store(Append, key, k("y"), 0, 0, 0)
+				case 2:
+					c.Delete(key, 0)
+				case 3:
+					c.Incr(key, 1, 0, 0, 0)
+				case 4:
+					c.Touch(key, 100, 0)
+				default:
+					if it, ok := c.Get(key); ok {
+						_ = bytes.Count(it.Value, k("x"))
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var sum int64
+	for i := range c.shards {
+		s := &c.shards[i]
+		for _, it := range s.items {
+			sum += it.size()
+		}
+		if s.bytes < 0 {
+			t.Fatalf("shard %d bytes %d", i, s.bytes)
+		}
+	}
+	if st := c.Stats(); st.Bytes != sum || sum > c.maxBytes {
+		t.Fatalf("bytes counter %d, items hold %d, limit %d", st.Bytes, sum, c.maxBytes)
+	}
+}
+
+func TestParseCounter(t *testing.T) {
+	for in, want := range map[string]int64{
+		"0": 0, "42": 42, " \t7": 7, "7 ": 7, "+1": 1, "-0": 0, "18446744073709551615": -1,
+		"-18446744073709551615": 1, // strtoull negates; memcached accepts it
+		"":                      -2, " ": -2, "-": -2, "1x": -2, "x1": -2, "-5": -2, "18446744073709551616": -2, "99999999999999999999": -2,
+	} {
+		v, ok := parseCounter([]byte(in))
+		switch {
+		case want == -2 && ok:
+			t.Errorf("%q parsed as %d", in, v)
+		case want != -2 && (!ok || v != uint64(want)):
+			t.Errorf("%q = %d, %v; want %d", in, v, ok, uint64(want))
+		}
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	if Deadline(0, now) != 0 {
+		t.Fatal("0 must never expire")
+	}
+	if got := Deadline(60, now); got != now.Add(time.Minute).UnixNano() {
+		t.Fatalf("relative: %d", got)
+	}
+	if got := Deadline(1_800_000_000, now); got != time.Unix(1_800_000_000, 0).UnixNano() {
+		t.Fatalf("absolute: %d", got)
+	}
+	if !errors.Is(ErrNoMemory, ErrNoMemory) {
+		t.Fatal()
+	}
+}
+
+func BenchmarkGetParallel(b *testing.B) {
+	c := New(Config{})
+	defer c.Close()
+	for i := range 10000 {
+		c.Store(Set, fmt.Appendf(nil, "key:%d", i), make([]byte, 100), 0, 0, 0)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		key := make([]byte, 0, 16)
+		i := 0
+		for pb.Next() {
+			key = fmt.Appendf(key[:0], "key:%d", i%10000)
+			c.Get(key)
+			i++
+		}
+	})
+}
+
+func BenchmarkSetParallel(b *testing.B) {
+	c := New(Config{})
+	defer c.Close()
+	value := make([]byte, 100)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		key := make([]byte, 0, 16)
+		i := 0
+		for pb.Next() {
+			key = fmt.Appendf(key[:0], "key:%d", i%10000)
+			c.Store(Set, key, value, 0, 0, 0)
+			i++
+		}
+	})
+}

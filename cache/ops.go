@@ -1,0 +1,401 @@
+package cache
+
+import (
+	"strconv"
+	"time"
+)
+
+// Item is an item as the store returns it. Value is shared with the store
+// and must not be modified.
+type Item struct {
+	Value []byte
+	Flags uint32
+	CAS   uint64
+	// Expires is when the item expires; the zero Time means never.
+	Expires time.Time
+}
+
+func (it *item) export() Item {
+	out := Item{Value: it.value(), Flags: it.flags, CAS: it.cas}
+	if it.exp != 0 {
+		out.Expires = time.Unix(0, it.exp)
+	}
+	return out
+}
+
+// Mode selects what Store does.
+type Mode uint8
+
+// Store modes.
+const (
+	Set     Mode = iota // store unconditionally (or only if CAS matches)
+	Add                 // store only if the key is absent
+	Replace             // store only if the key is present
+	Append              // add to the end of the present value
+	Prepend             // add to the start of the present value
+)
+
+// Get returns the item stored under key and whether there is one. A hit
+// makes the item the most recently used.
+func (c *Cache) Get(key []byte) (Item, bool) {
+	now := c.now()
+	s := c.shardFor(key)
+	s.mu.Lock()
+	it, freed := s.lookup(key, now)
+	if it == nil {
+		if freed != 0 {
+			s.stats.getExpired++
+		}
+		s.stats.getMisses++
+		s.mu.Unlock()
+		c.bytes.Add(-freed)
+		return Item{}, false
+	}
+	s.stats.getHits++
+	it.fetched = true
+	s.bump(it)
+	out := it.export()
+	s.mu.Unlock()
+	return out, true
+}
+
+// Touch sets the expiry of the item under key (see Deadline) and returns it.
+// A non-zero cas must match the item's. Errors: ErrNotFound, ErrExists.
+func (c *Cache) Touch(key []byte, exp uint32, cas uint64) (Item, error) {
+	now := c.now()
+	s := c.shardFor(key)
+	s.mu.Lock()
+	it, freed := s.lookup(key, now)
+	switch {
+	case it == nil:
+		s.stats.touchMisses++
+	case cas != 0 && cas != it.cas:
+		s.stats.casBadval++
+		s.mu.Unlock()
+		c.bytes.Add(-freed)
+		return Item{}, ErrExists
+	default:
+		s.stats.touchHits++
+		it.exp = deadline(exp, now)
+		if it.expired(now) {
+			freed += s.remove(it)
+			s.mu.Unlock()
+			c.bytes.Add(-freed)
+			return Item{}, ErrNotFound
+		}
+		it.fetched = true
+		s.bump(it)
+		out := it.export()
+		s.mu.Unlock()
+		return out, nil
+	}
+	s.mu.Unlock()
+	c.bytes.Add(-freed)
+	return Item{}, ErrNotFound
+}
+
+// Store stores value under key as mode says, with the given flags and
+// expiry (see Deadline); a non-zero cas must match the present item's.
+// Append and Prepend keep the present item's flags and expiry. It returns
+// the new item's CAS.
+//
+// Errors: ErrExists (Add of a present key, CAS mismatch), ErrNotFound
+// (Replace, or Set with a CAS, of a missing key), ErrNotStored (Append or
+// Prepend to a missing key), ErrTooLarge, ErrNoMemory. As in memcached, a
+// Set that fails for size or memory removes the key's old value.
+func (c *Cache) Store(mode Mode, key, value []byte, flags, exp uint32, cas uint64) (uint64, error) {
+	now := c.now()
+	s := c.shardFor(key)
+	if mode != Append && mode != Prepend && !c.fits(len(key), len(value)) {
+		s.mu.Lock()
+		s.stats.cmdSet++
+		s.stats.storeTooLarge++
+		freed := c.dropForSet(s, mode, key)
+		s.mu.Unlock()
+		c.bytes.Add(-freed)
+		return 0, ErrTooLarge
+	}
+	s.mu.Lock()
+	s.stats.cmdSet++
+	old, freed := s.lookup(key, now)
+	var it *item
+	switch {
+	case cas != 0 && old == nil:
+		s.stats.casMisses++
+		return c.fail(s, freed, ErrNotFound)
+	case cas != 0 && old.cas != cas:
+		s.stats.casBadval++
+		return c.fail(s, freed, ErrExists)
+	case mode == Add && old != nil:
+		return c.fail(s, freed, ErrExists)
+	case mode == Replace && old == nil:
+		return c.fail(s, freed, ErrNotFound)
+	case (mode == Append || mode == Prepend) && old == nil:
+		return c.fail(s, freed, ErrNotStored)
+	case mode == Append || mode == Prepend:
+		ov := old.value()
+		if !c.fits(len(key), len(ov)+len(value)) {
+			s.stats.storeTooLarge++
+			return c.fail(s, freed, ErrTooLarge)
+		}
+		data := make([]byte, len(key)+len(ov)+len(value))
+		n := copy(data, key)
+		if mode == Append {
+			n += copy(data[n:], ov)
+			copy(data[n:], value)
+		} else {
+			n += copy(data[n:], value)
+			copy(data[n:], ov)
+		}
+		it = &item{data: data, keyLen: uint32(len(key)), flags: old.flags, exp: old.exp}
+	default:
+		it = newItem(key, value)
+		it.flags = flags
+		it.exp = deadline(exp, now)
+	}
+	if cas != 0 {
+		s.stats.casHits++
+	}
+	if it.expired(now) {
+		// Stored already expired: the old value is gone and nothing new is
+		// visible.
+		if old != nil {
+			freed += s.remove(old)
+		}
+		s.mu.Unlock()
+		c.bytes.Add(-freed)
+		return c.nextCAS(), nil
+	}
+	if err := c.insert(s, it, old, now, freed); err != nil {
+		if mode == Set {
+			c.bytes.Add(-c.dropForSet(s, mode, key))
+		}
+		s.mu.Unlock()
+		return 0, err
+	}
+	s.mu.Unlock()
+	c.evictElsewhere()
+	return it.cas, nil
+}
+
+// fail unlocks s, accounts for bytes freed by lookup and returns err.
+func (c *Cache) fail(s *shard, freed int64, err error) (uint64, error) {
+	s.mu.Unlock()
+	c.bytes.Add(-freed)
+	return 0, err
+}
+
+// dropForSet removes key's item after a failed Set, as memcached does so
+// that no stale value survives; s must be locked. It returns the bytes
+// freed.
+func (c *Cache) dropForSet(s *shard, mode Mode, key []byte) int64 {
+	if mode != Set {
+		return 0
+	}
+	if it, ok := s.items[string(key)]; ok {
+		return s.remove(it)
+	}
+	return 0
+}
+
+// insert stores it in place of old in the locked shard s, giving it a new
+// CAS, and keeps memory within the limit: by evicting from s, or, with
+// NoEvict, by refusing with ErrNoMemory (expired items are reclaimed
+// first). freed is what lookup already released.
+func (c *Cache) insert(s *shard, it, old *item, now int64, freed int64) error {
+	grow := it.size()
+	if old != nil {
+		grow -= old.size()
+	}
+	if c.noEvict && c.bytes.Load()-freed+grow > c.maxBytes {
+		freed += s.reclaimExpired(old, now, reclaimSearch)
+		if c.bytes.Load()-freed+grow > c.maxBytes {
+			s.stats.storeNoMemory++
+			c.bytes.Add(-freed)
+			return ErrNoMemory
+		}
+	}
+	it.cas = c.nextCAS()
+	total := c.bytes.Add(s.put(it, old) - freed)
+	for total > c.maxBytes && !c.noEvict {
+		n := s.evictOne(it, now)
+		if n == 0 {
+			break
+		}
+		total = c.bytes.Add(-n)
+	}
+	return nil
+}
+
+// evictElsewhere evicts from other shards, one item at a time, while memory
+// is over the limit. It runs with no lock held, so shards are never locked
+// two at a time.
+func (c *Cache) evictElsewhere() {
+	if c.noEvict || c.bytes.Load() <= c.maxBytes {
+		return
+	}
+	idle := 0
+	for c.bytes.Load() > c.maxBytes && idle < len(c.shards) {
+		i := c.evictAt.Add(1) & c.mask
+		s := &c.shards[i]
+		s.mu.Lock()
+		n := s.evictOne(nil, c.clock.Now().UnixNano())
+		s.mu.Unlock()
+		if n == 0 {
+			idle++
+			continue
+		}
+		idle = 0
+		c.bytes.Add(-n)
+	}
+}
+
+// Delete removes the item under key; a non-zero cas must match it. Errors:
+// ErrNotFound, ErrExists.
+func (c *Cache) Delete(key []byte, cas uint64) error {
+	now := c.now()
+	s := c.shardFor(key)
+	s.mu.Lock()
+	it, freed := s.lookup(key, now)
+	var err error
+	switch {
+	case it == nil:
+		s.stats.deleteMisses++
+		err = ErrNotFound
+	case cas != 0 && cas != it.cas:
+		s.stats.casBadval++
+		err = ErrExists
+	default:
+		s.stats.deleteHits++
+		freed += s.remove(it)
+	}
+	s.mu.Unlock()
+	c.bytes.Add(-freed)
+	return err
+}
+
+// NoCreate as the expiry of Incr and Decr means "do not create a missing
+// key": they fail with ErrNotFound instead.
+const NoCreate = 0xffffffff
+
+// Incr adds delta to the decimal value under key, wrapping at 2^64, and
+// returns the new value and CAS. A missing key is created with initial
+// (flags 0, expiry exp) unless exp is NoCreate. A non-zero cas must match.
+// Errors: ErrNotFound, ErrExists, ErrNonNumeric, ErrNoMemory.
+func (c *Cache) Incr(key []byte, delta, initial uint64, exp uint32, cas uint64) (uint64, uint64, error) {
+	return c.delta(key, true, delta, initial, exp, cas)
+}
+
+// Decr subtracts delta from the decimal value under key, stopping at 0;
+// otherwise as Incr.
+func (c *Cache) Decr(key []byte, delta, initial uint64, exp uint32, cas uint64) (uint64, uint64, error) {
+	return c.delta(key, false, delta, initial, exp, cas)
+}
+
+func (c *Cache) delta(key []byte, incr bool, delta, initial uint64, exp uint32, cas uint64) (uint64, uint64, error) {
+	now := c.now()
+	s := c.shardFor(key)
+	s.mu.Lock()
+	old, freed := s.lookup(key, now)
+	var it *item
+	var value uint64
+	switch {
+	case old == nil:
+		if incr {
+			s.stats.incrMisses++
+		} else {
+			s.stats.decrMisses++
+		}
+		if exp == NoCreate {
+			c.fail(s, freed, nil)
+			return 0, 0, ErrNotFound
+		}
+		var buf [20]byte
+		value = initial
+		it = newItem(key, strconv.AppendUint(buf[:0], initial, 10))
+		it.exp = deadline(exp, now)
+	case cas != 0 && cas != old.cas:
+		s.stats.casBadval++
+		c.fail(s, freed, nil)
+		return 0, 0, ErrExists
+	default:
+		cur, ok := parseCounter(old.value())
+		if !ok {
+			c.fail(s, freed, nil)
+			return 0, 0, ErrNonNumeric
+		}
+		if incr {
+			s.stats.incrHits++
+			value = cur + delta
+		} else {
+			s.stats.decrHits++
+			value = cur - min(delta, cur)
+		}
+		var buf [20]byte
+		digits := strconv.AppendUint(buf[:0], value, 10)
+		// memcached rewrites a shorter number in place, padded with
+		// spaces to the old length; clients see the padding.
+		n := max(len(digits), len(old.value()))
+		data := make([]byte, len(key)+n)
+		copy(data, key)
+		copy(data[len(key):], digits)
+		for i := len(key) + len(digits); i < len(data); i++ {
+			data[i] = ' '
+		}
+		it = &item{data: data, keyLen: uint32(len(key)), flags: old.flags, exp: old.exp}
+	}
+	if it.expired(now) {
+		if old != nil {
+			freed += s.remove(old)
+		}
+		s.mu.Unlock()
+		c.bytes.Add(-freed)
+		return value, c.nextCAS(), nil
+	}
+	if err := c.insert(s, it, old, now, freed); err != nil {
+		s.mu.Unlock()
+		return 0, 0, err
+	}
+	s.mu.Unlock()
+	c.evictElsewhere()
+	return value, it.cas, nil
+}
+
+// parseCounter reads a counter as memcached's safe_strtoull does: optional
+// leading white space and sign, decimal digits that fit 64 bits, then white
+// space or the end. A minus sign is accepted only when the negated result is
+// still below 2^63 (so "-0" is 0).
+func parseCounter(b []byte) (uint64, bool) {
+	i := 0
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	neg := false
+	if i < len(b) && (b[i] == '+' || b[i] == '-') {
+		neg = b[i] == '-'
+		i++
+	}
+	start := i
+	var v uint64
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		d := uint64(b[i] - '0')
+		if v > (1<<64-1-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	if i == start || (i < len(b) && !isSpace(b[i])) {
+		return 0, false
+	}
+	if neg {
+		v = -v
+		if int64(v) < 0 {
+			return 0, false
+		}
+	}
+	return v, true
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+}

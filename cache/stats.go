@@ -1,0 +1,91 @@
+package cache
+
+// Stats are the store's counters, named after memcached's statistics.
+type Stats struct {
+	CurrItems        uint64 // items stored now
+	TotalItems       uint64 // items stored since start
+	Bytes            int64  // memory in use, as the limit counts it
+	LimitMaxBytes    int64
+	GetHits          uint64
+	GetMisses        uint64
+	GetExpired       uint64 // misses because the item had expired
+	GetFlushed       uint64 // misses because of a flush (0: flushes remove at once)
+	DeleteHits       uint64
+	DeleteMisses     uint64
+	IncrHits         uint64
+	IncrMisses       uint64
+	DecrHits         uint64
+	DecrMisses       uint64
+	CasHits          uint64
+	CasMisses        uint64
+	CasBadval        uint64
+	TouchHits        uint64
+	TouchMisses      uint64
+	CmdSet           uint64
+	Evictions        uint64
+	EvictedUnfetched uint64
+	ExpiredUnfetched uint64
+	Reclaimed        uint64 // expired items removed
+	StoreTooLarge    uint64
+	StoreNoMemory    uint64
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Cache) Stats() Stats {
+	st := Stats{LimitMaxBytes: c.maxBytes, Bytes: c.bytes.Load()}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		k := s.stats
+		st.CurrItems += uint64(len(s.items))
+		s.mu.Unlock()
+		st.TotalItems += k.totalItems
+		st.GetHits += k.getHits
+		st.GetMisses += k.getMisses
+		st.GetExpired += k.getExpired
+		st.GetFlushed += k.getFlushed
+		st.DeleteHits += k.deleteHits
+		st.DeleteMisses += k.deleteMisses
+		st.IncrHits += k.incrHits
+		st.IncrMisses += k.incrMisses
+		st.DecrHits += k.decrHits
+		st.DecrMisses += k.decrMisses
+		st.CasHits += k.casHits
+		st.CasMisses += k.casMisses
+		st.CasBadval += k.casBadval
+		st.TouchHits += k.touchHits
+		st.TouchMisses += k.touchMisses
+		st.CmdSet += k.cmdSet
+		st.Evictions += k.evictions
+		st.EvictedUnfetched += k.evictedUnfetched
+		st.ExpiredUnfetched += k.expiredUnfetched
+		st.Reclaimed += k.reclaimed
+		st.StoreTooLarge += k.storeTooLarge
+		st.StoreNoMemory += k.storeNoMemory
+	}
+	return st
+}
+
+// ResetStats zeroes the counters (not the item counts and sizes), as
+// memcached's "stats reset".
+func (c *Cache) ResetStats() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		s.stats = counters{}
+		s.mu.Unlock()
+	}
+}
+
+// Len returns the number of items stored, expired ones not yet removed
+// included.
+func (c *Cache) Len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += len(s.items)
+		s.mu.Unlock()
+	}
+	return n
+}

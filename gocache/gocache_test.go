@@ -1,0 +1,171 @@
+package gocache_test
+
+import (
+	"bytes"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	gm "github.com/f8e615c8/gomemcached"
+	"github.com/f8e615c8/gomemcached/cache"
+	"github.com/f8e615c8/gomemcached/gocache"
+	"github.com/f8e615c8/gomemcached/gocache/gocachetest"
+	"github.com/f8e615c8/gomemcached/internal/peer"
+)
+
+// memccapable (libmemcached's memcapable) runs its 27 binary-protocol
+// tests against gocache.
+func TestMemccapable(t *testing.T) {
+	bin := peer.Require(t, "memccapable")
+	_, addr := gocachetest.Start(t, gocache.Config{})
+	host, port, _ := net.SplitHostPort(addr)
+	out, err := exec.Command(bin, "-h", host, "-p", port, "-b").CombinedOutput()
+	passed := strings.Count(string(out), "[pass]")
+	if err != nil || passed != 27 || strings.Contains(string(out), "[FAIL]") {
+		t.Fatalf("memccapable: %v, %d passed\n%s", err, passed, out)
+	}
+}
+
+// stats fetches a STAT group as a map.
+func stats(t *testing.T, addr, group string) map[string]string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	(&gm.MCRequest{Opcode: gm.STAT, Key: []byte(group)}).Transmit(c)
+	r := gm.NewReader(c)
+	out := map[string]string{}
+	for {
+		var res gm.MCResponse
+		if err := r.ReadResponse(&res); err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != gm.SUCCESS {
+			t.Fatalf("STAT %q: %v", group, res.Status)
+		}
+		if len(res.Key) == 0 {
+			return out
+		}
+		out[string(res.Key)] = string(res.Body)
+	}
+}
+
+func do(t *testing.T, c net.Conn, r *gm.Reader, req gm.MCRequest) gm.MCResponse {
+	t.Helper()
+	if _, err := req.Transmit(c); err != nil {
+		t.Fatal(err)
+	}
+	var res gm.MCResponse
+	if err := r.ReadResponse(&res); err != nil {
+		t.Fatal(err)
+	}
+	res.Body = bytes.Clone(res.Body)
+	return res
+}
+
+func TestStats(t *testing.T) {
+	_, addr := gocachetest.Start(t, gocache.Config{Threads: 3, MaxConns: 77})
+	c, _ := net.Dial("tcp", addr)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := gm.NewReader(c)
+	ext := make([]byte, 8)
+	do(t, c, r, gm.MCRequest{Opcode: gm.SET, Key: []byte("a"), Extras: ext, Body: []byte("12345")})
+	do(t, c, r, gm.MCRequest{Opcode: gm.GET, Key: []byte("a")})
+	do(t, c, r, gm.MCRequest{Opcode: gm.GET, Key: []byte("b")})
+	do(t, c, r, gm.MCRequest{Opcode: gm.DELETE, Key: []byte("b")})
+	do(t, c, r, gm.MCRequest{Opcode: gm.TOUCH, Key: []byte("a"), Extras: make([]byte, 4)})
+
+	st := stats(t, addr, "")
+	for name, want := range map[string]string{
+		"cmd_get": "2", "get_hits": "1", "get_misses": "1", "cmd_set": "1", "delete_misses": "1",
+		"cmd_touch": "1", "touch_hits": "1", "curr_items": "1", "total_items": "1", "threads": "3",
+		"max_connections": "77", "limit_maxbytes": strconv.Itoa(cache.DefaultMaxBytes), "version": gocache.Version,
+		"curr_connections": "2", "evictions": "0",
+	} {
+		if st[name] != want {
+			t.Errorf("stat %s = %q, want %q", name, st[name], want)
+		}
+	}
+	for _, name := range []string{"pid", "uptime", "time", "rusage_user", "rusage_system", "total_connections",
+		"incr_hits", "incr_misses", "decr_hits", "decr_misses", "cas_hits", "cas_misses", "cas_badval",
+		"bytes", "bytes_read", "bytes_written", "expired_unfetched", "evicted_unfetched", "reclaimed",
+		"auth_cmds", "auth_errors", "rejected_connections", "store_too_large", "store_no_memory"} {
+		if _, ok := st[name]; !ok {
+			t.Errorf("stat %s missing", name)
+		}
+	}
+	if n, _ := strconv.Atoi(st["bytes"]); n < 6 {
+		t.Errorf("bytes = %s", st["bytes"])
+	}
+	set := stats(t, addr, "settings")
+	if set["maxconns"] != "77" || set["item_size_max"] != "1048576" || set["evictions"] != "on" {
+		t.Errorf("settings %v", set)
+	}
+	if items := stats(t, addr, "items"); items["items:1:number"] != "1" {
+		t.Errorf("items %v", items)
+	}
+	stats(t, addr, "reset")
+	if st := stats(t, addr, ""); st["get_hits"] != "0" || st["curr_items"] != "1" {
+		t.Errorf("after reset: get_hits %s curr_items %s", st["get_hits"], st["curr_items"])
+	}
+}
+
+// -m with eviction, -M refusing, -I limiting, through the protocol.
+func TestLimits(t *testing.T) {
+	value := bytes.Repeat([]byte("v"), 10_000)
+	for _, tc := range []struct {
+		name    string
+		cfg     cache.Config
+		want    gm.Status
+		evicted bool
+	}{
+		{"evicts", cache.Config{MaxBytes: 1 << 20}, gm.SUCCESS, true},
+		{"refuses", cache.Config{MaxBytes: 1 << 20, NoEvict: true}, gm.ENOMEM, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := gocachetest.Start(t, gocache.Config{Cache: tc.cfg})
+			c, _ := net.Dial("tcp", addr)
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			r := gm.NewReader(c)
+			var last gm.MCResponse
+			for i := range 200 {
+				last = do(t, c, r, gm.MCRequest{Opcode: gm.SET, Key: []byte(strconv.Itoa(i)), Extras: make([]byte, 8), Body: value})
+				if last.Status != gm.SUCCESS {
+					break
+				}
+			}
+			if last.Status != tc.want {
+				t.Fatalf("last store: %v, want %v", last.Status, tc.want)
+			}
+			if tc.want == gm.ENOMEM && string(last.Body) != "Out of memory" {
+				t.Fatalf("ENOMEM body %q", last.Body)
+			}
+			st := stats(t, addr, "")
+			if ev, _ := strconv.Atoi(st["evictions"]); (ev > 0) != tc.evicted {
+				t.Fatalf("evictions = %s", st["evictions"])
+			}
+			if b, _ := strconv.Atoi(st["bytes"]); b > 1<<20 {
+				t.Fatalf("bytes %d over the limit", b)
+			}
+		})
+	}
+	_, addr := gocachetest.Start(t, gocache.Config{Cache: cache.Config{MaxItemSize: 4096}})
+	c, _ := net.Dial("tcp", addr)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := gm.NewReader(c)
+	if res := do(t, c, r, gm.MCRequest{Opcode: gm.SET, Key: []byte("k"), Extras: make([]byte, 8), Body: make([]byte, 5000)}); res.Status != gm.E2BIG {
+		t.Fatalf("-I 4096: %v", res.Status)
+	}
+	if res := do(t, c, r, gm.MCRequest{Opcode: gm.NOOP}); res.Status != gm.SUCCESS {
+		t.Fatal("connection not usable after E2BIG")
+	}
+}

@@ -1,0 +1,295 @@
+package gocache
+
+import (
+	"encoding/binary"
+	"errors"
+
+	gm "github.com/f8e615c8/gomemcached"
+	"github.com/f8e615c8/gomemcached/cache"
+	memcached "github.com/f8e615c8/gomemcached/server"
+)
+
+// maxKeyLen is memcached's key length limit.
+const maxKeyLen = 250
+
+// Error values, as memcached 1.6 words them.
+var (
+	msgNotFound    = []byte("Not found")
+	msgExists      = []byte("Data exists for key.")
+	msgTooLarge    = []byte("Too large.")
+	msgInvalid     = []byte("Invalid arguments")
+	msgNotStored   = []byte("Not stored.")
+	msgNonNumeric  = []byte("Non-numeric server-side value for incr or decr")
+	msgNoMemory    = []byte("Out of memory")
+	msgUnknown     = []byte("Unknown command")
+	msgAuthFailure = []byte("Auth failure.")
+)
+
+// handler serves memcached's binary commands from a cache.
+type handler struct {
+	srv *Server
+	mux *memcached.ServeMux
+}
+
+func newHandler(s *Server) *handler {
+	h := &handler{srv: s, mux: memcached.NewServeMux()}
+	m := h.mux
+	m.HandleFunc(h.get, gm.GET, gm.GETQ, gm.GETK, gm.GETKQ)
+	m.HandleFunc(h.store, gm.SET, gm.SETQ, gm.ADD, gm.ADDQ, gm.REPLACE, gm.REPLACEQ)
+	m.HandleFunc(h.concat, gm.APPEND, gm.APPENDQ, gm.PREPEND, gm.PREPENDQ)
+	m.HandleFunc(h.delete, gm.DELETE, gm.DELETEQ)
+	m.HandleFunc(h.delta, gm.INCREMENT, gm.INCREMENTQ, gm.DECREMENT, gm.DECREMENTQ)
+	m.HandleFunc(h.touch, gm.TOUCH, gm.GAT, gm.GATQ, gm.GATK, gm.GATKQ)
+	m.HandleFunc(h.flush, gm.FLUSH, gm.FLUSHQ)
+	m.HandleFunc(h.noop, gm.NOOP)
+	m.HandleFunc(h.version, gm.VERSION)
+	m.HandleFunc(h.quit, gm.QUIT, gm.QUITQ)
+	m.HandleFunc(h.stat, gm.STAT)
+	m.HandleFunc(h.verbosity, gm.VERBOSITY)
+	m.NotFound = memcached.HandlerFunc(h.unknown)
+	return h
+}
+
+// ServeMC checks what memcached checks of every request, then dispatches.
+func (h *handler) ServeMC(c *memcached.Conn, req *gm.MCRequest) {
+	if len(req.Key) > maxKeyLen {
+		h.invalid(c, req)
+		return
+	}
+	h.mux.ServeMC(c, req)
+}
+
+// invalid answers a malformed request as memcached does: EINVAL, then the
+// connection is closed.
+func (h *handler) invalid(c *memcached.Conn, req *gm.MCRequest) {
+	c.WriteStatus(req, gm.EINVAL, msgInvalid)
+	c.Close()
+}
+
+func (h *handler) unknown(c *memcached.Conn, req *gm.MCRequest) {
+	c.WriteStatus(req, gm.UNKNOWN_COMMAND, msgUnknown)
+}
+
+// shape reports whether req has exactly extlen bytes of extras, a key (or
+// none) and a value (or none), as each command requires.
+func shape(req *gm.MCRequest, extlen int, key, value bool) bool {
+	return len(req.Extras) == extlen && (len(req.Key) > 0) == key && (value || len(req.Body) == 0)
+}
+
+// fail answers a store error with memcached's status and message.
+func (h *handler) fail(c *memcached.Conn, req *gm.MCRequest, err error) {
+	switch {
+	case errors.Is(err, cache.ErrNotFound):
+		c.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
+	case errors.Is(err, cache.ErrExists):
+		c.WriteStatus(req, gm.KEY_EEXISTS, msgExists)
+	case errors.Is(err, cache.ErrNotStored):
+		c.WriteStatus(req, gm.NOT_STORED, msgNotStored)
+	case errors.Is(err, cache.ErrTooLarge):
+		c.WriteStatus(req, gm.E2BIG, msgTooLarge)
+	case errors.Is(err, cache.ErrNoMemory):
+		c.WriteStatus(req, gm.ENOMEM, msgNoMemory)
+	case errors.Is(err, cache.ErrNonNumeric):
+		c.WriteStatus(req, gm.DELTA_BADVAL, msgNonNumeric)
+	default:
+		c.WriteStatus(req, gm.EINTERNAL, []byte(err.Error()))
+	}
+}
+
+func (h *handler) get(c *memcached.Conn, req *gm.MCRequest) {
+	if !shape(req, 0, true, false) {
+		h.invalid(c, req)
+		return
+	}
+	withKey := req.Opcode == gm.GETK || req.Opcode == gm.GETKQ
+	it, ok := h.srv.cache.Get(req.Key)
+	if !ok {
+		switch {
+		case req.Opcode.IsQuiet():
+		case withKey:
+			res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: gm.KEY_ENOENT, Key: req.Key}
+			c.WriteResponse(&res)
+		default:
+			c.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
+		}
+		return
+	}
+	h.writeItem(c, req, &it, withKey, true)
+}
+
+// writeItem answers with an item: flags in the extras, the key if asked,
+// the value if asked.
+func (h *handler) writeItem(c *memcached.Conn, req *gm.MCRequest, it *cache.Item, withKey, withValue bool) {
+	var flags [4]byte
+	binary.BigEndian.PutUint32(flags[:], it.Flags)
+	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Cas: it.CAS, Extras: flags[:]}
+	if withKey {
+		res.Key = req.Key
+	}
+	if withValue {
+		res.Body = it.Value
+	}
+	c.WriteResponse(&res)
+}
+
+// stored answers a successful mutation: its CAS, unless the command is
+// quiet.
+func stored(c *memcached.Conn, req *gm.MCRequest, cas uint64) {
+	if req.Opcode.IsQuiet() {
+		return
+	}
+	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Cas: cas}
+	c.WriteResponse(&res)
+}
+
+func (h *handler) store(c *memcached.Conn, req *gm.MCRequest) {
+	if !shape(req, 8, true, true) {
+		h.invalid(c, req)
+		return
+	}
+	mode := cache.Set
+	switch req.Opcode {
+	case gm.ADD, gm.ADDQ:
+		mode = cache.Add
+	case gm.REPLACE, gm.REPLACEQ:
+		mode = cache.Replace
+	}
+	flags := binary.BigEndian.Uint32(req.Extras)
+	exp := binary.BigEndian.Uint32(req.Extras[4:])
+	cas, err := h.srv.cache.Store(mode, req.Key, req.Body, flags, exp, req.Cas)
+	if err != nil {
+		h.fail(c, req, err)
+		return
+	}
+	stored(c, req, cas)
+}
+
+func (h *handler) concat(c *memcached.Conn, req *gm.MCRequest) {
+	if !shape(req, 0, true, true) {
+		h.invalid(c, req)
+		return
+	}
+	mode := cache.Append
+	if req.Opcode == gm.PREPEND || req.Opcode == gm.PREPENDQ {
+		mode = cache.Prepend
+	}
+	cas, err := h.srv.cache.Store(mode, req.Key, req.Body, 0, 0, req.Cas)
+	if err != nil {
+		h.fail(c, req, err)
+		return
+	}
+	stored(c, req, cas)
+}
+
+func (h *handler) delete(c *memcached.Conn, req *gm.MCRequest) {
+	if !shape(req, 0, true, false) {
+		h.invalid(c, req)
+		return
+	}
+	if err := h.srv.cache.Delete(req.Key, req.Cas); err != nil {
+		h.fail(c, req, err)
+		return
+	}
+	stored(c, req, 0)
+}
+
+func (h *handler) delta(c *memcached.Conn, req *gm.MCRequest) {
+	if !shape(req, 20, true, false) {
+		h.invalid(c, req)
+		return
+	}
+	delta := binary.BigEndian.Uint64(req.Extras)
+	initial := binary.BigEndian.Uint64(req.Extras[8:])
+	exp := binary.BigEndian.Uint32(req.Extras[16:])
+	op := h.srv.cache.Incr
+	if req.Opcode == gm.DECREMENT || req.Opcode == gm.DECREMENTQ {
+		op = h.srv.cache.Decr
+	}
+	value, cas, err := op(req.Key, delta, initial, exp, req.Cas)
+	if err != nil {
+		h.fail(c, req, err)
+		return
+	}
+	if req.Opcode.IsQuiet() {
+		return
+	}
+	var body [8]byte
+	binary.BigEndian.PutUint64(body[:], value)
+	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Cas: cas, Body: body[:]}
+	c.WriteResponse(&res)
+}
+
+// touch serves TOUCH and the get-and-touch family. TOUCH answers with the
+// flags only; GAT and GATQ add the value, GATK and GATKQ the key too.
+func (h *handler) touch(c *memcached.Conn, req *gm.MCRequest) {
+	if !shape(req, 4, true, false) {
+		h.invalid(c, req)
+		return
+	}
+	h.srv.cmdTouch.Add(1)
+	withKey := req.Opcode == gm.GATK || req.Opcode == gm.GATKQ
+	it, err := h.srv.cache.Touch(req.Key, binary.BigEndian.Uint32(req.Extras), req.Cas)
+	if err != nil {
+		switch {
+		case errors.Is(err, cache.ErrNotFound) && req.Opcode.IsQuiet():
+		case errors.Is(err, cache.ErrNotFound) && withKey:
+			res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: gm.KEY_ENOENT, Key: req.Key}
+			c.WriteResponse(&res)
+		default:
+			h.fail(c, req, err)
+		}
+		return
+	}
+	h.writeItem(c, req, &it, withKey, req.Opcode != gm.TOUCH)
+}
+
+func (h *handler) flush(c *memcached.Conn, req *gm.MCRequest) {
+	if len(req.Key) != 0 || len(req.Body) != 0 || (len(req.Extras) != 0 && len(req.Extras) != 4) {
+		h.invalid(c, req)
+		return
+	}
+	var delay uint32
+	if len(req.Extras) == 4 {
+		delay = binary.BigEndian.Uint32(req.Extras)
+	}
+	h.srv.cmdFlush.Add(1)
+	h.srv.cache.Flush(delay)
+	stored(c, req, 0)
+}
+
+func (h *handler) noop(c *memcached.Conn, req *gm.MCRequest) {
+	if !shape(req, 0, false, false) {
+		h.invalid(c, req)
+		return
+	}
+	stored(c, req, 0)
+}
+
+func (h *handler) version(c *memcached.Conn, req *gm.MCRequest) {
+	if !shape(req, 0, false, false) {
+		h.invalid(c, req)
+		return
+	}
+	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: h.srv.version}
+	c.WriteResponse(&res)
+}
+
+func (h *handler) quit(c *memcached.Conn, req *gm.MCRequest) {
+	if !shape(req, 0, false, false) {
+		h.invalid(c, req)
+		return
+	}
+	stored(c, req, 0)
+	c.Close()
+}
+
+// verbosity accepts a level and answers SUCCESS. (memcached 1.6 treats the
+// opcode as unknown, and leaves it unanswered when it has extras.)
+func (h *handler) verbosity(c *memcached.Conn, req *gm.MCRequest) {
+	if !shape(req, 4, false, false) {
+		h.invalid(c, req)
+		return
+	}
+	h.srv.verbosity.Store(binary.BigEndian.Uint32(req.Extras))
+	stored(c, req, 0)
+}

@@ -1,0 +1,173 @@
+package gocache
+
+import (
+	"strconv"
+	"time"
+
+	gm "github.com/f8e615c8/gomemcached"
+	memcached "github.com/f8e615c8/gomemcached/server"
+)
+
+// statWriter answers a STAT request with one packet per statistic.
+type statWriter struct {
+	c   *memcached.Conn
+	req *gm.MCRequest
+	buf []byte
+}
+
+func (w *statWriter) str(name, value string) {
+	w.buf = append(w.buf[:0], value...)
+	w.send(name)
+}
+
+func (w *statWriter) uint(name string, v uint64) {
+	w.buf = strconv.AppendUint(w.buf[:0], v, 10)
+	w.send(name)
+}
+
+func (w *statWriter) int(name string, v int64) {
+	w.buf = strconv.AppendInt(w.buf[:0], v, 10)
+	w.send(name)
+}
+
+func (w *statWriter) seconds(name string, d time.Duration) {
+	w.buf = strconv.AppendFloat(w.buf[:0], d.Seconds(), 'f', 6, 64)
+	w.send(name)
+}
+
+func (w *statWriter) send(name string) {
+	res := gm.MCResponse{Opcode: w.req.Opcode, Opaque: w.req.Opaque, Key: []byte(name), Body: w.buf}
+	w.c.WriteResponse(&res)
+}
+
+// end sends the empty packet that ends the statistics.
+func (w *statWriter) end() {
+	res := gm.MCResponse{Opcode: w.req.Opcode, Opaque: w.req.Opaque}
+	w.c.WriteResponse(&res)
+}
+
+func (h *handler) stat(c *memcached.Conn, req *gm.MCRequest) {
+	if len(req.Extras) != 0 || len(req.Body) != 0 {
+		h.invalid(c, req)
+		return
+	}
+	w := &statWriter{c: c, req: req, buf: make([]byte, 0, 32)}
+	switch string(req.Key) {
+	case "":
+		h.srv.generalStats(w)
+	case "settings":
+		h.srv.settingsStats(w)
+	case "items":
+		h.srv.itemStats(w)
+	case "reset":
+		h.srv.resetStats()
+	default:
+		c.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
+		return
+	}
+	w.end()
+}
+
+func (s *Server) generalStats(w *statWriter) {
+	now := time.Now()
+	cs := s.cache.Stats()
+	ss := s.srv.Stats()
+	user, system := rusage()
+	w.int("pid", int64(pid))
+	w.int("uptime", int64(now.Sub(s.started)/time.Second))
+	w.int("time", now.Unix())
+	w.str("version", Version)
+	w.int("pointer_size", 64)
+	w.seconds("rusage_user", user)
+	w.seconds("rusage_system", system)
+	w.int("max_connections", int64(s.maxConns))
+	w.int("curr_connections", ss.CurrConnections)
+	w.uint("total_connections", ss.TotalConnections)
+	w.uint("rejected_connections", ss.RejectedConnections)
+	w.int("connection_structures", ss.CurrConnections)
+	w.uint("cmd_get", cs.GetHits+cs.GetMisses)
+	w.uint("cmd_set", cs.CmdSet)
+	w.uint("cmd_flush", s.cmdFlush.Load())
+	w.uint("cmd_touch", s.cmdTouch.Load())
+	w.uint("get_hits", cs.GetHits)
+	w.uint("get_misses", cs.GetMisses)
+	w.uint("get_expired", cs.GetExpired)
+	w.uint("get_flushed", cs.GetFlushed)
+	w.uint("delete_misses", cs.DeleteMisses)
+	w.uint("delete_hits", cs.DeleteHits)
+	w.uint("incr_misses", cs.IncrMisses)
+	w.uint("incr_hits", cs.IncrHits)
+	w.uint("decr_misses", cs.DecrMisses)
+	w.uint("decr_hits", cs.DecrHits)
+	w.uint("cas_misses", cs.CasMisses)
+	w.uint("cas_hits", cs.CasHits)
+	w.uint("cas_badval", cs.CasBadval)
+	w.uint("touch_hits", cs.TouchHits)
+	w.uint("touch_misses", cs.TouchMisses)
+	w.uint("store_too_large", cs.StoreTooLarge)
+	w.uint("store_no_memory", cs.StoreNoMemory)
+	w.uint("auth_cmds", s.authCmds.Load())
+	w.uint("auth_errors", s.authErrs.Load())
+	w.uint("bytes_read", ss.BytesRead)
+	w.uint("bytes_written", ss.BytesWritten)
+	w.int("limit_maxbytes", cs.LimitMaxBytes)
+	w.int("accepting_conns", 1)
+	w.int("threads", int64(s.threads))
+	w.int("bytes", cs.Bytes)
+	w.uint("curr_items", cs.CurrItems)
+	w.uint("total_items", cs.TotalItems)
+	w.uint("expired_unfetched", cs.ExpiredUnfetched)
+	w.uint("evicted_unfetched", cs.EvictedUnfetched)
+	w.uint("evictions", cs.Evictions)
+	w.uint("reclaimed", cs.Reclaimed)
+}
+
+func (s *Server) settingsStats(w *statWriter) {
+	c := s.cache
+	w.int("maxbytes", c.MaxBytes())
+	w.int("maxconns", int64(s.maxConns))
+	for _, name := range []string{"tcpport", "udpport", "interface", "domain_socket", "umask"} {
+		if v, ok := s.cfg.Settings[name]; ok {
+			w.str(name, v)
+		}
+	}
+	w.int("verbosity", int64(s.verbosity.Load()))
+	w.int("oldest", 0)
+	if s.cfg.Cache.NoEvict {
+		w.str("evictions", "off")
+	} else {
+		w.str("evictions", "on")
+	}
+	w.int("num_threads", int64(s.threads))
+	w.str("cas_enabled", "yes")
+	w.str("binding_protocol", "binary")
+	w.str("auth_enabled_sasl", "no")
+	w.int("item_size_max", int64(c.MaxItemSize()))
+	w.str("maxconns_fast", "yes")
+	w.str("flush_enabled", "yes")
+	w.int("idle_timeout", int64(s.cfg.IdleTimeout/time.Second))
+}
+
+// itemStats reports the store as memcached's slab class 1: gocache has no
+// slab classes.
+func (s *Server) itemStats(w *statWriter) {
+	cs := s.cache.Stats()
+	if cs.CurrItems == 0 {
+		return
+	}
+	w.uint("items:1:number", cs.CurrItems)
+	w.uint("items:1:evicted", cs.Evictions)
+	w.uint("items:1:outofmemory", cs.StoreNoMemory)
+	w.uint("items:1:reclaimed", cs.Reclaimed)
+	w.uint("items:1:expired_unfetched", cs.ExpiredUnfetched)
+	w.uint("items:1:evicted_unfetched", cs.EvictedUnfetched)
+	w.int("items:1:mem_requested", cs.Bytes)
+}
+
+func (s *Server) resetStats() {
+	s.cache.ResetStats()
+	s.cmdFlush.Store(0)
+	s.cmdTouch.Store(0)
+	s.authCmds.Store(0)
+	s.authErrs.Store(0)
+}

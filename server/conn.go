@@ -1,0 +1,240 @@
+package memcached
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/f8e615c8/gomemcached"
+)
+
+const (
+	// flushThreshold flushes the output buffer early while a long
+	// pipeline is still being answered.
+	flushThreshold = 64 << 10
+	// largeValue is the value size from which a response is sent with
+	// writev instead of being copied into the output buffer.
+	largeValue = 32 << 10
+	// maxRetainedOut is the largest output buffer a connection keeps.
+	maxRetainedOut = 1 << 20
+)
+
+// Conn is one client connection, as a Handler sees it: where responses are
+// written and where per-connection state lives. Its methods are for the
+// connection's own goroutine (the one calling the handler).
+type Conn struct {
+	// User is the authenticated user; the server never reads it.
+	User string
+	// Bucket is the selected bucket; the server never reads it.
+	Bucket string
+	// Features are the negotiated HELLO features; the server never reads
+	// them.
+	Features FeatureSet
+	// Data is for the handler's own per-connection state.
+	Data any
+
+	srv      *Server
+	nc       net.Conn
+	rd       *gomemcached.Reader
+	out      []byte
+	req      gomemcached.MCRequest
+	closing  bool
+	werr     error
+	bytesIn  atomic.Uint64
+	bytesOut atomic.Uint64
+	log      *slog.Logger
+}
+
+// countingReader counts the bytes read from the network.
+type countingReader struct{ c *Conn }
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.c.nc.Read(p)
+	r.c.bytesIn.Add(uint64(n))
+	return n, err
+}
+
+// RemoteAddr returns the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// LocalAddr returns the address the client connected to.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// NetConn returns the underlying connection (a *tls.Conn for TLS
+// listeners). Reading from it or writing to it directly breaks the stream.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// Server returns the server the connection belongs to.
+func (c *Conn) Server() *Server { return c.srv }
+
+// Logger returns the server's logger with the connection's address.
+func (c *Conn) Logger() *slog.Logger { return c.log }
+
+// Close closes the connection once the responses written so far are sent.
+func (c *Conn) Close() { c.closing = true }
+
+// WriteResponse queues res to be sent. The response is copied: its slices
+// may be reused once WriteResponse returns. It returns the connection's
+// write error, if sending has already failed.
+func (c *Conn) WriteResponse(res *gomemcached.MCResponse) error {
+	if c.werr != nil {
+		return c.werr
+	}
+	var err error
+	if len(res.Body) < largeValue {
+		out, err := res.AppendTo(c.out)
+		if err != nil {
+			return err
+		}
+		c.out = out
+		return nil
+	}
+	if c.out, err = res.AppendHeaderTo(c.out); err != nil {
+		return err
+	}
+	c.writeBuffers(res.Body)
+	return c.werr
+}
+
+// WriteStatus queues a response to req with the given status and value
+// and no extras, key or CAS: the usual error reply.
+func (c *Conn) WriteStatus(req *gomemcached.MCRequest, status gomemcached.Status, body []byte) error {
+	res := gomemcached.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: status, Body: body}
+	return c.WriteResponse(&res)
+}
+
+// Write queues raw bytes, for handlers that encode their own packets. It
+// implements io.Writer.
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	c.out = append(c.out, p...)
+	return len(p), nil
+}
+
+// Flush sends what has been queued now rather than when the server would.
+func (c *Conn) Flush() error {
+	if c.werr != nil || len(c.out) == 0 {
+		return c.werr
+	}
+	c.armWrite()
+	n, err := c.nc.Write(c.out)
+	c.bytesOut.Add(uint64(n))
+	c.out = c.out[:0]
+	if cap(c.out) > maxRetainedOut {
+		c.out = nil
+	}
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+// writeBuffers sends the queued output and then body with one writev.
+func (c *Conn) writeBuffers(body []byte) {
+	c.armWrite()
+	bufs := net.Buffers{c.out, body}
+	n, err := bufs.WriteTo(c.nc)
+	c.bytesOut.Add(uint64(n))
+	c.out = c.out[:0]
+	if err != nil {
+		c.werr = err
+	}
+}
+
+func (c *Conn) armWrite() {
+	if t := c.srv.WriteTimeout; t > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(t))
+	}
+}
+
+// unknownCommands answers every request with UNKNOWN_COMMAND.
+var unknownCommands = NewServeMux()
+
+// serve runs the connection until it ends.
+func (c *Conn) serve() {
+	defer c.srv.forget(c)
+	defer c.nc.Close()
+	reason := c.loop()
+	c.Flush()
+	switch {
+	case reason == nil:
+		c.log.Debug("connection closed")
+	case errors.Is(reason, gomemcached.ErrProtocol):
+		c.log.Info("connection closed: malformed input", "reason", reason)
+	default:
+		c.log.Debug("connection closed", "reason", reason)
+	}
+}
+
+// loop reads and handles requests; it returns why it stopped (nil for a
+// normal end).
+func (c *Conn) loop() error {
+	for {
+		if !c.rd.Ready() {
+			if err := c.Flush(); err != nil {
+				return err
+			}
+			if c.srv.shuttingDown() {
+				return nil
+			}
+			if t := c.srv.IdleTimeout; t > 0 {
+				c.nc.SetReadDeadline(time.Now().Add(t))
+				if c.srv.shuttingDown() {
+					return nil
+				}
+			}
+		}
+		if err := c.rd.ReadRequest(&c.req); err != nil {
+			if err == io.EOF || c.srv.shuttingDown() {
+				return nil
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return errors.New("idle timeout")
+			}
+			return err
+		}
+		if m := c.rd.Magic(); m != gomemcached.REQ_MAGIC && m != gomemcached.FLEX_MAGIC {
+			return &gomemcached.ProtocolError{Kind: gomemcached.ErrBadMagic,
+				Detail: fmt.Sprintf("magic 0x%02x is not a request", m)}
+		}
+		if err := c.handle(); err != nil {
+			return err
+		}
+		if c.closing {
+			return nil
+		}
+		if c.werr != nil {
+			return c.werr
+		}
+		if len(c.out) >= flushThreshold {
+			if err := c.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// handle runs the handler on the current request; a panic closes only this
+// connection.
+func (c *Conn) handle() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("handler panic", "opcode", c.req.Opcode, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	h := c.srv.Handler
+	if h == nil {
+		h = unknownCommands
+	}
+	h.ServeMC(c, &c.req)
+	return nil
+}

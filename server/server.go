@@ -1,0 +1,284 @@
+package memcached
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/f8e615c8/gomemcached"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or
+// Close.
+var ErrServerClosed = errors.New("memcached: server closed")
+
+// Server serves the binary protocol on one or more listeners. Configure it
+// through its fields before serving; the zero value serves with no handler
+// (every request gets UNKNOWN_COMMAND), no connection limit and no
+// timeouts.
+type Server struct {
+	// Addr is the address ListenAndServe listens on: "host:port" for TCP
+	// (default "127.0.0.1:11211"), or a path starting with "/" or "unix:"
+	// for a unix socket.
+	Addr string
+	// Handler answers requests; nil answers UNKNOWN_COMMAND.
+	Handler Handler
+	// MaxConns limits the connections served at once; 0 means no limit.
+	// A connection over the limit is closed as soon as it is accepted.
+	MaxConns int
+	// IdleTimeout closes a connection that sends nothing for this long; 0
+	// means never. It also bounds a client that stalls in mid-packet.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds each write to a client; 0 means no bound.
+	WriteTimeout time.Duration
+	// ReadBufferSize is the initial read buffer of a connection; 0 means
+	// DefaultReadBufferSize. Buffers grow for large packets. A pipelined
+	// batch that fits in the buffer is answered with one write.
+	ReadBufferSize int
+	// MaxValueSize refuses packets with a larger value by closing the
+	// connection; 0 means gomemcached.MaxBodyLen.
+	MaxValueSize int
+	// Logger receives connection events; nil means slog.Default().
+	Logger *slog.Logger
+	// ConnContext, if set, is called for each new connection before it is
+	// served, to set up its state.
+	ConnContext func(c *Conn)
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*Conn]struct{}
+	closing   atomic.Bool
+	wg        sync.WaitGroup
+
+	current  atomic.Int64
+	total    atomic.Uint64
+	rejected atomic.Uint64
+	bytesIn  atomic.Uint64 // of closed connections
+	bytesOut atomic.Uint64
+}
+
+// DefaultReadBufferSize is a connection's read buffer unless
+// Server.ReadBufferSize says otherwise: 16 KiB, as memcached's.
+const DefaultReadBufferSize = 16 << 10
+
+// Stats are the server's connection counters.
+type Stats struct {
+	CurrConnections     int64
+	TotalConnections    uint64
+	RejectedConnections uint64
+	BytesRead           uint64
+	BytesWritten        uint64
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		CurrConnections:     s.current.Load(),
+		TotalConnections:    s.total.Load(),
+		RejectedConnections: s.rejected.Load(),
+		BytesRead:           s.bytesIn.Load(),
+		BytesWritten:        s.bytesOut.Load(),
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		st.BytesRead += c.bytesIn.Load()
+		st.BytesWritten += c.bytesOut.Load()
+	}
+	s.mu.Unlock()
+	return st
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) shuttingDown() bool { return s.closing.Load() }
+
+// ListenAndServe listens on s.Addr and serves until Shutdown or Close.
+func (s *Server) ListenAndServe() error {
+	if s.shuttingDown() {
+		return ErrServerClosed
+	}
+	l, err := Listen(s.Addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+// Listen listens on addr as Server.Addr describes it.
+func Listen(addr string) (net.Listener, error) {
+	switch {
+	case addr == "":
+		return net.Listen("tcp", "127.0.0.1:11211")
+	case strings.HasPrefix(addr, "unix:"):
+		return net.Listen("unix", strings.TrimPrefix(addr, "unix:"))
+	case strings.HasPrefix(addr, "/"):
+		return net.Listen("unix", addr)
+	default:
+		return net.Listen("tcp", addr)
+	}
+}
+
+// Serve accepts connections on l and serves each in its own goroutine,
+// until Shutdown or Close; it then returns ErrServerClosed. Serve may be
+// called on several listeners at once. l is closed when Serve returns.
+func (s *Server) Serve(l net.Listener) error {
+	if !s.track(l) {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer s.untrack(l)
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.shuttingDown() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.logger().Warn("accept failed; retrying", "error", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		s.total.Add(1)
+		if s.MaxConns > 0 && s.current.Load() >= int64(s.MaxConns) {
+			s.rejected.Add(1)
+			s.logger().Warn("connection limit reached; closing new connection",
+				"remote", nc.RemoteAddr().String(), "max_conns", s.MaxConns)
+			nc.Close()
+			continue
+		}
+		c := s.newConn(nc)
+		if c == nil {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+// newConn registers a connection, nil if the server is closing.
+func (s *Server) newConn(nc net.Conn) *Conn {
+	c := &Conn{srv: s, nc: nc}
+	size := s.ReadBufferSize
+	if size <= 0 {
+		size = DefaultReadBufferSize
+	}
+	c.rd = gomemcached.NewReaderSize(countingReader{c}, size)
+	c.rd.MaxValue = s.MaxValueSize
+	c.log = s.logger().With("remote", nc.RemoteAddr().String())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown() {
+		return nil
+	}
+	if s.conns == nil {
+		s.conns = make(map[*Conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	s.current.Add(1)
+	s.wg.Add(1)
+	if s.ConnContext != nil {
+		s.ConnContext(c)
+	}
+	return c
+}
+
+// forget unregisters a closed connection.
+func (s *Server) forget(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.bytesIn.Add(c.bytesIn.Load())
+	s.bytesOut.Add(c.bytesOut.Load())
+	s.mu.Unlock()
+	s.current.Add(-1)
+	s.wg.Done()
+}
+
+func (s *Server) track(l net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown() {
+		return false
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+	}
+	s.listeners[l] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(l net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, l)
+	s.mu.Unlock()
+	l.Close()
+}
+
+// Shutdown stops accepting connections, lets each connection finish the
+// requests it has already received, sends their responses and closes it.
+// It returns when every connection is closed, or with ctx's error when ctx
+// ends first, in which case the remaining connections are closed at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		// Wake a connection blocked in a read; it then sees the
+		// shutdown and ends.
+		c.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.closeConns()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	for l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	s.closeConns()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) closeConns() {
+	s.mu.Lock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+}
