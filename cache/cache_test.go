@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // fakeClock is a Clock the test moves by hand.
@@ -443,9 +444,7 @@ func TestConcurrent(t *testing.T) {
 	var sum int64
 	for i := range c.shards {
 		s := &c.shards[i]
-		for _, it := range s.items {
-			sum += it.size()
-		}
+		s.each(func(it *item) { sum += it.footprint() })
 		if s.bytes < 0 {
 			t.Fatalf("shard %d bytes %d", i, s.bytes)
 		}
@@ -519,4 +518,35 @@ func BenchmarkSetParallel(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// The item record must stay in Go's 64-byte size class: it is most of the
+// per-item memory beyond the data.
+func TestItemRecordSize(t *testing.T) {
+	if n := unsafe.Sizeof(item{}); n > 64 {
+		t.Fatalf("item is %d bytes", n)
+	}
+}
+
+// With the system clock, expiry works whether the coarse clock is ticking
+// (the cache is in use) or parked (it was idle).
+func TestSystemClockExpiry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sleeps")
+	}
+	c := New(Config{SweepInterval: time.Hour})
+	defer c.Close()
+	// Idle for over idleTicks ticks: the clock parks.
+	time.Sleep(idleTicks*clockTick + 200*time.Millisecond)
+	if c.ticking.Load() {
+		t.Fatal("the clock ticks on an idle cache")
+	}
+	c.Store(Set, k("a"), k("v"), 0, 1, 0) // wakes the clock
+	time.Sleep(50 * time.Millisecond)
+	if !c.ticking.Load() {
+		t.Fatal("the clock did not wake")
+	}
+	mustGet(t, c, "a", "v")
+	time.Sleep(1100 * time.Millisecond)
+	mustMiss(t, c, "a")
 }

@@ -39,9 +39,9 @@ const (
 // makes the item the most recently used.
 func (c *Cache) Get(key []byte) (Item, bool) {
 	now := c.now()
-	s := c.shardFor(key)
+	s, h := c.shardFor(key)
 	s.mu.Lock()
-	it, freed := s.lookup(key, now)
+	it, freed := s.lookup(key, h, now)
 	if it == nil {
 		if freed != 0 {
 			s.stats.getExpired++
@@ -63,9 +63,9 @@ func (c *Cache) Get(key []byte) (Item, bool) {
 // A non-zero cas must match the item's. Errors: ErrNotFound, ErrExists.
 func (c *Cache) Touch(key []byte, exp uint32, cas uint64) (Item, error) {
 	now := c.now()
-	s := c.shardFor(key)
+	s, h := c.shardFor(key)
 	s.mu.Lock()
-	it, freed := s.lookup(key, now)
+	it, freed := s.lookup(key, h, now)
 	switch {
 	case it == nil:
 		s.stats.touchMisses++
@@ -105,19 +105,19 @@ func (c *Cache) Touch(key []byte, exp uint32, cas uint64) (Item, error) {
 // Set that fails for size or memory removes the key's old value.
 func (c *Cache) Store(mode Mode, key, value []byte, flags, exp uint32, cas uint64) (uint64, error) {
 	now := c.now()
-	s := c.shardFor(key)
+	s, h := c.shardFor(key)
 	if mode != Append && mode != Prepend && !c.fits(len(key), len(value)) {
 		s.mu.Lock()
 		s.stats.cmdSet++
 		s.stats.storeTooLarge++
-		freed := c.dropForSet(s, mode, key)
+		freed := c.dropForSet(s, mode, key, h)
 		s.mu.Unlock()
 		c.bytes.Add(-freed)
 		return 0, ErrTooLarge
 	}
 	s.mu.Lock()
 	s.stats.cmdSet++
-	old, freed := s.lookup(key, now)
+	old, freed := s.lookup(key, h, now)
 	var it *item
 	switch {
 	case cas != 0 && old == nil:
@@ -147,12 +147,14 @@ func (c *Cache) Store(mode Mode, key, value []byte, flags, exp uint32, cas uint6
 			n += copy(data[n:], value)
 			copy(data[n:], ov)
 		}
-		it = &item{data: data, keyLen: uint32(len(key)), flags: old.flags, exp: old.exp}
+		it = withData(data, len(key))
+		it.flags, it.exp = old.flags, old.exp
 	default:
 		it = newItem(key, value)
 		it.flags = flags
 		it.exp = deadline(exp, now)
 	}
+	it.hash = h
 	if cas != 0 {
 		s.stats.casHits++
 	}
@@ -168,7 +170,7 @@ func (c *Cache) Store(mode Mode, key, value []byte, flags, exp uint32, cas uint6
 	}
 	if err := c.insert(s, it, old, now, freed); err != nil {
 		if mode == Set {
-			c.bytes.Add(-c.dropForSet(s, mode, key))
+			c.bytes.Add(-c.dropForSet(s, mode, key, h))
 		}
 		s.mu.Unlock()
 		return 0, err
@@ -188,11 +190,11 @@ func (c *Cache) fail(s *shard, freed int64, err error) (uint64, error) {
 // dropForSet removes key's item after a failed Set, as memcached does so
 // that no stale value survives; s must be locked. It returns the bytes
 // freed.
-func (c *Cache) dropForSet(s *shard, mode Mode, key []byte) int64 {
+func (c *Cache) dropForSet(s *shard, mode Mode, key []byte, hash uint32) int64 {
 	if mode != Set {
 		return 0
 	}
-	if it, ok := s.items[string(key)]; ok {
+	if it := s.find(key, hash); it != nil {
 		return s.remove(it)
 	}
 	return 0
@@ -203,9 +205,9 @@ func (c *Cache) dropForSet(s *shard, mode Mode, key []byte) int64 {
 // NoEvict, by refusing with ErrNoMemory (expired items are reclaimed
 // first). freed is what lookup already released.
 func (c *Cache) insert(s *shard, it, old *item, now int64, freed int64) error {
-	grow := it.size()
+	grow := it.footprint()
 	if old != nil {
-		grow -= old.size()
+		grow -= old.footprint()
 	}
 	if c.noEvict && c.bytes.Load()-freed+grow > c.maxBytes {
 		freed += s.reclaimExpired(old, now, reclaimSearch)
@@ -239,7 +241,7 @@ func (c *Cache) evictElsewhere() {
 		i := c.evictAt.Add(1) & c.mask
 		s := &c.shards[i]
 		s.mu.Lock()
-		n := s.evictOne(nil, c.clock.Now().UnixNano())
+		n := s.evictOne(nil, c.now())
 		s.mu.Unlock()
 		if n == 0 {
 			idle++
@@ -254,9 +256,9 @@ func (c *Cache) evictElsewhere() {
 // ErrNotFound, ErrExists.
 func (c *Cache) Delete(key []byte, cas uint64) error {
 	now := c.now()
-	s := c.shardFor(key)
+	s, h := c.shardFor(key)
 	s.mu.Lock()
-	it, freed := s.lookup(key, now)
+	it, freed := s.lookup(key, h, now)
 	var err error
 	switch {
 	case it == nil:
@@ -294,9 +296,9 @@ func (c *Cache) Decr(key []byte, delta, initial uint64, exp uint32, cas uint64) 
 
 func (c *Cache) delta(key []byte, incr bool, delta, initial uint64, exp uint32, cas uint64) (uint64, uint64, error) {
 	now := c.now()
-	s := c.shardFor(key)
+	s, h := c.shardFor(key)
 	s.mu.Lock()
-	old, freed := s.lookup(key, now)
+	old, freed := s.lookup(key, h, now)
 	var it *item
 	var value uint64
 	switch {
@@ -342,8 +344,10 @@ func (c *Cache) delta(key []byte, incr bool, delta, initial uint64, exp uint32, 
 		for i := len(key) + len(digits); i < len(data); i++ {
 			data[i] = ' '
 		}
-		it = &item{data: data, keyLen: uint32(len(key)), flags: old.flags, exp: old.exp}
+		it = withData(data, len(key))
+		it.flags, it.exp = old.flags, old.exp
 	}
+	it.hash = h
 	if it.expired(now) {
 		if old != nil {
 			freed += s.remove(old)

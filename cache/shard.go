@@ -1,51 +1,62 @@
 package cache
 
 import (
+	"bytes"
 	"sync"
 	"unsafe"
 )
 
-// item is one stored key and value. Its data (key then value) is never
-// modified once stored: a mutation stores a new item, so values handed out
-// stay valid. The map's key is a string view of the key bytes of data.
+// item is one stored key and value. Its data (key then value, one
+// allocation) is never modified once stored: a mutation stores a new item,
+// so values handed out stay valid.
 //
-// Later work adds per-vbucket sequence numbers and tombstones for a change
-// feed; they belong here, beside cas.
+// The record is laid out to fit Go's 64-byte size class. Later work adds
+// per-vbucket sequence numbers and tombstones for a change feed; they
+// belong beside cas.
 type item struct {
-	data       []byte
-	prev, next *item // LRU list; head is most recently used
+	data       *byte // key then value, size bytes
+	prev, next *item // LRU list; head is the most recently used
+	hnext      *item // hash chain
 	cas        uint64
 	exp        int64 // unix nanos; 0 never expires
+	size       uint32
+	hash       uint32 // high bits of the key's hash
 	flags      uint32
-	keyLen     uint32
+	keyLen     uint16
 	fetched    bool
 }
 
-func (it *item) key() []byte   { return it.data[:it.keyLen] }
-func (it *item) value() []byte { return it.data[it.keyLen:] }
+func (it *item) bytes() []byte { return unsafe.Slice(it.data, it.size) }
+func (it *item) key() []byte   { return it.bytes()[:it.keyLen] }
 
-// size is what the item counts against the memory limit.
-func (it *item) size() int64 { return int64(len(it.data)) + ItemOverhead }
+// value returns the value with its capacity limited to its length, so that
+// appending to it cannot reach other memory.
+func (it *item) value() []byte {
+	b := it.bytes()
+	return b[it.keyLen:len(b):len(b)]
+}
+
+// footprint is what the item counts against the memory limit.
+func (it *item) footprint() int64 { return int64(it.size) + ItemOverhead }
 
 // expired reports whether the item's time has passed at now.
 func (it *item) expired(now int64) bool { return it.exp != 0 && now >= it.exp }
 
-// newItem copies key and value into one allocation. The value's capacity
-// is exact, so appending to a Get result cannot reach into other memory.
+// newItem copies key and value into one allocation.
 func newItem(key, value []byte) *item {
 	data := make([]byte, len(key)+len(value))
 	copy(data, key)
 	copy(data[len(key):], value)
-	return &item{data: data, keyLen: uint32(len(key))}
+	return withData(data, len(key))
 }
 
-// mapKey returns a string view of the item's key, valid as long as the item
-// is: the key bytes are never modified.
-func (it *item) mapKey() string {
-	if it.keyLen == 0 {
-		return ""
+// withData returns an item over data whose first keyLen bytes are the key.
+func withData(data []byte, keyLen int) *item {
+	it := &item{size: uint32(len(data)), keyLen: uint16(keyLen)}
+	if len(data) > 0 {
+		it.data = &data[0]
 	}
-	return unsafe.String(&it.data[0], it.keyLen)
+	return it
 }
 
 // counters are the statistics a shard keeps under its lock.
@@ -60,23 +71,92 @@ type counters struct {
 	reclaimed, storeTooLarge, storeNoMemory       uint64
 }
 
-// shard is one lock stripe: a map and an LRU list.
+// minBuckets is a new shard's hash table size.
+const minBuckets = 64
+
+// shard is one lock stripe: a chained hash table whose chains run through
+// the items, and an LRU list.
 type shard struct {
 	mu         sync.Mutex
-	items      map[string]*item
+	buckets    []*item
+	count      int
 	head, tail *item
 	bytes      int64
 	stats      counters
 	_          [40]byte // keep shards' hot fields on separate cache lines
 }
 
-func (s *shard) init() { s.items = make(map[string]*item) }
+func (s *shard) init() { s.buckets = make([]*item, minBuckets) }
 
 // reset drops every item, keeping statistics.
 func (s *shard) reset() {
-	s.items = make(map[string]*item)
+	s.buckets = make([]*item, minBuckets)
+	s.count = 0
 	s.head, s.tail = nil, nil
 	s.bytes = 0
+}
+
+// slot returns the bucket of a hash.
+func (s *shard) slot(hash uint32) **item { return &s.buckets[hash&uint32(len(s.buckets)-1)] }
+
+// find returns the item for key, whatever its expiry, or nil.
+func (s *shard) find(key []byte, hash uint32) *item {
+	for it := *s.slot(hash); it != nil; it = it.hnext {
+		if it.hash == hash && int(it.keyLen) == len(key) && bytes.Equal(it.key(), key) {
+			return it
+		}
+	}
+	return nil
+}
+
+// link adds it to the hash table, growing the table past one item per
+// bucket.
+func (s *shard) link(it *item) {
+	if s.count >= len(s.buckets) {
+		s.grow()
+	}
+	b := s.slot(it.hash)
+	it.hnext = *b
+	*b = it
+	s.count++
+}
+
+// unlink removes it from the hash table.
+func (s *shard) unlink(it *item) {
+	for p := s.slot(it.hash); *p != nil; p = &(*p).hnext {
+		if *p == it {
+			*p = it.hnext
+			it.hnext = nil
+			s.count--
+			return
+		}
+	}
+}
+
+// grow doubles the hash table.
+func (s *shard) grow() {
+	old := s.buckets
+	s.buckets = make([]*item, 2*len(old))
+	for _, it := range old {
+		for it != nil {
+			next := it.hnext
+			b := s.slot(it.hash)
+			it.hnext = *b
+			*b = it
+			it = next
+		}
+	}
+}
+
+// each calls f for every item; f may remove the item it is given.
+func (s *shard) each(f func(*item)) {
+	for _, it := range s.buckets {
+		for it != nil {
+			next := it.hnext
+			f(it)
+			it = next
+		}
+	}
 }
 
 func (s *shard) pushFront(it *item) {
@@ -110,27 +190,33 @@ func (s *shard) bump(it *item) {
 	}
 }
 
-// lookup returns the live item for key, removing it if it has expired.
-func (s *shard) lookup(key []byte, now int64) (*item, int64) {
-	it, ok := s.items[string(key)]
-	if !ok {
+// lookup returns the live item for key, removing it if it has expired, and
+// the bytes that removal freed.
+func (s *shard) lookup(key []byte, hash uint32, now int64) (*item, int64) {
+	it := s.find(key, hash)
+	if it == nil {
 		return nil, 0
 	}
 	if it.expired(now) {
-		if !it.fetched {
-			s.stats.expiredUnfetched++
-		}
-		s.stats.reclaimed++
+		s.countExpired(it)
 		return nil, s.remove(it)
 	}
 	return it, 0
 }
 
+// countExpired records the removal of an expired item.
+func (s *shard) countExpired(it *item) {
+	if !it.fetched {
+		s.stats.expiredUnfetched++
+	}
+	s.stats.reclaimed++
+}
+
 // remove unlinks it and returns the bytes freed.
 func (s *shard) remove(it *item) int64 {
-	delete(s.items, it.mapKey())
+	s.unlink(it)
 	s.unlinkLRU(it)
-	n := it.size()
+	n := it.footprint()
 	s.bytes -= n
 	return n
 }
@@ -142,9 +228,9 @@ func (s *shard) put(it, old *item) int64 {
 	if old != nil {
 		delta -= s.remove(old)
 	}
-	s.items[it.mapKey()] = it
+	s.link(it)
 	s.pushFront(it)
-	n := it.size()
+	n := it.footprint()
 	s.bytes += n
 	s.stats.totalItems++
 	return delta + n
@@ -161,10 +247,7 @@ func (s *shard) evictOne(keep *item, now int64) int64 {
 		return 0
 	}
 	if victim.expired(now) {
-		if !victim.fetched {
-			s.stats.expiredUnfetched++
-		}
-		s.stats.reclaimed++
+		s.countExpired(victim)
 	} else {
 		s.stats.evictions++
 		if !victim.fetched {
@@ -185,10 +268,7 @@ func (s *shard) reclaimExpired(keep *item, now int64, n int) int64 {
 	for it := s.tail; it != nil && n > 0; n-- {
 		prev := it.prev
 		if it != keep && it.expired(now) {
-			if !it.fetched {
-				s.stats.expiredUnfetched++
-			}
-			s.stats.reclaimed++
+			s.countExpired(it)
 			freed += s.remove(it)
 		}
 		it = prev
@@ -199,14 +279,11 @@ func (s *shard) reclaimExpired(keep *item, now int64, n int) int64 {
 // sweep removes expired items and returns the bytes freed.
 func (s *shard) sweep(now int64) int64 {
 	var freed int64
-	for _, it := range s.items {
+	s.each(func(it *item) {
 		if it.expired(now) {
-			if !it.fetched {
-				s.stats.expiredUnfetched++
-			}
-			s.stats.reclaimed++
+			s.countExpired(it)
 			freed += s.remove(it)
 		}
-	}
+	})
 	return freed
 }

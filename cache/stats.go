@@ -37,7 +37,7 @@ func (c *Cache) Stats() Stats {
 		s := &c.shards[i]
 		s.mu.Lock()
 		k := s.stats
-		st.CurrItems += uint64(len(s.items))
+		st.CurrItems += uint64(s.count)
 		s.mu.Unlock()
 		st.TotalItems += k.totalItems
 		st.GetHits += k.getHits
@@ -84,7 +84,7 @@ func (c *Cache) Len() int {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		n += len(s.items)
+		n += s.count
 		s.mu.Unlock()
 	}
 	return n

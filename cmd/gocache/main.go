@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -112,6 +113,11 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- net.Addr) int {
 		return 1
 	}
 	runtime.GOMAXPROCS(o.threads)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Collect garbage harder as the heap nears the item memory, so
+		// that the process stays near -m rather than twice it.
+		debug.SetMemoryLimit(memoryLimit(cfg.Cache.MaxBytes))
+	}
 	log := cfg.Logger
 
 	l, err := memcached.Listen(addr)
@@ -218,6 +224,10 @@ func configure(o *options) (gocache.Config, string, error) {
 	}
 	return cfg, addr, nil
 }
+
+// memoryLimit is the Go heap limit for an item memory of maxBytes: a
+// quarter more, for buffers and garbage, and 64 MiB for the rest.
+func memoryLimit(maxBytes int64) int64 { return maxBytes + maxBytes/4 + 64<<20 }
 
 // parseSize reads a number with an optional k, m or g suffix; a bare
 // number is in units.

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Drives gocache and memcached with the same mcbench load, alternating
+# runs, and prints one line per run: server, mode, depth, ops/s, p50, p99,
+# server CPU µs per op. Usage:
+#   scripts/compare-load.sh [rounds] [seconds] [threads]
+# Needs memcached on PATH; builds gocache and mcbench into a temp dir.
+set -euo pipefail
+rounds=${1:-3}
+secs=${2:-5}
+threads=${3:-2}
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+go build -o "$tmp/gocache" ./cmd/gocache
+go build -o "$tmp/mcbench" ./cmd/mcbench
+user=()
+[ "$(id -u)" -eq 0 ] && user=(-u root)
+memcached "${user[@]}" -l 127.0.0.1 -p 21211 -U 0 -t "$threads" -m 1024 &
+mc=$!
+GOMAXPROCS=$threads "$tmp/gocache" -l 127.0.0.1 -p 21212 -t "$threads" -m 1024 &
+gc=$!
+sleep 0.5
+run() { # name port pid mode depth
+	"$tmp/mcbench" -addr "127.0.0.1:$2" -cpu-pid "$3" -conns 8 -depth "$5" -mode "$4" \
+		-duration "${secs}s" -warmup -check -progress off -json |
+		python3 -c 'import json,sys; r=json.load(sys.stdin); print("%-9s %-5s %2s %10.0f %7.1f %7.1f %6.2f" % (sys.argv[1], sys.argv[2], sys.argv[3], r["ops_per_s"], r["latency"]["p50_us"], r["latency"]["p99_us"], r["server_cpu"]["us_per_op"]))' "$1" "$4" "$5"
+}
+echo "server    mode  depth    ops/s   p50µs   p99µs  cpuµs/op"
+for round in $(seq "$rounds"); do
+	for depth in 1 16; do
+		for mode in plain quiet; do
+			run memcached 21211 $mc $mode $depth
+			run gocache 21212 $gc $mode $depth
+		done
+	done
+done
