@@ -85,7 +85,7 @@ func TestStoreModes(t *testing.T) {
 		{Set, "", "empty key", nil, "empty key"},
 	}
 	for i, s := range steps {
-		_, err := c.Store(s.mode, k(s.key), k(s.value), 7, 0, 0)
+		_, err := c.Store(s.mode, k(s.key), Write{Value: k(s.value), Flags: 7})
 		if err != s.want {
 			t.Fatalf("step %d: Store = %v, want %v", i, err, s.want)
 		}
@@ -99,9 +99,9 @@ func TestStoreModes(t *testing.T) {
 		t.Fatalf("flags %d", it.Flags)
 	}
 	// Append keeps the flags and expiry of the present item.
-	c.Store(Set, k("f"), k("v"), 42, 100, 0)
+	c.Store(Set, k("f"), Write{Value: k("v"), Flags: 42, Expiry: 100})
 	before := mustGet(t, c, "f", "v")
-	c.Store(Append, k("f"), k("w"), 9, 5, 0)
+	c.Store(Append, k("f"), Write{Value: k("w"), Flags: 9, Expiry: 5})
 	after := mustGet(t, c, "f", "vw")
 	if after.Flags != 42 || !after.Expires.Equal(before.Expires) {
 		t.Fatalf("append changed flags or expiry: %+v", after)
@@ -116,8 +116,8 @@ func TestStoreModes(t *testing.T) {
 
 func TestCAS(t *testing.T) {
 	c, _ := newTest(t, Config{})
-	cas1, _ := c.Store(Set, k("a"), k("1"), 0, 0, 0)
-	cas2, _ := c.Store(Set, k("b"), k("1"), 0, 0, 0)
+	cas1, _ := c.Store(Set, k("a"), Write{Value: k("1")})
+	cas2, _ := c.Store(Set, k("b"), Write{Value: k("1")})
 	if cas1 == 0 || cas2 <= cas1 {
 		t.Fatalf("CAS values %d, %d", cas1, cas2)
 	}
@@ -129,17 +129,17 @@ func TestCAS(t *testing.T) {
 		name string
 		op   func(cas uint64) error
 	}{
-		{"set", func(cas uint64) error { _, err := c.Store(Set, k("a"), k("s"), 0, 0, cas); return err }},
-		{"replace", func(cas uint64) error { _, err := c.Store(Replace, k("a"), k("r"), 0, 0, cas); return err }},
-		{"append", func(cas uint64) error { _, err := c.Store(Append, k("a"), k("+"), 0, 0, cas); return err }},
-		{"prepend", func(cas uint64) error { _, err := c.Store(Prepend, k("a"), k("-"), 0, 0, cas); return err }},
+		{"set", func(cas uint64) error { _, err := c.Store(Set, k("a"), Write{Value: k("s"), CAS: cas}); return err }},
+		{"replace", func(cas uint64) error { _, err := c.Store(Replace, k("a"), Write{Value: k("r"), CAS: cas}); return err }},
+		{"append", func(cas uint64) error { _, err := c.Store(Append, k("a"), Write{Value: k("+"), CAS: cas}); return err }},
+		{"prepend", func(cas uint64) error { _, err := c.Store(Prepend, k("a"), Write{Value: k("-"), CAS: cas}); return err }},
 		{"touch", func(cas uint64) error { _, err := c.Touch(k("a"), 10, cas); return err }},
 		{"incr", func(cas uint64) error { _, _, err := c.Incr(k("a"), 1, 0, 0, cas); return err }},
 		{"decr", func(cas uint64) error { _, _, err := c.Decr(k("a"), 1, 0, 0, cas); return err }},
 		{"delete", func(cas uint64) error { return c.Delete(k("a"), cas) }},
 	}
 	for _, ch := range checks {
-		c.Store(Set, k("a"), k("10"), 0, 0, 0)
+		c.Store(Set, k("a"), Write{Value: k("10")})
 		cur := mustGet(t, c, "a", "10").CAS
 		if err := ch.op(bad); err != ErrExists {
 			t.Errorf("%s with a wrong CAS = %v, want ErrExists", ch.name, err)
@@ -149,7 +149,7 @@ func TestCAS(t *testing.T) {
 		}
 	}
 	// Every mutation gets a new CAS.
-	c.Store(Set, k("n"), k("1"), 0, 0, 0)
+	c.Store(Set, k("n"), Write{Value: k("1")})
 	seen := map[uint64]bool{mustGet(t, c, "n", "1").CAS: true}
 	for i := range 5 {
 		_, cas, err := c.Incr(k("n"), 1, 0, 0, 0)
@@ -159,7 +159,7 @@ func TestCAS(t *testing.T) {
 		seen[cas] = true
 	}
 	// A CAS on a missing key is not found.
-	if _, err := c.Store(Set, k("missing"), k("x"), 0, 0, 5); err != ErrNotFound {
+	if _, err := c.Store(Set, k("missing"), Write{Value: k("x"), CAS: 5}); err != ErrNotFound {
 		t.Fatalf("Set with CAS on a missing key = %v", err)
 	}
 	st := c.Stats()
@@ -195,7 +195,7 @@ func TestIncrDecr(t *testing.T) {
 		{"7", false, 100, 0, "0", nil},
 		{"abc", false, 1, 0, "abc", ErrNonNumeric},
 	} {
-		c.Store(Set, k("n"), k(tc.stored), 3, 0, 0)
+		c.Store(Set, k("n"), Write{Value: k(tc.stored), Flags: 3})
 		var got uint64
 		var err error
 		if tc.incr {
@@ -225,12 +225,12 @@ func TestIncrDecr(t *testing.T) {
 
 func TestExpiry(t *testing.T) {
 	c, clk := newTest(t, Config{})
-	c.Store(Set, k("never"), k("v"), 0, 0, 0)
-	c.Store(Set, k("rel"), k("v"), 0, 10, 0)
-	c.Store(Set, k("30d"), k("v"), 0, relativeLimit, 0)
-	c.Store(Set, k("abs-past"), k("v"), 0, relativeLimit+1, 0) // 1970: expired at once
+	c.Store(Set, k("never"), Write{Value: k("v")})
+	c.Store(Set, k("rel"), Write{Value: k("v"), Expiry: 10})
+	c.Store(Set, k("30d"), Write{Value: k("v"), Expiry: relativeLimit})
+	c.Store(Set, k("abs-past"), Write{Value: k("v"), Expiry: relativeLimit + 1}) // 1970: expired at once
 	future := uint32(clk.Now().Add(time.Hour).Unix())
-	c.Store(Set, k("abs"), k("v"), 0, future, 0)
+	c.Store(Set, k("abs"), Write{Value: k("v"), Expiry: future})
 	mustMiss(t, c, "abs-past")
 	mustGet(t, c, "rel", "v")
 
@@ -247,7 +247,7 @@ func TestExpiry(t *testing.T) {
 	mustGet(t, c, "never", "v")
 
 	// Touch moves the expiry; an expiry in the past removes at once.
-	c.Store(Set, k("t"), k("v"), 0, 5, 0)
+	c.Store(Set, k("t"), Write{Value: k("v"), Expiry: 5})
 	if _, err := c.Touch(k("t"), 100, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func TestSweeperAndExpiredUnfetched(t *testing.T) {
 	c := New(Config{Clock: clk, SweepInterval: 10 * time.Millisecond, Shards: 4})
 	defer c.Close()
 	for i := range 100 {
-		c.Store(Set, fmt.Appendf(nil, "k%d", i), k("v"), 0, 1, 0)
+		c.Store(Set, fmt.Appendf(nil, "k%d", i), Write{Value: k("v"), Expiry: 1})
 	}
 	c.Get(k("k1"))
 	clk.Advance(2 * time.Second)
@@ -296,7 +296,7 @@ func TestSweeperAndExpiredUnfetched(t *testing.T) {
 
 func TestFlush(t *testing.T) {
 	c, clk := newTest(t, Config{})
-	c.Store(Set, k("a"), k("1"), 0, 0, 0)
+	c.Store(Set, k("a"), Write{Value: k("1")})
 	c.Flush(0)
 	mustMiss(t, c, "a")
 	if st := c.Stats(); st.Bytes != 0 || st.CurrItems != 0 {
@@ -305,15 +305,15 @@ func TestFlush(t *testing.T) {
 
 	// Delayed: everything present at the deadline goes, including items
 	// stored after the flush command.
-	c.Store(Set, k("old"), k("1"), 0, 0, 0)
+	c.Store(Set, k("old"), Write{Value: k("1")})
 	c.Flush(10)
 	clk.Advance(5 * time.Second)
-	c.Store(Set, k("mid"), k("2"), 0, 0, 0)
+	c.Store(Set, k("mid"), Write{Value: k("2")})
 	mustGet(t, c, "old", "1")
 	clk.Advance(5 * time.Second)
 	mustMiss(t, c, "old")
 	mustMiss(t, c, "mid")
-	c.Store(Set, k("new"), k("3"), 0, 0, 0)
+	c.Store(Set, k("new"), Write{Value: k("3")})
 	clk.Advance(time.Hour)
 	mustGet(t, c, "new", "3")
 }
@@ -323,12 +323,12 @@ func TestEvictionLRU(t *testing.T) {
 	per := int64(len(value)) + 4 + ItemOverhead
 	c, _ := newTest(t, Config{MaxBytes: 10 * per, Shards: 1})
 	for i := range 10 {
-		if _, err := c.Store(Set, fmt.Appendf(nil, "k%03d", i), value, 0, 0, 0); err != nil {
+		if _, err := c.Store(Set, fmt.Appendf(nil, "k%03d", i), Write{Value: value}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	c.Get(k("k000")) // k000 becomes the most recently used; k001 the least
-	c.Store(Set, k("k010"), value, 0, 0, 0)
+	c.Store(Set, k("k010"), Write{Value: value})
 	mustMiss(t, c, "k001")
 	if _, ok := c.Get(k("k000")); !ok {
 		t.Fatal("recently used item evicted")
@@ -340,7 +340,7 @@ func TestEvictionLRU(t *testing.T) {
 	// Memory stays within the limit over many stores, across shards.
 	c2, _ := newTest(t, Config{MaxBytes: 50 * per, Shards: 8})
 	for i := range 1000 {
-		c2.Store(Set, fmt.Appendf(nil, "key:%d", i), value, 0, 0, 0)
+		c2.Store(Set, fmt.Appendf(nil, "key:%d", i), Write{Value: value})
 		if b := c2.Stats().Bytes; b > 50*per {
 			t.Fatalf("store %d: %d bytes over a limit of %d", i, b, 50*per)
 		}
@@ -352,23 +352,23 @@ func TestNoEvict(t *testing.T) {
 	per := int64(len(value)) + 2 + ItemOverhead
 	c, clk := newTest(t, Config{MaxBytes: 3 * per, NoEvict: true, Shards: 1})
 	for _, key := range []string{"a", "b", "c"} {
-		if _, err := c.Store(Set, k(key), value, 0, 0, 0); err != nil {
+		if _, err := c.Store(Set, k(key), Write{Value: value}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.Store(Set, k("d"), value, 0, 0, 0); err != ErrNoMemory {
+	if _, err := c.Store(Set, k("d"), Write{Value: value}); err != ErrNoMemory {
 		t.Fatalf("store when full = %v, want ErrNoMemory", err)
 	}
 	mustGet(t, c, "a", string(value))
 	// A failed Set removes the old value, as memcached does.
-	if _, err := c.Store(Set, k("a"), append(value, "more"...), 0, 0, 0); err != ErrNoMemory {
+	if _, err := c.Store(Set, k("a"), Write{Value: append(value, "more"...)}); err != ErrNoMemory {
 		t.Fatalf("growing store = %v", err)
 	}
 	mustMiss(t, c, "a")
 	// Expired items are reclaimed even without eviction.
-	c.Store(Set, k("a"), value, 0, 1, 0)
+	c.Store(Set, k("a"), Write{Value: value, Expiry: 1})
 	clk.Advance(2 * time.Second)
-	if _, err := c.Store(Set, k("e"), value, 0, 0, 0); err != nil {
+	if _, err := c.Store(Set, k("e"), Write{Value: value}); err != nil {
 		t.Fatalf("store after expiry = %v", err)
 	}
 	if st := c.Stats(); st.StoreNoMemory != 2 || st.Evictions != 0 {
@@ -379,18 +379,18 @@ func TestNoEvict(t *testing.T) {
 func TestItemSizeLimit(t *testing.T) {
 	c, _ := newTest(t, Config{MaxItemSize: 1000})
 	ok := bytes.Repeat([]byte("v"), 1000-itemSizeOverhead-1)
-	if _, err := c.Store(Set, k("k"), ok, 0, 0, 0); err != nil {
+	if _, err := c.Store(Set, k("k"), Write{Value: ok}); err != nil {
 		t.Fatalf("item at the limit: %v", err)
 	}
-	if _, err := c.Store(Append, k("k"), k("x"), 0, 0, 0); err != ErrTooLarge {
+	if _, err := c.Store(Append, k("k"), Write{Value: k("x")}); err != ErrTooLarge {
 		t.Fatalf("append past the limit = %v", err)
 	}
 	mustGet(t, c, "k", string(ok))
-	if _, err := c.Store(Set, k("k"), append(ok, 'x'), 0, 0, 0); err != ErrTooLarge {
+	if _, err := c.Store(Set, k("k"), Write{Value: append(ok, 'x')}); err != ErrTooLarge {
 		t.Fatalf("item over the limit = %v", err)
 	}
 	mustMiss(t, c, "k") // a failed Set removes the old value
-	if _, err := c.Store(Add, k("k2"), append(ok, 'x'), 0, 0, 0); err != ErrTooLarge {
+	if _, err := c.Store(Add, k("k2"), Write{Value: append(ok, 'x')}); err != ErrTooLarge {
 		t.Fatal(err)
 	}
 	if st := c.Stats(); st.StoreTooLarge != 3 {
@@ -400,10 +400,10 @@ func TestItemSizeLimit(t *testing.T) {
 
 func TestGetValueIsStable(t *testing.T) {
 	c, _ := newTest(t, Config{})
-	c.Store(Set, k("a"), k("first"), 0, 0, 0)
+	c.Store(Set, k("a"), Write{Value: k("first")})
 	it := mustGet(t, c, "a", "first")
-	c.Store(Append, k("a"), k("!"), 0, 0, 0)
-	c.Store(Set, k("a"), k("other"), 0, 0, 0)
+	c.Store(Append, k("a"), Write{Value: k("!")})
+	c.Store(Set, k("a"), Write{Value: k("other")})
 	if string(it.Value) != "first" || cap(it.Value) != len(it.Value) {
 		t.Fatalf("value changed under the caller: %q", it.Value)
 	}
@@ -423,9 +423,9 @@ func TestConcurrent(t *testing.T) {
 				key := fmt.Appendf(nil, "k%d", rng.IntN(300))
 				switch rng.IntN(7) {
 				case 0:
-					c.Store(Set, key, bytes.Repeat([]byte("x"), rng.IntN(50)), 0, 0, 0)
+					c.Store(Set, key, Write{Value: bytes.Repeat([]byte("x"), rng.IntN(50))})
 				case 1:
-					c.Store(Append, key, k("y"), 0, 0, 0)
+					c.Store(Append, key, Write{Value: k("y")})
 				case 2:
 					c.Delete(key, 0)
 				case 3:
@@ -490,7 +490,7 @@ func BenchmarkGetParallel(b *testing.B) {
 	c := New(Config{})
 	defer c.Close()
 	for i := range 10000 {
-		c.Store(Set, fmt.Appendf(nil, "key:%d", i), make([]byte, 100), 0, 0, 0)
+		c.Store(Set, fmt.Appendf(nil, "key:%d", i), Write{Value: make([]byte, 100)})
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -514,7 +514,7 @@ func BenchmarkSetParallel(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			key = fmt.Appendf(key[:0], "key:%d", i%10000)
-			c.Store(Set, key, value, 0, 0, 0)
+			c.Store(Set, key, Write{Value: value})
 			i++
 		}
 	})
@@ -541,7 +541,7 @@ func TestSystemClockExpiry(t *testing.T) {
 	if c.ticking.Load() {
 		t.Fatal("the clock ticks on an idle cache")
 	}
-	c.Store(Set, k("a"), k("v"), 0, 1, 0) // wakes the clock
+	c.Store(Set, k("a"), Write{Value: k("v"), Expiry: 1}) // wakes the clock
 	time.Sleep(50 * time.Millisecond)
 	if !c.ticking.Load() {
 		t.Fatal("the clock did not wake")
@@ -549,4 +549,22 @@ func TestSystemClockExpiry(t *testing.T) {
 	mustGet(t, c, "a", "v")
 	time.Sleep(1100 * time.Millisecond)
 	mustMiss(t, c, "a")
+}
+
+func TestDatatypeAndKeepExpiry(t *testing.T) {
+	c, _ := newTest(t, Config{})
+	c.Store(Set, k("j"), Write{Value: k(`{"a":1}`), Datatype: 1, Expiry: 100})
+	before := mustGet(t, c, "j", `{"a":1}`)
+	c.Store(Append, k("j"), Write{Value: k(" "), Datatype: 0})
+	if it := mustGet(t, c, "j", `{"a":1} `); it.Datatype != 1 {
+		t.Fatalf("append changed the datatype: %d", it.Datatype)
+	}
+	c.Store(Set, k("j"), Write{Value: k("v"), KeepExpiry: true})
+	if it := mustGet(t, c, "j", "v"); !it.Expires.Equal(before.Expires) || it.Datatype != 0 {
+		t.Fatalf("KeepExpiry: %v, want %v", it.Expires, before.Expires)
+	}
+	c.Store(Set, k("new"), Write{Value: k("v"), Expiry: 5, KeepExpiry: true})
+	if it := mustGet(t, c, "new", "v"); it.Expires.IsZero() {
+		t.Fatal("KeepExpiry on a new key dropped its expiry")
+	}
 }

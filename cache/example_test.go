@@ -11,11 +11,11 @@ import (
 func Example() {
 	c := cache.New(cache.Config{MaxBytes: 1 << 20})
 	defer c.Close()
-	c.Store(cache.Set, []byte("n"), []byte("10"), 0, 0, 0)
+	c.Store(cache.Set, []byte("n"), cache.Write{Value: []byte("10")})
 	v, _, _ := c.Decr([]byte("n"), 1, 0, 0, 0)
 	it, _ := c.Get([]byte("n"))
 	fmt.Printf("%d %q\n", v, it.Value)
-	_, err := c.Store(cache.Add, []byte("n"), []byte("x"), 0, 0, 0)
+	_, err := c.Store(cache.Add, []byte("n"), cache.Write{Value: []byte("x")})
 	fmt.Println(err)
 	// Output:
 	// 9 "9 "

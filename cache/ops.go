@@ -11,12 +11,15 @@ type Item struct {
 	Value []byte
 	Flags uint32
 	CAS   uint64
+	// Datatype is the protocol's datatype byte stored with the value; the
+	// store only keeps it (Append and Prepend keep the present item's).
+	Datatype uint8
 	// Expires is when the item expires; the zero Time means never.
 	Expires time.Time
 }
 
 func (it *item) export() Item {
-	out := Item{Value: it.value(), Flags: it.flags, CAS: it.cas}
+	out := Item{Value: it.value(), Flags: it.flags, CAS: it.cas, Datatype: it.datatype}
 	if it.exp != 0 {
 		out.Expires = time.Unix(0, it.exp)
 	}
@@ -94,16 +97,28 @@ func (c *Cache) Touch(key []byte, exp uint32, cas uint64) (Item, error) {
 	return Item{}, ErrNotFound
 }
 
-// Store stores value under key as mode says, with the given flags and
-// expiry (see Deadline); a non-zero cas must match the present item's.
-// Append and Prepend keep the present item's flags and expiry. It returns
+// Write is what Store stores.
+type Write struct {
+	Value    []byte
+	Flags    uint32
+	Expiry   uint32 // as memcached reads it: see Deadline
+	CAS      uint64 // if not 0, must match the present item's
+	Datatype uint8
+	// KeepExpiry keeps the present item's expiry instead of Expiry.
+	KeepExpiry bool
+}
+
+// Store stores w.Value under key as mode says, with w's flags, expiry and
+// datatype; a non-zero w.CAS must match the present item's. Append and
+// Prepend keep the present item's flags, expiry and datatype. It returns
 // the new item's CAS.
 //
 // Errors: ErrExists (Add of a present key, CAS mismatch), ErrNotFound
 // (Replace, or Set with a CAS, of a missing key), ErrNotStored (Append or
 // Prepend to a missing key), ErrTooLarge, ErrNoMemory. As in memcached, a
 // Set that fails for size or memory removes the key's old value.
-func (c *Cache) Store(mode Mode, key, value []byte, flags, exp uint32, cas uint64) (uint64, error) {
+func (c *Cache) Store(mode Mode, key []byte, w Write) (uint64, error) {
+	value, cas := w.Value, w.CAS
 	now := c.now()
 	s, h := c.shardFor(key)
 	if mode != Append && mode != Prepend && !c.fits(len(key), len(value)) {
@@ -148,11 +163,15 @@ func (c *Cache) Store(mode Mode, key, value []byte, flags, exp uint32, cas uint6
 			copy(data[n:], ov)
 		}
 		it = withData(data, len(key))
-		it.flags, it.exp = old.flags, old.exp
+		it.flags, it.exp, it.datatype = old.flags, old.exp, old.datatype
 	default:
 		it = newItem(key, value)
-		it.flags = flags
-		it.exp = deadline(exp, now)
+		it.flags, it.datatype = w.Flags, w.Datatype
+		if w.KeepExpiry && old != nil {
+			it.exp = old.exp
+		} else {
+			it.exp = deadline(w.Expiry, now)
+		}
 	}
 	it.hash = h
 	if cas != 0 {
@@ -345,7 +364,7 @@ func (c *Cache) delta(key []byte, incr bool, delta, initial uint64, exp uint32, 
 			data[i] = ' '
 		}
 		it = withData(data, len(key))
-		it.flags, it.exp = old.flags, old.exp
+		it.flags, it.exp, it.datatype = old.flags, old.exp, old.datatype
 	}
 	it.hash = h
 	if it.expired(now) {

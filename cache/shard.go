@@ -23,6 +23,7 @@ type item struct {
 	hash       uint32 // high bits of the key's hash
 	flags      uint32
 	keyLen     uint16
+	datatype   uint8
 	fetched    bool
 }
 

@@ -11,7 +11,10 @@ import (
 
 // Running gocache in-process, for example in another program's tests.
 func Example() {
-	srv := gocache.New(gocache.Config{Cache: cache.Config{MaxBytes: 16 << 20}})
+	srv, err := gocache.New(gocache.Config{Cache: cache.Config{MaxBytes: 16 << 20}})
+	if err != nil {
+		panic(err)
+	}
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(l)
 	defer srv.Close()

@@ -3,7 +3,7 @@
 // memcached's statistics and limits. cmd/gocache runs it from the command
 // line; programs and tests can run it in-process:
 //
-//	srv := gocache.New(gocache.Config{})
+//	srv, _ := gocache.New(gocache.Config{})
 //	l, _ := net.Listen("tcp", "127.0.0.1:0")
 //	go srv.Serve(l)
 //	defer srv.Close()
@@ -11,6 +11,9 @@ package gocache
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +22,7 @@ import (
 	"time"
 
 	"github.com/f8e615c8/gomemcached/cache"
+	"github.com/f8e615c8/gomemcached/sasl"
 	memcached "github.com/f8e615c8/gomemcached/server"
 )
 
@@ -44,17 +48,33 @@ type Config struct {
 	// Settings are extra values for "stats settings" (tcpport,
 	// domain_socket, ...), as cmd/gocache knows them.
 	Settings map[string]string
+	// Buckets names the buckets, each a store configured by Cache; none
+	// means one bucket, DefaultBucket. Connections start in DefaultBucket
+	// when it exists, else in no bucket (see SELECT_BUCKET).
+	Buckets []string
+	// Users, if set, enables SASL authentication (SASL_LIST_MECHS,
+	// SASL_AUTH, SASL_STEP) against these users; without it the commands
+	// are unknown, as in memcached without -S.
+	Users *sasl.Store
+	// RequireAuth answers AUTH_ERROR to every command but authentication,
+	// HELLO, VERSION, NOOP, QUIT and GET_ERROR_MAP until the connection
+	// has authenticated (memcached's -S). It needs Users.
+	RequireAuth bool
+	// TLS configures the connections served by ServeTLS.
+	TLS *tls.Config
 }
 
 // Server is a gocache server. Create it with New.
 type Server struct {
-	srv      *memcached.Server
-	cache    *cache.Cache
-	cfg      Config
-	started  time.Time
-	version  []byte
-	threads  int
-	maxConns int
+	srv         *memcached.Server
+	buckets     map[string]*bucket
+	users       *sasl.Store
+	requireAuth bool
+	cfg         Config
+	started     time.Time
+	version     []byte
+	threads     int
+	maxConns    int
 
 	verbosity atomic.Uint32
 	cmdFlush  atomic.Uint64
@@ -63,15 +83,25 @@ type Server struct {
 	authErrs  atomic.Uint64
 }
 
-// New returns a Server configured by cfg, with a new cache.
-func New(cfg Config) *Server {
+// New returns a Server configured by cfg, with new, empty buckets. It
+// fails when RequireAuth is set without Users, or a bucket is named twice.
+func New(cfg Config) (*Server, error) {
+	if cfg.RequireAuth && cfg.Users == nil {
+		return nil, errors.New("gocache: RequireAuth needs Users")
+	}
+	names := cfg.Buckets
+	if len(names) == 0 {
+		names = []string{DefaultBucket}
+	}
 	s := &Server{
-		cache:    cache.New(cfg.Cache),
-		cfg:      cfg,
-		started:  time.Now(),
-		version:  []byte(Version),
-		threads:  cfg.Threads,
-		maxConns: cfg.MaxConns,
+		buckets:     make(map[string]*bucket, len(names)),
+		users:       cfg.Users,
+		requireAuth: cfg.RequireAuth,
+		cfg:         cfg,
+		started:     time.Now(),
+		version:     []byte(Version),
+		threads:     cfg.Threads,
+		maxConns:    cfg.MaxConns,
 	}
 	if s.threads <= 0 {
 		s.threads = runtime.GOMAXPROCS(0)
@@ -79,21 +109,53 @@ func New(cfg Config) *Server {
 	if s.maxConns <= 0 {
 		s.maxConns = 1024
 	}
+	for _, name := range names {
+		if name == "" || len(name) > maxKeyLen || name == noBucket {
+			return nil, fmt.Errorf("gocache: bad bucket name %q", name)
+		}
+		if _, dup := s.buckets[name]; dup {
+			return nil, fmt.Errorf("gocache: bucket %q named twice", name)
+		}
+		s.buckets[name] = newBucket(name, cfg.Cache)
+	}
 	s.verbosity.Store(uint32(cfg.Verbosity))
+	start := s.buckets[DefaultBucket]
 	s.srv = &memcached.Server{
 		Handler:     newHandler(s),
 		MaxConns:    s.maxConns,
 		IdleTimeout: cfg.IdleTimeout,
 		Logger:      cfg.Logger,
+		TLSConfig:   cfg.TLS,
+		ConnContext: func(c *memcached.Conn) {
+			c.Data = &connState{bucket: start}
+			if start != nil {
+				c.Bucket = start.name
+			}
+		},
 	}
-	return s
+	return s, nil
 }
 
-// Cache returns the server's store.
-func (s *Server) Cache() *cache.Cache { return s.cache }
+// Cache returns the store of the named bucket, nil if there is none.
+func (s *Server) Cache(bucket string) *cache.Cache {
+	if b, ok := s.buckets[bucket]; ok {
+		return b.cache
+	}
+	return nil
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.cfg.Logger != nil {
+		return s.cfg.Logger
+	}
+	return slog.Default()
+}
 
 // Serve serves connections from l until Shutdown or Close.
 func (s *Server) Serve(l net.Listener) error { return s.srv.Serve(l) }
+
+// ServeTLS serves TLS connections from l with Config.TLS.
+func (s *Server) ServeTLS(l net.Listener) error { return s.srv.ServeTLS(l) }
 
 // ListenAndServe listens on addr ("host:port", or a unix socket path) and
 // serves.
@@ -110,15 +172,21 @@ func (s *Server) ListenAndServe(addr string) error {
 // sweeper.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
-	s.cache.Close()
+	s.closeBuckets()
 	return err
 }
 
 // Close closes every listener and connection at once.
 func (s *Server) Close() error {
 	err := s.srv.Close()
-	s.cache.Close()
+	s.closeBuckets()
 	return err
+}
+
+func (s *Server) closeBuckets() {
+	for _, b := range s.buckets {
+		b.cache.Close()
+	}
 }
 
 var pid = os.Getpid()

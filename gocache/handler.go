@@ -25,7 +25,7 @@ var (
 	msgAuthFailure = []byte("Auth failure.")
 )
 
-// handler serves memcached's binary commands from a cache.
+// handler serves memcached's binary commands from the connection's bucket.
 type handler struct {
 	srv *Server
 	mux *memcached.ServeMux
@@ -46,14 +46,27 @@ func newHandler(s *Server) *handler {
 	m.HandleFunc(h.quit, gm.QUIT, gm.QUITQ)
 	m.HandleFunc(h.stat, gm.STAT)
 	m.HandleFunc(h.verbosity, gm.VERBOSITY)
+	m.HandleFunc(h.hello, gm.HELLO)
+	m.HandleFunc(h.selectBucket, gm.SELECT_BUCKET)
+	m.HandleFunc(h.errorMap, gm.GET_ERROR_MAP)
+	if s.users != nil {
+		m.HandleFunc(h.listMechs, gm.SASL_LIST_MECHS)
+		m.HandleFunc(h.saslAuth, gm.SASL_AUTH)
+		m.HandleFunc(h.saslStep, gm.SASL_STEP)
+	}
 	m.NotFound = memcached.HandlerFunc(h.unknown)
 	return h
 }
 
-// ServeMC checks what memcached checks of every request, then dispatches.
+// ServeMC checks what applies to every request (key length,
+// authentication), then dispatches.
 func (h *handler) ServeMC(c *memcached.Conn, req *gm.MCRequest) {
 	if len(req.Key) > maxKeyLen {
 		h.invalid(c, req)
+		return
+	}
+	if h.srv.requireAuth && state(c).user == nil && !beforeAuth(req.Opcode) {
+		c.WriteStatus(req, gm.AUTH_ERROR, msgAuthFailure)
 		return
 	}
 	h.mux.ServeMC(c, req)
@@ -96,13 +109,29 @@ func (h *handler) fail(c *memcached.Conn, req *gm.MCRequest, err error) {
 	}
 }
 
+// start does what every data command does first: framing extras, then the
+// connection's bucket. It returns nil, having answered, if the request
+// goes no further.
+func (h *handler) start(c *memcached.Conn, req *gm.MCRequest) (*bucket, bool) {
+	keep, ok := h.frames(c, req)
+	if !ok {
+		return nil, false
+	}
+	b := h.bucketFor(c, req)
+	return b, keep
+}
+
 func (h *handler) get(c *memcached.Conn, req *gm.MCRequest) {
 	if !shape(req, 0, true, false) {
 		h.invalid(c, req)
 		return
 	}
+	b, _ := h.start(c, req)
+	if b == nil {
+		return
+	}
 	withKey := req.Opcode == gm.GETK || req.Opcode == gm.GETKQ
-	it, ok := h.srv.cache.Get(req.Key)
+	it, ok := b.cache.Get(req.Key)
 	if !ok {
 		switch {
 		case req.Opcode.IsQuiet():
@@ -128,12 +157,29 @@ func (h *handler) writeItem(c *memcached.Conn, req *gm.MCRequest, it *cache.Item
 	}
 	if withValue {
 		res.Body = it.Value
+		res.DataType = sentDatatype(c, it.Datatype)
 	}
 	c.WriteResponse(&res)
 }
 
-// stored answers a successful mutation: its CAS, unless the command is
-// quiet.
+// mutated answers a successful mutation: its CAS and, for clients that
+// negotiated MutationSeqno, the mutation token; quiet commands get no
+// answer.
+func mutated(c *memcached.Conn, req *gm.MCRequest, b *bucket, cas uint64, body []byte) {
+	var token [16]byte
+	var extras []byte
+	if c.Features.Has(featureMutationSeqno) {
+		extras = b.token(req.VBucket, &token)
+	}
+	if req.Opcode.IsQuiet() {
+		return
+	}
+	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Cas: cas, Extras: extras, Body: body}
+	c.WriteResponse(&res)
+}
+
+// stored answers a successful command without a mutation token: nothing
+// for quiet commands.
 func stored(c *memcached.Conn, req *gm.MCRequest, cas uint64) {
 	if req.Opcode.IsQuiet() {
 		return
@@ -147,6 +193,15 @@ func (h *handler) store(c *memcached.Conn, req *gm.MCRequest) {
 		h.invalid(c, req)
 		return
 	}
+	value, datatype, ok := storedValue(c, req)
+	if !ok {
+		h.invalid(c, req)
+		return
+	}
+	b, keep := h.start(c, req)
+	if b == nil {
+		return
+	}
 	mode := cache.Set
 	switch req.Opcode {
 	case gm.ADD, gm.ADDQ:
@@ -154,14 +209,19 @@ func (h *handler) store(c *memcached.Conn, req *gm.MCRequest) {
 	case gm.REPLACE, gm.REPLACEQ:
 		mode = cache.Replace
 	}
-	flags := binary.BigEndian.Uint32(req.Extras)
-	exp := binary.BigEndian.Uint32(req.Extras[4:])
-	cas, err := h.srv.cache.Store(mode, req.Key, req.Body, flags, exp, req.Cas)
+	cas, err := b.cache.Store(mode, req.Key, cache.Write{
+		Value:      value,
+		Flags:      binary.BigEndian.Uint32(req.Extras),
+		Expiry:     binary.BigEndian.Uint32(req.Extras[4:]),
+		CAS:        req.Cas,
+		Datatype:   datatype,
+		KeepExpiry: keep,
+	})
 	if err != nil {
 		h.fail(c, req, err)
 		return
 	}
-	stored(c, req, cas)
+	mutated(c, req, b, cas, nil)
 }
 
 func (h *handler) concat(c *memcached.Conn, req *gm.MCRequest) {
@@ -169,16 +229,25 @@ func (h *handler) concat(c *memcached.Conn, req *gm.MCRequest) {
 		h.invalid(c, req)
 		return
 	}
+	value, _, ok := storedValue(c, req)
+	if !ok {
+		h.invalid(c, req)
+		return
+	}
+	b, _ := h.start(c, req)
+	if b == nil {
+		return
+	}
 	mode := cache.Append
 	if req.Opcode == gm.PREPEND || req.Opcode == gm.PREPENDQ {
 		mode = cache.Prepend
 	}
-	cas, err := h.srv.cache.Store(mode, req.Key, req.Body, 0, 0, req.Cas)
+	cas, err := b.cache.Store(mode, req.Key, cache.Write{Value: value, CAS: req.Cas})
 	if err != nil {
 		h.fail(c, req, err)
 		return
 	}
-	stored(c, req, cas)
+	mutated(c, req, b, cas, nil)
 }
 
 func (h *handler) delete(c *memcached.Conn, req *gm.MCRequest) {
@@ -186,11 +255,15 @@ func (h *handler) delete(c *memcached.Conn, req *gm.MCRequest) {
 		h.invalid(c, req)
 		return
 	}
-	if err := h.srv.cache.Delete(req.Key, req.Cas); err != nil {
+	b, _ := h.start(c, req)
+	if b == nil {
+		return
+	}
+	if err := b.cache.Delete(req.Key, req.Cas); err != nil {
 		h.fail(c, req, err)
 		return
 	}
-	stored(c, req, 0)
+	mutated(c, req, b, 0, nil)
 }
 
 func (h *handler) delta(c *memcached.Conn, req *gm.MCRequest) {
@@ -198,25 +271,27 @@ func (h *handler) delta(c *memcached.Conn, req *gm.MCRequest) {
 		h.invalid(c, req)
 		return
 	}
+	b, _ := h.start(c, req)
+	if b == nil {
+		return
+	}
 	delta := binary.BigEndian.Uint64(req.Extras)
 	initial := binary.BigEndian.Uint64(req.Extras[8:])
 	exp := binary.BigEndian.Uint32(req.Extras[16:])
-	op := h.srv.cache.Incr
-	if req.Opcode == gm.DECREMENT || req.Opcode == gm.DECREMENTQ {
-		op = h.srv.cache.Decr
+	var value, cas uint64
+	var err error
+	if req.Opcode == gm.INCREMENT || req.Opcode == gm.INCREMENTQ {
+		value, cas, err = b.cache.Incr(req.Key, delta, initial, exp, req.Cas)
+	} else {
+		value, cas, err = b.cache.Decr(req.Key, delta, initial, exp, req.Cas)
 	}
-	value, cas, err := op(req.Key, delta, initial, exp, req.Cas)
 	if err != nil {
 		h.fail(c, req, err)
 		return
 	}
-	if req.Opcode.IsQuiet() {
-		return
-	}
 	var body [8]byte
 	binary.BigEndian.PutUint64(body[:], value)
-	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Cas: cas, Body: body[:]}
-	c.WriteResponse(&res)
+	mutated(c, req, b, cas, body[:])
 }
 
 // touch serves TOUCH and the get-and-touch family. TOUCH answers with the
@@ -226,9 +301,13 @@ func (h *handler) touch(c *memcached.Conn, req *gm.MCRequest) {
 		h.invalid(c, req)
 		return
 	}
+	b, _ := h.start(c, req)
+	if b == nil {
+		return
+	}
 	h.srv.cmdTouch.Add(1)
 	withKey := req.Opcode == gm.GATK || req.Opcode == gm.GATKQ
-	it, err := h.srv.cache.Touch(req.Key, binary.BigEndian.Uint32(req.Extras), req.Cas)
+	it, err := b.cache.Touch(req.Key, binary.BigEndian.Uint32(req.Extras), req.Cas)
 	if err != nil {
 		switch {
 		case errors.Is(err, cache.ErrNotFound) && req.Opcode.IsQuiet():
@@ -248,12 +327,16 @@ func (h *handler) flush(c *memcached.Conn, req *gm.MCRequest) {
 		h.invalid(c, req)
 		return
 	}
+	b := h.bucketFor(c, req)
+	if b == nil {
+		return
+	}
 	var delay uint32
 	if len(req.Extras) == 4 {
 		delay = binary.BigEndian.Uint32(req.Extras)
 	}
 	h.srv.cmdFlush.Add(1)
-	h.srv.cache.Flush(delay)
+	b.cache.Flush(delay)
 	stored(c, req, 0)
 }
 
@@ -292,4 +375,23 @@ func (h *handler) verbosity(c *memcached.Conn, req *gm.MCRequest) {
 	}
 	h.srv.verbosity.Store(binary.BigEndian.Uint32(req.Extras))
 	stored(c, req, 0)
+}
+
+// errorMap serves GET_ERROR_MAP: the value is the highest version the
+// client reads.
+func (h *handler) errorMap(c *memcached.Conn, req *gm.MCRequest) {
+	if len(req.Extras) != 0 || len(req.Key) != 0 || len(req.Body) != 2 {
+		h.invalid(c, req)
+		return
+	}
+	doc, _, ok := errorMap(binary.BigEndian.Uint16(req.Body))
+	if !ok { // version 0: kv_engine has no such map
+		c.WriteStatus(req, gm.KEY_ENOENT, nil)
+		return
+	}
+	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: doc}
+	if c.Features.Has(featureJSON) {
+		res.DataType = gm.DatatypeFlagJSON
+	}
+	c.WriteResponse(&res)
 }

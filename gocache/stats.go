@@ -5,6 +5,7 @@ import (
 	"time"
 
 	gm "github.com/f8e615c8/gomemcached"
+	"github.com/f8e615c8/gomemcached/cache"
 	memcached "github.com/f8e615c8/gomemcached/server"
 )
 
@@ -52,15 +53,16 @@ func (h *handler) stat(c *memcached.Conn, req *gm.MCRequest) {
 		return
 	}
 	w := &statWriter{c: c, req: req, buf: make([]byte, 0, 32)}
+	b := state(c).bucket
 	switch string(req.Key) {
 	case "":
-		h.srv.generalStats(w)
+		h.srv.generalStats(w, b)
 	case "settings":
 		h.srv.settingsStats(w)
 	case "items":
-		h.srv.itemStats(w)
+		h.srv.itemStats(w, b)
 	case "reset":
-		h.srv.resetStats()
+		h.srv.resetStats(b)
 	default:
 		c.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
 		return
@@ -68,9 +70,24 @@ func (h *handler) stat(c *memcached.Conn, req *gm.MCRequest) {
 	w.end()
 }
 
-func (s *Server) generalStats(w *statWriter) {
+// bucketStats returns the counters of b, or none (with the configured
+// limit) for a connection in no bucket.
+func (s *Server) bucketStats(b *bucket) cache.Stats {
+	if b == nil {
+		max := s.cfg.Cache.MaxBytes
+		if max <= 0 {
+			max = cache.DefaultMaxBytes
+		}
+		return cache.Stats{LimitMaxBytes: max}
+	}
+	return b.cache.Stats()
+}
+
+// generalStats reports the server's statistics and the store counters of
+// the connection's bucket.
+func (s *Server) generalStats(w *statWriter, b *bucket) {
 	now := time.Now()
-	cs := s.cache.Stats()
+	cs := s.bucketStats(b)
 	ss := s.srv.Stats()
 	user, system := rusage()
 	w.int("pid", int64(pid))
@@ -123,8 +140,8 @@ func (s *Server) generalStats(w *statWriter) {
 }
 
 func (s *Server) settingsStats(w *statWriter) {
-	c := s.cache
-	w.int("maxbytes", c.MaxBytes())
+	c := s.bucketStats(nil)
+	w.int("maxbytes", c.LimitMaxBytes)
 	w.int("maxconns", int64(s.maxConns))
 	for _, name := range []string{"tcpport", "udpport", "interface", "domain_socket", "umask"} {
 		if v, ok := s.cfg.Settings[name]; ok {
@@ -141,8 +158,16 @@ func (s *Server) settingsStats(w *statWriter) {
 	w.int("num_threads", int64(s.threads))
 	w.str("cas_enabled", "yes")
 	w.str("binding_protocol", "binary")
-	w.str("auth_enabled_sasl", "no")
-	w.int("item_size_max", int64(c.MaxItemSize()))
+	if s.requireAuth {
+		w.str("auth_enabled_sasl", "yes")
+	} else {
+		w.str("auth_enabled_sasl", "no")
+	}
+	itemMax := s.cfg.Cache.MaxItemSize
+	if itemMax <= 0 {
+		itemMax = cache.DefaultMaxItemSize
+	}
+	w.int("item_size_max", int64(itemMax))
 	w.str("maxconns_fast", "yes")
 	w.str("flush_enabled", "yes")
 	w.int("idle_timeout", int64(s.cfg.IdleTimeout/time.Second))
@@ -150,8 +175,8 @@ func (s *Server) settingsStats(w *statWriter) {
 
 // itemStats reports the store as memcached's slab class 1: gocache has no
 // slab classes.
-func (s *Server) itemStats(w *statWriter) {
-	cs := s.cache.Stats()
+func (s *Server) itemStats(w *statWriter, b *bucket) {
+	cs := s.bucketStats(b)
 	if cs.CurrItems == 0 {
 		return
 	}
@@ -164,8 +189,10 @@ func (s *Server) itemStats(w *statWriter) {
 	w.int("items:1:mem_requested", cs.Bytes)
 }
 
-func (s *Server) resetStats() {
-	s.cache.ResetStats()
+func (s *Server) resetStats(b *bucket) {
+	if b != nil {
+		b.cache.ResetStats()
+	}
 	s.cmdFlush.Store(0)
 	s.cmdTouch.Store(0)
 	s.authCmds.Store(0)

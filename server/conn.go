@@ -1,6 +1,7 @@
 package memcached
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -162,6 +163,12 @@ var unknownCommands = NewServeMux()
 func (c *Conn) serve() {
 	defer c.srv.forget(c)
 	defer c.nc.Close()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if err := c.handshake(tc); err != nil {
+			c.log.Info("connection closed: TLS handshake failed", "reason", err)
+			return
+		}
+	}
 	reason := c.loop()
 	c.Flush()
 	switch {
@@ -172,6 +179,23 @@ func (c *Conn) serve() {
 	default:
 		c.log.Debug("connection closed", "reason", reason)
 	}
+}
+
+// handshake runs the TLS handshake within the server's HandshakeTimeout.
+func (c *Conn) handshake(tc *tls.Conn) error {
+	timeout := c.srv.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	tc.SetDeadline(time.Now().Add(timeout))
+	if c.srv.shuttingDown() {
+		return ErrServerClosed
+	}
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	tc.SetDeadline(time.Time{})
+	return nil
 }
 
 // loop reads and handles requests; it returns why it stopped (nil for a

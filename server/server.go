@@ -2,6 +2,7 @@ package memcached
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -48,6 +49,11 @@ type Server struct {
 	// ConnContext, if set, is called for each new connection before it is
 	// served, to set up its state.
 	ConnContext func(c *Conn)
+	// TLSConfig configures ServeTLS. Versions before TLS 1.2 are refused
+	// whatever it says.
+	TLSConfig *tls.Config
+	// HandshakeTimeout bounds a TLS handshake; 0 means 10 seconds.
+	HandshakeTimeout time.Duration
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -112,6 +118,21 @@ func (s *Server) ListenAndServe() error {
 		return err
 	}
 	return s.Serve(l)
+}
+
+// ServeTLS serves TLS connections from l with s.TLSConfig. Handshakes run
+// on each connection's own goroutine, so a client that stalls in its
+// handshake holds up no one else; HandshakeTimeout ends it.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.TLSConfig == nil {
+		l.Close()
+		return errors.New("memcached: ServeTLS without TLSConfig")
+	}
+	cfg := s.TLSConfig.Clone()
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	return s.Serve(tls.NewListener(l, cfg))
 }
 
 // Listen listens on addr as Server.Addr describes it.

@@ -3,6 +3,7 @@ package memcached
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	gm "github.com/f8e615c8/gomemcached"
+	"github.com/f8e615c8/gomemcached/internal/peer"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -512,5 +514,41 @@ func TestConnState(t *testing.T) {
 	send(t, b, gm.MCRequest{Opcode: gm.GET, Key: []byte("k")})
 	if res := read(t, brd); string(res.Body) != "/fresh" {
 		t.Fatalf("connection b sees a's state: %q", res.Body)
+	}
+}
+
+// A TLS client that stalls in its handshake is cut off by
+// HandshakeTimeout, and holds up no one meanwhile.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	certFile, keyFile := peer.SelfSignedCert(t, t.TempDir())
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Handler: &echoStore{data: map[string][]byte{}}, Logger: quiet,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, HandshakeTimeout: 200 * time.Millisecond}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.ServeTLS(l)
+	defer srv.Close()
+	stall, _ := net.Dial("tcp", l.Addr().String())
+	defer stall.Close()
+	stall.Write([]byte{0x16, 0x03, 0x01})
+	start := time.Now()
+	good, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	good.SetDeadline(time.Now().Add(5 * time.Second))
+	send(t, good, gm.MCRequest{Opcode: gm.NOOP, Opaque: 3})
+	if res := read(t, gm.NewReader(good)); res.Opaque != 3 {
+		t.Fatal(res)
+	}
+	stall.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := stall.Read(make([]byte, 1)); err == nil {
+		t.Fatal("stalled handshake answered")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("stalled handshake closed after %v", d)
 	}
 }

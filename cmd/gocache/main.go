@@ -4,12 +4,16 @@
 //	gocache                     # 127.0.0.1:11211, 64 MiB, memcached's defaults
 //	gocache -p 11311 -m 1024 -t 4 -c 4096 -I 2m -vv
 //	gocache -s /tmp/gocache.sock
+//	gocache -S -Y users.txt -o buckets=travel,beer-sample
+//	gocache -Z -o ssl_chain_cert=cert.pem,ssl_key=key.pem -l notls:127.0.0.1:11211,127.0.0.1:11212
 //
 // Run gocache -h for the list.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +31,7 @@ import (
 
 	"github.com/f8e615c8/gomemcached/cache"
 	"github.com/f8e615c8/gomemcached/gocache"
+	"github.com/f8e615c8/gomemcached/sasl"
 	memcached "github.com/f8e615c8/gomemcached/server"
 )
 
@@ -46,9 +51,10 @@ type options struct {
 	itemSize              string
 	verbose, veryVerbose  bool
 	help, version         bool
-	sasl                  bool
+	sasl, tls             bool
 	authFile, user        string
 	idle                  time.Duration
+	extended              []string // -o, possibly repeated
 }
 
 // flags defines the options on fs, with memcached's short and long names.
@@ -68,7 +74,7 @@ func flags(fs *flag.FlagSet) *options {
 	}
 	intVar(&o.port, "p", "port", 11211, "TCP port to listen on")
 	intVar(&o.udpPort, "U", "udp-port", 0, "UDP port: only 0 (off) is supported")
-	strVar(&o.listen, "l", "listen", "127.0.0.1", "interface to listen on")
+	strVar(&o.listen, "l", "listen", "127.0.0.1", "interfaces to listen on, comma-separated, each [notls:]host[:port]")
 	strVar(&o.socket, "s", "unix-socket", "", "unix socket path to listen on (disables TCP)")
 	strVar(&o.umask, "a", "unix-mask", "0700", "access mask for the unix socket, in octal")
 	strVar(&o.memoryMiB, "m", "memory-limit", "64", "item memory in megabytes (suffixes k, m, g accepted)")
@@ -80,8 +86,13 @@ func flags(fs *flag.FlagSet) *options {
 	fs.BoolVar(&o.veryVerbose, "vv", false, "very verbose: also log connection events")
 	boolVar(&o.help, "h", "help", "print this help and exit")
 	boolVar(&o.version, "V", "version", "print the version and exit")
-	boolVar(&o.sasl, "S", "enable-sasl", "require SASL authentication")
-	strVar(&o.authFile, "Y", "auth-file", "", "file of user:password lines for authentication")
+	boolVar(&o.sasl, "S", "enable-sasl", "require SASL authentication (users from -Y)")
+	strVar(&o.authFile, "Y", "auth-file", "", "file of user:password lines, enabling SASL; \"!buckets user a,b\" lines limit users to buckets")
+	boolVar(&o.tls, "Z", "enable-ssl", "serve TLS on every -l listener not prefixed notls:")
+	extended := func(v string) error { o.extended = append(o.extended, v); return nil }
+	fs.Func("o", "comma-separated options: ssl_chain_cert=FILE, ssl_key=FILE, ssl_ca_cert=FILE,\n"+
+		"ssl_verify_mode=0-3, ssl_min_version=tlsv1.2|tlsv1.3, buckets=a,b (named buckets)", extended)
+	fs.Func("extended", "same as -o", extended)
 	strVar(&o.user, "u", "user", "", "accepted for compatibility; gocache does not change user")
 	fs.DurationVar(&o.idle, "idle-timeout", 0, "close connections idle this long (0: never)")
 	return o
@@ -107,7 +118,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- net.Addr) int {
 		fmt.Fprintln(stdout, "gocache "+gocache.Version)
 		return 0
 	}
-	cfg, addr, err := configure(o)
+	cfg, listens, err := configure(o)
 	if err != nil {
 		fmt.Fprintln(stderr, "gocache:", err)
 		return 1
@@ -116,30 +127,52 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- net.Addr) int {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// Collect garbage harder as the heap nears the item memory, so
 		// that the process stays near -m rather than twice it.
-		debug.SetMemoryLimit(memoryLimit(cfg.Cache.MaxBytes))
+		debug.SetMemoryLimit(memoryLimit(cfg.Cache.MaxBytes * int64(max(1, len(cfg.Buckets)))))
 	}
 	log := cfg.Logger
 
-	l, err := memcached.Listen(addr)
-	if err != nil {
-		fmt.Fprintln(stderr, "gocache:", err)
-		return 1
+	var ls []net.Listener
+	closeAll := func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+	for _, spec := range listens {
+		l, err := memcached.Listen(spec.addr)
+		if err != nil {
+			closeAll()
+			fmt.Fprintln(stderr, "gocache:", err)
+			return 1
+		}
+		ls = append(ls, l)
 	}
 	if o.socket != "" {
 		mask, _ := strconv.ParseUint(o.umask, 8, 32)
 		os.Chmod(o.socket, os.FileMode(0o777&^mask))
 		defer os.Remove(o.socket)
 	}
-	srv := gocache.New(cfg)
+	srv, err := gocache.New(cfg)
+	if err != nil {
+		closeAll()
+		fmt.Fprintln(stderr, "gocache:", err)
+		return 1
+	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(stop)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
-	log.Info("gocache serving", "addr", l.Addr().String(), "memory_mib", cfg.Cache.MaxBytes>>20,
-		"threads", o.threads, "max_conns", cfg.MaxConns)
+	done := make(chan error, len(ls))
+	for i, l := range ls {
+		serve := srv.Serve
+		if listens[i].tls {
+			serve = srv.ServeTLS
+		}
+		go func() { done <- serve(l) }()
+		log.Info("gocache serving", "addr", l.Addr().String(), "tls", listens[i].tls,
+			"memory_mib", cfg.Cache.MaxBytes>>20, "threads", o.threads, "max_conns", cfg.MaxConns,
+			"buckets", len(cfg.Buckets), "sasl", cfg.Users != nil, "auth_required", cfg.RequireAuth)
+	}
 	if ready != nil {
-		ready <- l.Addr()
+		ready <- ls[0].Addr()
 	}
 	select {
 	case err := <-done:
@@ -156,40 +189,61 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- net.Addr) int {
 	return 0
 }
 
+// listenSpec is one listener: its address and whether it serves TLS.
+type listenSpec struct {
+	addr string
+	tls  bool
+}
+
 // configure checks the options and turns them into a server configuration
-// and a listen address.
-func configure(o *options) (gocache.Config, string, error) {
+// and the listeners.
+func configure(o *options) (gocache.Config, []listenSpec, error) {
 	var cfg gocache.Config
 	if o.udpPort != 0 {
-		return cfg, "", errors.New("-U: UDP is not supported; only -U 0")
-	}
-	if o.sasl {
-		return cfg, "", errors.New("-S: SASL authentication is not available in this build yet")
-	}
-	if o.authFile != "" {
-		return cfg, "", errors.New("-Y: authentication is not available in this build yet")
+		return cfg, nil, errors.New("-U: UDP is not supported; only -U 0")
 	}
 	mem, err := parseSize(o.memoryMiB, 1<<20)
 	if err != nil || mem <= 0 {
-		return cfg, "", fmt.Errorf("-m %q: want a size in megabytes", o.memoryMiB)
+		return cfg, nil, fmt.Errorf("-m %q: want a size in megabytes", o.memoryMiB)
 	}
 	item, err := parseSize(o.itemSize, 1)
 	if err != nil {
-		return cfg, "", fmt.Errorf("-I %q: want a size such as 1m or 512k", o.itemSize)
+		return cfg, nil, fmt.Errorf("-I %q: want a size such as 1m or 512k", o.itemSize)
 	}
 	switch {
 	case item < 1024:
-		return cfg, "", errors.New("-I: item size must be at least 1k")
+		return cfg, nil, errors.New("-I: item size must be at least 1k")
 	case item > 1<<30:
-		return cfg, "", errors.New("-I: item size must be at most 1g")
+		return cfg, nil, errors.New("-I: item size must be at most 1g")
 	case item > mem/2:
-		return cfg, "", errors.New("-I: item size must be at most half of -m")
+		return cfg, nil, errors.New("-I: item size must be at most half of -m")
 	}
 	if o.threads < 1 || o.maxConns < 1 {
-		return cfg, "", errors.New("-t and -c must be at least 1")
+		return cfg, nil, errors.New("-t and -c must be at least 1")
 	}
 	if _, err := strconv.ParseUint(o.umask, 8, 32); err != nil {
-		return cfg, "", fmt.Errorf("-a %q: want an octal mask", o.umask)
+		return cfg, nil, fmt.Errorf("-a %q: want an octal mask", o.umask)
+	}
+	ext, err := parseExtended(o.extended)
+	if err != nil {
+		return cfg, nil, err
+	}
+	if o.sasl && o.authFile == "" {
+		return cfg, nil, errors.New("-S needs -Y FILE of user:password lines (gocache does not read cyrus sasldb)")
+	}
+	var users *sasl.Store
+	if o.authFile != "" {
+		if users, err = sasl.LoadFile(o.authFile); err != nil {
+			return cfg, nil, fmt.Errorf("-Y: %w", err)
+		}
+	}
+	var tlsConfig *tls.Config
+	if o.tls {
+		if tlsConfig, err = tlsSettings(ext); err != nil {
+			return cfg, nil, err
+		}
+	} else if ext.chain != "" || ext.key != "" {
+		return cfg, nil, errors.New("-o ssl_*: TLS needs -Z")
 	}
 	level := slog.LevelWarn
 	switch {
@@ -205,11 +259,23 @@ func configure(o *options) (gocache.Config, string, error) {
 	if o.veryVerbose {
 		verbosity = 2
 	}
-	addr := net.JoinHostPort(o.listen, strconv.Itoa(o.port))
+	var listens []listenSpec
+	for _, entry := range strings.Split(o.listen, ",") {
+		spec := listenSpec{tls: o.tls}
+		if rest, ok := strings.CutPrefix(entry, "notls:"); ok {
+			entry, spec.tls = rest, false
+		}
+		host, port := entry, strconv.Itoa(o.port)
+		if h, p, err := net.SplitHostPort(entry); err == nil {
+			host, port = h, p
+		}
+		spec.addr = net.JoinHostPort(host, port)
+		listens = append(listens, spec)
+	}
 	settings := map[string]string{"tcpport": strconv.Itoa(o.port), "udpport": "0", "interface": o.listen,
 		"domain_socket": "NULL", "umask": o.umask}
 	if o.socket != "" {
-		addr = "unix:" + o.socket
+		listens = []listenSpec{{addr: "unix:" + o.socket}}
 		settings["domain_socket"] = o.socket
 		settings["tcpport"] = "0"
 	}
@@ -221,8 +287,106 @@ func configure(o *options) (gocache.Config, string, error) {
 		Verbosity:   verbosity,
 		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		Settings:    settings,
+		Buckets:     ext.buckets,
+		Users:       users,
+		RequireAuth: o.sasl,
+		TLS:         tlsConfig,
 	}
-	return cfg, addr, nil
+	return cfg, listens, nil
+}
+
+// extendedOptions are the -o settings gocache knows.
+type extendedOptions struct {
+	chain, key, ca string
+	verifyMode     int
+	minVersion     uint16
+	buckets        []string
+}
+
+// parseExtended reads -o values: comma-separated key=value pairs; the
+// bucket list of buckets= continues over the items without '=' that
+// follow it, so that -o buckets=a,b works.
+func parseExtended(values []string) (extendedOptions, error) {
+	var e extendedOptions
+	e.minVersion = tls.VersionTLS12
+	inBuckets := false
+	for _, v := range values {
+		for _, item := range strings.Split(v, ",") {
+			item = strings.TrimSpace(item)
+			key, val, hasValue := strings.Cut(item, "=")
+			if !hasValue {
+				if inBuckets && item != "" {
+					e.buckets = append(e.buckets, item)
+					continue
+				}
+				return e, fmt.Errorf("-o %q: want key=value", item)
+			}
+			inBuckets = false
+			switch key {
+			case "ssl_chain_cert":
+				e.chain = val
+			case "ssl_key":
+				e.key = val
+			case "ssl_ca_cert":
+				e.ca = val
+			case "ssl_verify_mode":
+				n, err := strconv.Atoi(val)
+				if err != nil || n < 0 || n > 3 {
+					return e, fmt.Errorf("-o ssl_verify_mode=%q: want 0 to 3", val)
+				}
+				e.verifyMode = n
+			case "ssl_min_version":
+				switch val {
+				case "tlsv1.2":
+					e.minVersion = tls.VersionTLS12
+				case "tlsv1.3":
+					e.minVersion = tls.VersionTLS13
+				default:
+					return e, fmt.Errorf("-o ssl_min_version=%q: want tlsv1.2 or tlsv1.3", val)
+				}
+			case "buckets":
+				inBuckets = true
+				if val != "" {
+					e.buckets = append(e.buckets, val)
+				}
+			default:
+				return e, fmt.Errorf("-o %s: unknown option", key)
+			}
+		}
+	}
+	return e, nil
+}
+
+// tlsSettings builds the TLS configuration of -Z from the -o settings.
+func tlsSettings(e extendedOptions) (*tls.Config, error) {
+	if e.chain == "" || e.key == "" {
+		return nil, errors.New("-Z needs -o ssl_chain_cert=FILE,ssl_key=FILE")
+	}
+	cert, err := tls.LoadX509KeyPair(e.chain, e.key)
+	if err != nil {
+		return nil, fmt.Errorf("-o ssl_chain_cert/ssl_key: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: e.minVersion}
+	if e.ca != "" {
+		pem, err := os.ReadFile(e.ca)
+		if err != nil {
+			return nil, fmt.Errorf("-o ssl_ca_cert: %w", err)
+		}
+		cfg.ClientCAs = x509.NewCertPool()
+		if !cfg.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, errors.New("-o ssl_ca_cert: no certificate in the file")
+		}
+	}
+	switch e.verifyMode {
+	case 1:
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	case 2, 3:
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	if cfg.ClientAuth != tls.NoClientCert && cfg.ClientCAs == nil {
+		return nil, errors.New("-o ssl_verify_mode needs ssl_ca_cert")
+	}
+	return cfg, nil
 }
 
 // memoryLimit is the Go heap limit for an item memory of maxBytes: a

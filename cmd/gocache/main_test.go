@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -24,8 +25,12 @@ func TestFlags(t *testing.T) {
 		{[]string{"-h"}, 0, "-max-item-size"},
 		{[]string{"-V"}, 0, "gocache 1.6.18"},
 		{[]string{"-U", "11211"}, 1, "only -U 0"},
-		{[]string{"-S"}, 1, "SASL"},
-		{[]string{"-Y", "/tmp/x"}, 1, "authentication"},
+		{[]string{"-S"}, 1, "-S needs -Y"},
+		{[]string{"-Y", "/nonexistent/users"}, 1, "-Y"},
+		{[]string{"-Z"}, 1, "ssl_chain_cert"},
+		{[]string{"-o", "ssl_key=/x"}, 1, "needs -Z"},
+		{[]string{"-o", "bogus=1"}, 1, "unknown option"},
+		{[]string{"-o", "ssl_verify_mode=9"}, 1, "0 to 3"},
 		{[]string{"-I", "100"}, 1, "at least 1k"},
 		{[]string{"-I", "64m"}, 1, "half of -m"},
 		{[]string{"-m", "lots"}, 1, "megabytes"},
@@ -46,28 +51,55 @@ func TestConfigure(t *testing.T) {
 	if err := fs.Parse([]string{"-m", "1024", "-M", "-I", "2m", "-c", "10", "-t", "2", "-p", "1234", "-l", "0.0.0.0", "-vv"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg, addr, err := configure(o)
+	cfg, ls, err := configure(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Cache.MaxBytes != 1024<<20 || !cfg.Cache.NoEvict || cfg.Cache.MaxItemSize != 2<<20 ||
-		cfg.MaxConns != 10 || cfg.Threads != 2 || addr != "0.0.0.0:1234" || cfg.Verbosity != 2 {
-		t.Fatalf("config %+v addr %s", cfg, addr)
+		cfg.MaxConns != 10 || cfg.Threads != 2 || len(ls) != 1 || ls[0] != (listenSpec{"0.0.0.0:1234", false}) || cfg.Verbosity != 2 {
+		t.Fatalf("config %+v listeners %v", cfg, ls)
 	}
 	fs = newFlagSet()
 	o = flags(fs)
 	fs.Parse([]string{"--unix-socket", "/tmp/g.sock", "--memory-limit=2g"})
-	cfg, addr, err = configure(o)
-	if err != nil || addr != "unix:/tmp/g.sock" || cfg.Cache.MaxBytes != 2<<30 {
-		t.Fatalf("long flags: %v %s %d", err, addr, cfg.Cache.MaxBytes)
+	cfg, ls, err = configure(o)
+	if err != nil || ls[0].addr != "unix:/tmp/g.sock" || cfg.Cache.MaxBytes != 2<<30 {
+		t.Fatalf("long flags: %v %v %d", err, ls, cfg.Cache.MaxBytes)
 	}
 	// No flags: memcached's defaults on 127.0.0.1:11211.
 	fs = newFlagSet()
 	o = flags(fs)
 	fs.Parse(nil)
-	cfg, addr, _ = configure(o)
-	if addr != "127.0.0.1:11211" || cfg.Cache.MaxBytes != 64<<20 || cfg.Cache.MaxItemSize != 1<<20 || cfg.MaxConns != 1024 {
-		t.Fatalf("defaults: %s %+v", addr, cfg)
+	cfg, ls, _ = configure(o)
+	if len(ls) != 1 || ls[0].addr != "127.0.0.1:11211" || ls[0].tls || cfg.Cache.MaxBytes != 64<<20 ||
+		cfg.Cache.MaxItemSize != 1<<20 || cfg.MaxConns != 1024 || cfg.Users != nil || len(cfg.Buckets) != 0 {
+		t.Fatalf("defaults: %v %+v", ls, cfg)
+	}
+}
+
+func TestConfigureAuthTLSBuckets(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	os.WriteFile(users, []byte("alice:secret\n!buckets alice travel\n"), 0o600)
+	cert, key := peer.SelfSignedCert(t, dir)
+	fs := newFlagSet()
+	o := flags(fs)
+	err := fs.Parse([]string{"-S", "-Y", users, "-Z", "-o", "ssl_chain_cert=" + cert + ",ssl_key=" + key,
+		"-o", "buckets=travel,beer-sample", "-l", "notls:127.0.0.1:1,127.0.0.1:2,localhost", "-p", "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, ls, err := configure(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []listenSpec{{"127.0.0.1:1", false}, {"127.0.0.1:2", true}, {"localhost:3", true}}
+	if len(ls) != 3 || ls[0] != want[0] || ls[1] != want[1] || ls[2] != want[2] {
+		t.Fatalf("listeners %v", ls)
+	}
+	if !cfg.RequireAuth || cfg.Users == nil || cfg.Users.Len() != 1 || cfg.TLS == nil ||
+		strings.Join(cfg.Buckets, ",") != "travel,beer-sample" {
+		t.Fatalf("config %+v", cfg)
 	}
 }
 

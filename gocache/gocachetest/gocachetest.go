@@ -22,7 +22,10 @@ func Start(t testing.TB, cfg gocache.Config) (*gocache.Server, string) {
 	if err != nil {
 		t.Fatalf("gocachetest: %v", err)
 	}
-	srv := gocache.New(cfg)
+	srv, err := gocache.New(cfg)
+	if err != nil {
+		t.Fatalf("gocachetest: %v", err)
+	}
 	done := make(chan struct{})
 	go func() {
 		srv.Serve(l)
