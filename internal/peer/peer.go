@@ -178,3 +178,36 @@ func SelfSignedCert(t testing.TB, dir string) (certFile, keyFile string) {
 	}
 	return certFile, keyFile
 }
+
+// MemcachedSASL starts memcached with SASL required (-S) and one PLAIN
+// user in a cyrus sasldb made for the test, and returns its address.
+func MemcachedSASL(t testing.TB, user, password string, args ...string) string {
+	t.Helper()
+	saslpasswd := Require(t, "saslpasswd2")
+	dir, err := os.MkdirTemp("", "memcached-sasl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	db := filepath.Join(dir, "sasldb")
+	cmd := exec.Command(saslpasswd, "-p", "-a", "memcached", "-c", "-f", db, user)
+	cmd.Stdin = strings.NewReader(password)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("saslpasswd2: %v: %s", err, out)
+	}
+	conf := "mech_list: plain\nsasldb_path: " + db + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "memcached.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// memcached drops to the -u user: everything must be readable.
+	for _, p := range []string{dir, db} {
+		mode := os.FileMode(0o644)
+		if p == dir {
+			mode = 0o755
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return MemcachedEnv(t, []string{"SASL_CONF_PATH=" + dir}, append([]string{"-S"}, args...)...)
+}
