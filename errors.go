@@ -178,11 +178,17 @@ var fatalStatuses = map[Status]bool{
 // IsFatal reports whether e should end the connection it came from. A failed
 // response (an *MCResponse or *ServerError) is fatal only for the statuses
 // DELTA_BADVAL, NO_BUCKET, AUTH_STALE, AUTH_ERROR, ERANGE, ROLLBACK, EACCESS,
-// ENOMEM and NOT_SUPPORTED; any other non-nil error (I/O, protocol) is fatal,
-// since unread data may be left on the wire.
+// ENOMEM and NOT_SUPPORTED. An error with a Fatal() bool method in its chain
+// (a client's timeout that left the connection in step, say) answers for
+// itself. Any other non-nil error (I/O, protocol) is fatal, since unread
+// data may be left on the wire.
 func IsFatal(e error) bool {
 	if e == nil {
 		return false
+	}
+	var f interface{ Fatal() bool }
+	if errors.As(e, &f) {
+		return f.Fatal()
 	}
 	return fatalStatuses[statusOf(e)]
 }

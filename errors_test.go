@@ -80,6 +80,9 @@ func TestIsFatalIsNotFound(t *testing.T) {
 			t.Errorf("%v: IsFatal %v IsNotFound %v", err, IsFatal(err), IsNotFound(err))
 		}
 	}
+	if IsFatal(fmt.Errorf("wrapped: %w", keptInStep{})) {
+		t.Fatal("an error that says it is not fatal")
+	}
 	if IsFatal(nil) || IsNotFound(nil) || IsTenantLimit(nil) {
 		t.Fatal("nil is an error")
 	}
@@ -174,3 +177,9 @@ func TestNibbleHelpers(t *testing.T) {
 		t.Errorf("merge with empty = %x", got)
 	}
 }
+
+// keptInStep is an error that left its connection usable.
+type keptInStep struct{}
+
+func (keptInStep) Error() string { return "timed out, connection kept" }
+func (keptInStep) Fatal() bool   { return false }

@@ -59,6 +59,11 @@ func (r *Reader) Reset(rd io.Reader) {
 // returned as packets.
 func (r *Reader) Buffered() int { return r.w - r.r }
 
+// BufferedBytes returns the bytes read from the stream but not yet
+// returned as packets, valid until the next call on the Reader: what a
+// caller taking over the stream must read first.
+func (r *Reader) BufferedBytes() []byte { return r.buf[r.r:r.w] }
+
 // Ready reports whether a whole packet is buffered, so that the next read
 // returns without waiting on the stream. A server flushes its responses when
 // the Reader is not Ready.

@@ -83,6 +83,9 @@ func TestReaderReady(t *testing.T) {
 		if err := r.ReadRequest(&req); err != nil {
 			t.Fatal(err)
 		}
+		if rest := wire[len(wire)-r.Buffered():]; !bytes.Equal(r.BufferedBytes(), rest) {
+			t.Fatalf("after packet %d: BufferedBytes is not the rest of the stream", i)
+		}
 		if want := i < 2; r.Ready() != want {
 			t.Fatalf("after packet %d: Ready = %v, want %v (buffered %d)", i, r.Ready(), want, r.Buffered())
 		}
@@ -247,5 +250,13 @@ func TestReceiveWithDatapool(t *testing.T) {
 	res.Recycle()
 	if len(returned) != 2 || len(returned[1]) != 1 {
 		t.Fatalf("returned %d buffers", len(returned))
+	}
+	// A buffer a caller fills itself can be attached too.
+	own := make([]byte, 8)
+	res.SetRecycle(own, done)
+	res.Recycle()
+	res.Recycle()
+	if len(returned) != 3 || &returned[2][0] != &own[0] {
+		t.Fatalf("SetRecycle: returned %d buffers", len(returned))
 	}
 }

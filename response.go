@@ -204,6 +204,12 @@ func (res *MCResponse) Recycle() {
 	res.recycleDone(res.recycleBuf)
 }
 
+// SetRecycle makes Recycle hand buf to done, once: for a response whose
+// slices a caller has placed in buf, a buffer from its own pool.
+func (res *MCResponse) SetRecycle(buf []byte, done func([]byte)) {
+	res.recycleBuf, res.recycleDone, res.recycled = buf, done, 0
+}
+
 func (res *MCResponse) receive(r io.Reader, hdrBytes, buf []byte, getter func(uint64) ([]byte, error), done func([]byte)) (int, error) {
 	hdr, pooled := headerBuf(hdrBytes)
 	defer releaseHeader(pooled)

@@ -1,0 +1,297 @@
+package memcached
+
+// The compatibility surface: every exported identifier of the reference's
+// client package (github.com/couchbase/gomemcached/client v0.3.4) either
+// exists here with the same signature, or is listed below as left to a
+// later issue. Both packages are named memcached and both use a package
+// named gomemcached for packets, so reflected type strings compare
+// directly.
+
+import (
+	"github.com/f8e615c8/gomemcached/internal/peer"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	refc "github.com/couchbase/gomemcached/client"
+)
+
+// laterFiles are the reference's files whose every identifier belongs to a
+// later issue: the DCP feed (upr_*, collections_filter.go) and the TAP feed.
+var laterFiles = []string{"upr_event.go", "upr_feed.go", "collections_filter.go", "tap_feed.go"}
+
+// later lists the identifiers of the reference's mc.go left to later
+// issues, by issue.
+var later = map[string][]string{
+	"authentication, HELLO, buckets, error map": {
+		"Client.Auth", "Client.AuthList", "Client.AuthPlain", "Client.AuthScramSha",
+		"Client.EnableMutationToken", "Client.EnableFeatures", "Client.IsFeatureEnabled",
+		"Client.SelectBucket", "Client.LastBucket", "Client.GetErrorMap",
+		"ErrUnSuccessfulHello", "ErrInvalidHello",
+		"Features", "Feature", "FeatureTcpNoDelay", "FeatureMutationToken", "FeatureXattr", "FeatureXerror",
+		"FeatureSnappyCompression", "FeatureDataType", "FeatureTracing", "FeatureSyncReplication",
+		"FeatureCollections", "FeatureSnappyEverywhere", "FeaturePreserveExpiry", "FeatureComputeUnits",
+		"FeatureHandleThrottle",
+	},
+	"meta operations and random key": {"Client.GetMeta", "Client.GetRandomDoc"},
+	"observe": {
+		"Client.Observe", "Client.ObserveSeq", "ObservedStatus", "ObservedNotPersisted", "ObservedPersisted",
+		"ObservedNotFound", "ObservedLogicallyDeleted", "ObserveResult", "ObserveResult.CheckPersistence",
+		"ObserveSeqResult",
+	},
+	"vbucket seqnos":  {"Client.GetAllVbSeqnos"},
+	"collections":     {"Client.CollectionsGetCID", "Client.CollectionEnabled", "Client.GetCollectionsManifest"},
+	"sub-documents":   {"Client.GetSubdoc", "Client.SetSubdoc", "SubDocOp", "GetSubDocVal", "IfResStatusError"},
+	"range scans":     {"Client.CreateRangeScan", "Client.CreateRandomScan", "Client.ContinueRangeScan", "Client.CancelRangeScan", "Client.ValidateKey", "RandomScanSeed"},
+	"DCP (UPR) feeds": {"Client.UprGetFailoverLog"},
+}
+
+// refSourceDir returns the directory of the reference's client sources.
+func refSourceDir(t *testing.T) string {
+	pc := reflect.ValueOf(refc.Connect).Pointer()
+	file, _ := runtime.FuncForPC(pc).FileLine(pc)
+	if !filepath.IsAbs(file) {
+		if peer.InCI() {
+			t.Fatalf("reference sources not found (%q): built with -trimpath?", file)
+		}
+		t.Skipf("!!! reference sources not found (%q): built with -trimpath?", file)
+	}
+	return filepath.Dir(file)
+}
+
+// exportedDecls returns the exported top-level identifiers of the non-test
+// Go files in dir, methods as Type.Method, with the file declaring each.
+func exportedDecls(t *testing.T, dir string) map[string]string {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decls := map[string]string{}
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := filepath.Base(f)
+		for _, d := range af.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if !d.Name.IsExported() {
+					continue
+				}
+				name := d.Name.Name
+				if d.Recv != nil {
+					rt := d.Recv.List[0].Type
+					if s, ok := rt.(*ast.StarExpr); ok {
+						rt = s.X
+					}
+					name = rt.(*ast.Ident).Name + "." + name
+				}
+				decls[name] = base
+			case *ast.GenDecl:
+				for _, s := range d.Specs {
+					switch s := s.(type) {
+					case *ast.TypeSpec:
+						if s.Name.IsExported() {
+							decls[s.Name.Name] = base
+						}
+					case *ast.ValueSpec:
+						for _, n := range s.Names {
+							if n.IsExported() {
+								decls[n.Name] = base
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return decls
+}
+
+// TestAPIInventory checks that each exported identifier of the reference
+// is implemented here or listed as left for later, and that nothing listed
+// for later exists here already.
+func TestAPIInventory(t *testing.T) {
+	ref := exportedDecls(t, refSourceDir(t))
+	ours := exportedDecls(t, ".")
+	deferred := map[string]string{}
+	for issue, names := range later {
+		for _, n := range names {
+			deferred[n] = issue
+		}
+	}
+	var implemented, left int
+	for name, file := range ref {
+		_, have := ours[name]
+		issue, isLater := deferred[name]
+		if slices.Contains(laterFiles, file) {
+			issue, isLater = "DCP and TAP feeds ("+file+")", true
+		}
+		switch {
+		case have && isLater:
+			t.Errorf("%s is implemented but listed as left for %s", name, issue)
+		case !have && !isLater:
+			t.Errorf("%s (%s) is neither implemented nor listed as left for later", name, file)
+		case have:
+			implemented++
+		default:
+			left++
+		}
+	}
+	for name := range deferred {
+		if _, ok := ref[name]; !ok {
+			t.Errorf("%s is listed for later but the reference has no such identifier", name)
+		}
+	}
+	t.Logf("%d of the reference's identifiers implemented, %d left to later issues", implemented, left)
+}
+
+// TestAPISignatures compares the signatures of what is implemented.
+func TestAPISignatures(t *testing.T) {
+	funcs := []struct {
+		name      string
+		ours, ref any
+	}{
+		{"Connect", Connect, refc.Connect},
+		{"ConnectTLS", ConnectTLS, refc.ConnectTLS},
+		{"Wrap", Wrap, refc.Wrap},
+		{"SetConnectionName", SetConnectionName, refc.SetConnectionName},
+		{"SetDefaultTimeouts", SetDefaultTimeouts, refc.SetDefaultTimeouts},
+		{"SetDefaultDialTimeout", SetDefaultDialTimeout, refc.SetDefaultDialTimeout},
+		{"UnwrapMemcachedError", UnwrapMemcachedError, refc.UnwrapMemcachedError},
+		{"ConnName", &ConnName, &refc.ConnName},
+		{"DefaultDialTimeout", &DefaultDialTimeout, &refc.DefaultDialTimeout},
+		{"DefaultWriteTimeout", &DefaultWriteTimeout, &refc.DefaultWriteTimeout},
+		{"Healthy", &Healthy, &refc.Healthy},
+		{"UnHealthy", &UnHealthy, &refc.UnHealthy},
+		{"TransmitHook", &TransmitHook, &refc.TransmitHook},
+		{"ReceiveHook", &ReceiveHook, &refc.ReceiveHook},
+		{"ErrPreserveExpiryNotSupported", &ErrPreserveExpiryNotSupported, &refc.ErrPreserveExpiryNotSupported},
+		{"ErrDurabilityNotSupported", &ErrDurabilityNotSupported, &refc.ErrDurabilityNotSupported},
+		{"CASStore", CASStore, refc.CASStore},
+		{"CASQuit", CASQuit, refc.CASQuit},
+		{"CASDelete", CASDelete, refc.CASDelete},
+		{"VbAlive", VbAlive, refc.VbAlive},
+		{"VbActive", VbActive, refc.VbActive},
+		{"VbReplica", VbReplica, refc.VbReplica},
+		{"VbPending", VbPending, refc.VbPending},
+		{"VbDead", VbDead, refc.VbDead},
+	}
+	for _, f := range funcs {
+		if o, r := reflect.TypeOf(f.ours).String(), reflect.TypeOf(f.ref).String(); o != r {
+			t.Errorf("%s: ours %s, reference %s", f.name, o, r)
+		}
+		if k := reflect.TypeOf(f.ours).Kind(); k != reflect.Func && k != reflect.Pointer && f.ours != any(nil) {
+			if reflect.ValueOf(f.ours).Uint() != reflect.ValueOf(f.ref).Uint() {
+				t.Errorf("%s: ours %v, reference %v", f.name, f.ours, f.ref)
+			}
+		}
+	}
+	if Healthy != refc.Healthy || UnHealthy != refc.UnHealthy || ConnName != refc.ConnName {
+		t.Error("initial values of Healthy, UnHealthy or ConnName differ")
+	}
+	if ErrPreserveExpiryNotSupported.Error() != refc.ErrPreserveExpiryNotSupported.Error() ||
+		ErrDurabilityNotSupported.Error() != refc.ErrDurabilityNotSupported.Error() {
+		t.Error("error messages differ")
+	}
+
+	types := []struct{ ours, ref reflect.Type }{
+		{reflect.TypeFor[Client](), reflect.TypeFor[refc.Client]()},
+		{reflect.TypeFor[*Client](), reflect.TypeFor[*refc.Client]()},
+		{reflect.TypeFor[ClientContext](), reflect.TypeFor[refc.ClientContext]()},
+		{reflect.TypeFor[*ClientContext](), reflect.TypeFor[*refc.ClientContext]()},
+		{reflect.TypeFor[CASState](), reflect.TypeFor[refc.CASState]()},
+		{reflect.TypeFor[StatValue](), reflect.TypeFor[refc.StatValue]()},
+		{reflect.TypeFor[CasOp](), reflect.TypeFor[refc.CasOp]()},
+		{reflect.TypeFor[CasFunc](), reflect.TypeFor[refc.CasFunc]()},
+		{reflect.TypeFor[VbStateType](), reflect.TypeFor[refc.VbStateType]()},
+		{reflect.TypeFor[MemcachedConnection](), reflect.TypeFor[refc.MemcachedConnection]()},
+	}
+	for _, tp := range types {
+		if tp.ours.Kind() != tp.ref.Kind() {
+			t.Errorf("%v: kind %v, reference %v", tp.ref, tp.ours.Kind(), tp.ref.Kind())
+			continue
+		}
+		if tp.ours.String() != tp.ref.String() {
+			t.Errorf("type %v named %v here", tp.ref, tp.ours)
+		}
+		if tp.ref.Kind() == reflect.Func && tp.ref.String() != tp.ours.String() {
+			t.Errorf("%v: ours %v", tp.ref, tp.ours)
+		}
+		for i := range tp.ref.NumMethod() {
+			rm := tp.ref.Method(i)
+			if _, isLater := deferredMethod(rm.Name); isLater && tp.ref.Name() != "MemcachedConnection" {
+				continue
+			}
+			om, ok := tp.ours.MethodByName(rm.Name)
+			if !ok {
+				t.Errorf("%v lacks method %s", tp.ref, rm.Name)
+			} else if om.Type.String() != rm.Type.String() {
+				t.Errorf("%v.%s: ours %v, reference %v", tp.ref, rm.Name, om.Type, rm.Type)
+			}
+		}
+		if tp.ref.Kind() != reflect.Struct || tp.ref.Name() == "Client" {
+			continue
+		}
+		for i := range tp.ref.NumField() {
+			rf := tp.ref.Field(i)
+			if !rf.IsExported() {
+				continue
+			}
+			of, ok := tp.ours.FieldByName(rf.Name)
+			if !ok || of.Type.String() != rf.Type.String() {
+				t.Errorf("%v.%s: ours %v, reference %v", tp.ref, rf.Name, of.Type, rf.Type)
+			}
+		}
+	}
+}
+
+// deferredMethod reports whether the reference's Client method name is left
+// to a later issue (listed, or declared in a feed's file).
+func deferredMethod(name string) (string, bool) {
+	for issue, names := range later {
+		if slices.Contains(names, "Client."+name) {
+			return issue, true
+		}
+	}
+	switch name {
+	case "NewUprFeed", "NewUprFeedIface", "NewUprFeedWithConfig", "NewUprFeedWithConfigIface", "StartTapFeed":
+		return "DCP and TAP feeds", true
+	}
+	return "", false
+}
+
+// TestClientIface checks that ClientIface is the reference's interface
+// minus the methods left to later issues, with the same signatures.
+func TestClientIface(t *testing.T) {
+	ours, ref := reflect.TypeFor[ClientIface](), reflect.TypeFor[refc.ClientIface]()
+	for i := range ref.NumMethod() {
+		rm := ref.Method(i)
+		om, ok := ours.MethodByName(rm.Name)
+		_, isLater := deferredMethod(rm.Name)
+		switch {
+		case ok && isLater:
+			t.Errorf("ClientIface has %s, listed as left for later", rm.Name)
+		case !ok && !isLater:
+			t.Errorf("ClientIface lacks %s", rm.Name)
+		case ok && om.Type.String() != rm.Type.String():
+			t.Errorf("ClientIface.%s: ours %v, reference %v", rm.Name, om.Type, rm.Type)
+		}
+	}
+	for i := range ours.NumMethod() {
+		if _, ok := ref.MethodByName(ours.Method(i).Name); !ok {
+			t.Errorf("ClientIface has %s, which the reference's has not", ours.Method(i).Name)
+		}
+	}
+}
