@@ -8,7 +8,6 @@ package memcached
 // directly.
 
 import (
-	"github.com/f8e615c8/gomemcached/internal/peer"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -20,6 +19,8 @@ import (
 	"testing"
 
 	refc "github.com/couchbase/gomemcached/client"
+
+	"github.com/f8e615c8/gomemcached/internal/peer"
 )
 
 // laterFiles are the reference's files whose every identifier belongs to a
