@@ -135,6 +135,51 @@ func (r *Reader) next() ([]byte, error) {
 	return r.buf[start : start+end : start+end], nil
 }
 
+// Fill reads once from the stream into the buffer, for event loops that
+// read when a socket is readable and then parse every packet Ready
+// reports. It first makes room: unread data moves to the front, and the
+// buffer grows (at most doubling) when the packet in progress needs more;
+// the header of that packet is validated before the buffer grows for it,
+// and again as soon as a read completes it. It returns the bytes read and
+// the stream's error, or a *ProtocolError for a malformed header.
+func (r *Reader) Fill() (int, error) {
+	need, err := r.pending()
+	if err != nil {
+		return 0, err
+	}
+	if r.r == r.w && cap(r.buf) > maxRetainedBuffer {
+		r.buf, r.r, r.w = nil, 0, 0
+	}
+	if r.buf == nil || r.w == len(r.buf) {
+		r.makeRoom(max(need, r.w-r.r+1))
+	}
+	m, err := r.rd.Read(r.buf[r.w:])
+	r.w += m
+	if m > 0 {
+		if _, perr := r.pending(); perr != nil {
+			return m, perr
+		}
+	}
+	return m, err
+}
+
+// pending validates the header of the packet at the front of the buffer,
+// once it is all there, and returns the size of that packet (HDR_LEN while
+// its header is incomplete).
+func (r *Reader) pending() (int, error) {
+	if r.w-r.r < HDR_LEN {
+		return HDR_LEN, nil
+	}
+	limit := r.MaxValue
+	if limit <= 0 {
+		limit = MaxBodyLen
+	}
+	if err := parseHeader(&r.h, r.buf[r.r:r.r+HDR_LEN], limit); err != nil {
+		return 0, err
+	}
+	return HDR_LEN + r.h.bodylen, nil
+}
+
 // failed maps a fill error inside a packet.
 func (r *Reader) failed(err error) error {
 	if err == io.EOF || err == io.ErrUnexpectedEOF {

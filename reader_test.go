@@ -260,3 +260,77 @@ func TestReceiveWithDatapool(t *testing.T) {
 		t.Fatalf("SetRecycle: returned %d buffers", len(returned))
 	}
 }
+
+// errAgain stands for a non-blocking socket with nothing to read.
+var errAgain = errors.New("would block")
+
+// trickle returns at most n bytes per read and errAgain every other read.
+type trickle struct {
+	data []byte
+	n    int
+	odd  bool
+}
+
+func (t *trickle) Read(p []byte) (int, error) {
+	t.odd = !t.odd
+	if t.odd {
+		return 0, errAgain
+	}
+	if len(t.data) == 0 {
+		return 0, io.EOF
+	}
+	m := copy(p[:min(len(p), t.n)], t.data)
+	t.data = t.data[m:]
+	return m, nil
+}
+
+// An event loop reads with Fill and parses what Ready reports.
+func TestReaderFillLoop(t *testing.T) {
+	reqs, wire := pipeline(200)
+	for _, chunk := range []int{1, 7, 100, 5000} {
+		r := NewReaderSize(&trickle{data: wire, n: chunk}, 64)
+		var got MCRequest
+		i := 0
+		for rounds := 0; i < len(reqs) && rounds < 10_000_000; rounds++ {
+			if _, err := r.Fill(); err != nil && err != errAgain {
+				t.Fatalf("chunk %d: Fill: %v after %d packets", chunk, err, i)
+			}
+			for r.Ready() {
+				if err := r.ReadRequest(&got); err != nil {
+					t.Fatal(err)
+				}
+				want := reqs[i]
+				want.Keylen = len(want.Key)
+				want.FramingElen = want.framesLen()
+				sameRequest(t, &got, &want)
+				i++
+			}
+		}
+		if i != len(reqs) {
+			t.Fatalf("chunk %d: %d packets of %d", chunk, i, len(reqs))
+		}
+		if _, err := r.Fill(); err != errAgain && err != io.EOF {
+			t.Fatalf("at the end: %v", err)
+		}
+	}
+}
+
+// Fill refuses a bad header before growing the buffer for its body.
+func TestReaderFillValidates(t *testing.T) {
+	huge := hdr(REQ_MAGIC, byte(SET), 0, 1, 0, 0xffffffff)
+	r := NewReaderSize(bytes.NewReader(huge), 64)
+	if _, err := r.Fill(); !errors.Is(err, ErrBodyTooLarge) {
+		t.Fatalf("Fill of a bad header: %v", err)
+	}
+	if cap(r.buf) > 64 {
+		t.Fatalf("buffer grew to %d for a refused packet", cap(r.buf))
+	}
+	r = NewReaderSize(iotest.OneByteReader(bytes.NewReader([]byte("get foo bar baz qux quux corge\r\n"))), 64)
+	var err error
+	for i := 0; i < 24 && err == nil; i++ {
+		_, err = r.Fill()
+	}
+	if !errors.Is(err, ErrBadMagic) {
+		t.Fatalf("text protocol: %v", err)
+	}
+}

@@ -100,7 +100,7 @@ func (h *handler) authFailed(c *memcached.Conn, req *gm.MCRequest) {
 	c.User = ""
 	st.failures++
 	if st.failures > freeAttempts {
-		time.Sleep(min(maxPenalty, 100*time.Millisecond<<(st.failures-freeAttempts-1)))
+		c.Pause(min(maxPenalty, 100*time.Millisecond<<(st.failures-freeAttempts-1)))
 	}
 	c.WriteStatus(req, gm.AUTH_ERROR, msgAuthFailure)
 	if st.failures >= maxAttempts {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -113,11 +114,16 @@ func get(key string) gm.MCRequest { return gm.MCRequest{Opcode: gm.GET, Key: []b
 
 func authServer(t *testing.T, require bool, buckets ...string) (*gocache.Server, string) {
 	t.Helper()
+	return authServerLoops(t, 0, require, buckets...)
+}
+
+func authServerLoops(t *testing.T, loops int, require bool, buckets ...string) (*gocache.Server, string) {
+	t.Helper()
 	users, err := sasl.Load(strings.NewReader("alice:wonderland\nbob:builder\n!buckets bob travel\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return gocachetest.Start(t, gocache.Config{Users: users, RequireAuth: require, Buckets: buckets})
+	return gocachetest.Start(t, gocache.Config{Users: users, RequireAuth: require, Buckets: buckets, EventLoops: loops})
 }
 
 func TestSASLMechanisms(t *testing.T) {
@@ -226,15 +232,33 @@ func TestScramProofForOtherNonce(t *testing.T) {
 // Failed attempts are slowed down and the connection is closed after ten;
 // other connections carry on, and the failures are counted.
 func TestAuthRateLimit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("takes seconds by design")
+	for _, loops := range []int{0, 1} {
+		t.Run(fmt.Sprintf("event loops %d", loops), func(t *testing.T) { testAuthRateLimit(t, loops) })
 	}
-	_, addr := authServer(t, true)
+}
+
+// testAuthRateLimit runs TestAuthRateLimit; with one event loop, the
+// paused connection and the other share it.
+func testAuthRateLimit(t *testing.T, loops int) {
+	_, addr := authServerLoops(t, loops, true)
 	other := dialRaw(t, addr)
 	other.plain("alice", "wonderland")
 	c := dialRaw(t, addr)
 	start := time.Now()
 	for i := 1; i <= 10; i++ {
+		if i > 5 {
+			// The failing connection is paused before answering; the
+			// other one is served meanwhile.
+			(&gm.MCRequest{Opcode: gm.SASL_AUTH, Key: []byte("PLAIN"), Body: []byte("\x00alice\x00guess")}).Transmit(c.nc)
+			t0 := time.Now()
+			if res := other.do(get("x")); res.Status != gm.KEY_ENOENT || time.Since(t0) > 300*time.Millisecond {
+				t.Fatalf("attempt %d: the other connection waited %v", i, time.Since(t0))
+			}
+			if st := c.read().Status; st != gm.AUTH_ERROR {
+				t.Fatalf("attempt %d: %v", i, st)
+			}
+			continue
+		}
 		if st := c.plain("alice", "guess"); st != gm.AUTH_ERROR {
 			t.Fatalf("attempt %d: %v", i, st)
 		}

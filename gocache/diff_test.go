@@ -346,10 +346,18 @@ func TestDifferentialAgainstMemcached(t *testing.T) {
 	for _, st := range steps {
 		requests += len(st.reqs)
 	}
-	mcAddr := peer.Memcached(t, "-t", "2")
-	_, gcAddr := gocachetest.Start(t, gocache.Config{})
-	mc := play(t, mcAddr, steps)
-	gc := play(t, gcAddr, steps)
+	mc := play(t, peer.Memcached(t, "-t", "2"), steps)
+	for _, loops := range []int{0, 2} {
+		t.Run(fmt.Sprintf("event loops %d", loops), func(t *testing.T) {
+			_, gcAddr := gocachetest.Start(t, gocache.Config{EventLoops: loops})
+			compareTranscripts(t, steps, mc, play(t, gcAddr, steps))
+		})
+	}
+	t.Logf("%d steps, %d requests: memcached and gocache answered alike", len(steps), requests)
+}
+
+// compareTranscripts requires gocache's answers to be memcached's.
+func compareTranscripts(t *testing.T, steps []step, mc, gc []transcript) {
 	diffs := 0
 	for i, st := range steps {
 		a, b := mc[i], gc[i]
@@ -367,7 +375,6 @@ func TestDifferentialAgainstMemcached(t *testing.T) {
 			t.Fatal("too many differences")
 		}
 	}
-	t.Logf("%d steps, %d requests: memcached and gocache answered alike", len(steps), requests)
 }
 
 // The cases left out of the differential script: where memcached 1.6

@@ -62,6 +62,10 @@ type Config struct {
 	RequireAuth bool
 	// TLS configures the connections served by ServeTLS.
 	TLS *tls.Config
+	// EventLoops serves plain listeners with epoll loops on Linux (see
+	// server.Server.EventLoops): -1 one per GOMAXPROCS, 0 a goroutine per
+	// connection.
+	EventLoops int
 }
 
 // Server is a gocache server. Create it with New.
@@ -126,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout: cfg.IdleTimeout,
 		Logger:      cfg.Logger,
 		TLSConfig:   cfg.TLS,
+		EventLoops:  cfg.EventLoops,
 		ConnContext: func(c *memcached.Conn) {
 			c.Data = &connState{bucket: start}
 			if start != nil {

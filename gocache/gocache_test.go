@@ -20,12 +20,14 @@ import (
 // tests against gocache.
 func TestMemccapable(t *testing.T) {
 	bin := peer.Require(t, "memccapable")
-	_, addr := gocachetest.Start(t, gocache.Config{})
-	host, port, _ := net.SplitHostPort(addr)
-	out, err := exec.Command(bin, "-h", host, "-p", port, "-b").CombinedOutput()
-	passed := strings.Count(string(out), "[pass]")
-	if err != nil || passed != 27 || strings.Contains(string(out), "[FAIL]") {
-		t.Fatalf("memccapable: %v, %d passed\n%s", err, passed, out)
+	for _, loops := range []int{0, 2} {
+		_, addr := gocachetest.Start(t, gocache.Config{EventLoops: loops})
+		host, port, _ := net.SplitHostPort(addr)
+		out, err := exec.Command(bin, "-h", host, "-p", port, "-b").CombinedOutput()
+		passed := strings.Count(string(out), "[pass]")
+		if err != nil || passed != 27 || strings.Contains(string(out), "[FAIL]") {
+			t.Fatalf("memccapable, event loops %d: %v, %d passed\n%s", loops, err, passed, out)
+		}
 	}
 }
 

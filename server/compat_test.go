@@ -134,19 +134,21 @@ func TestHandleMessageAndReadPacket(t *testing.T) {
 }
 
 func TestAdapt(t *testing.T) {
-	k := &keeper{kept: map[string][]byte{}}
-	addr, _ := start(t, &Server{Handler: Adapt(k)})
-	c, r := dial(t, addr)
-	wire := pipelineOfSets()
-	wire, _ = (&gm.MCRequest{Opcode: gm.GET, Key: []byte("k11"), Opaque: 3}).AppendTo(wire)
-	wire, _ = (&gm.MCRequest{Opcode: gm.QUIT}).AppendTo(wire)
-	c.Write(wire)
-	if res := read(t, r); res.Opaque != 3 || res.Opcode != gm.GET || len(res.Body) != 21 {
-		t.Fatal(res)
-	}
-	var res gm.MCResponse
-	if err := r.ReadResponse(&res); err != io.EOF {
-		t.Fatalf("after a Fatal answer: %v", err)
-	}
-	checkKept(t, k)
+	modes(t, func(t *testing.T, loops int) {
+		k := &keeper{kept: map[string][]byte{}}
+		addr := start(t, &Server{EventLoops: loops, Handler: Adapt(k)})
+		c, r := dial(t, addr)
+		wire := pipelineOfSets()
+		wire, _ = (&gm.MCRequest{Opcode: gm.GET, Key: []byte("k11"), Opaque: 3}).AppendTo(wire)
+		wire, _ = (&gm.MCRequest{Opcode: gm.QUIT}).AppendTo(wire)
+		c.Write(wire)
+		if res := read(t, r); res.Opaque != 3 || res.Opcode != gm.GET || len(res.Body) != 21 {
+			t.Fatal(res)
+		}
+		var res gm.MCResponse
+		if err := r.ReadResponse(&res); err != io.EOF {
+			t.Fatalf("after a Fatal answer: %v", err)
+		}
+		checkKept(t, k)
+	})
 }

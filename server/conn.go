@@ -41,7 +41,10 @@ type Conn struct {
 	Data any
 
 	srv      *Server
-	nc       net.Conn
+	nc       net.Conn // nil when an event loop serves the connection
+	ev       loopSide // set when an event loop serves the connection
+	raddr    net.Addr
+	laddr    net.Addr
 	rd       *gomemcached.Reader
 	out      []byte
 	req      gomemcached.MCRequest
@@ -61,15 +64,39 @@ func (r countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// loopSide is the event loop's part of a connection it serves
+// (eventloop_linux.go).
+type loopSide interface {
+	flush(c *Conn) error
+	pause(d time.Duration)
+}
+
 // RemoteAddr returns the client's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 
 // LocalAddr returns the address the client connected to.
-func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+func (c *Conn) LocalAddr() net.Addr { return c.laddr }
 
 // NetConn returns the underlying connection (a *tls.Conn for TLS
-// listeners). Reading from it or writing to it directly breaks the stream.
+// listeners), or nil when an event loop serves the connection. Reading from
+// it or writing to it directly breaks the stream.
 func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// Pause stops the connection for d: no request of it is read and nothing
+// is sent to it until d has passed, responses already written included.
+// Other connections go on; a handler uses it to slow a client down (after
+// failed authentications, say). On a connection's own goroutine it sleeps;
+// on an event loop it only marks the connection.
+func (c *Conn) Pause(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	if c.ev != nil {
+		c.ev.pause(d)
+		return
+	}
+	time.Sleep(d)
+}
 
 // Server returns the server the connection belongs to.
 func (c *Conn) Server() *Server { return c.srv }
@@ -88,7 +115,7 @@ func (c *Conn) WriteResponse(res *gomemcached.MCResponse) error {
 		return c.werr
 	}
 	var err error
-	if len(res.Body) < largeValue {
+	if len(res.Body) < largeValue || c.ev != nil {
 		out, err := res.AppendTo(c.out)
 		if err != nil {
 			return err
@@ -125,9 +152,13 @@ func (c *Conn) Flush() error {
 	if c.werr != nil || len(c.out) == 0 {
 		return c.werr
 	}
+	if c.ev != nil {
+		return c.ev.flush(c)
+	}
 	c.armWrite()
 	n, err := c.nc.Write(c.out)
 	c.bytesOut.Add(uint64(n))
+	c.srv.writes.Add(1)
 	c.out = c.out[:0]
 	if cap(c.out) > maxRetainedOut {
 		c.out = nil
@@ -144,6 +175,7 @@ func (c *Conn) writeBuffers(body []byte) {
 	bufs := net.Buffers{c.out, body}
 	n, err := bufs.WriteTo(c.nc)
 	c.bytesOut.Add(uint64(n))
+	c.srv.writes.Add(1)
 	c.out = c.out[:0]
 	if err != nil {
 		c.werr = err
@@ -171,6 +203,12 @@ func (c *Conn) serve() {
 	}
 	reason := c.loop()
 	c.Flush()
+	c.logClose(reason)
+}
+
+// logClose logs why the connection ended: malformed input at Info, the
+// rest at Debug.
+func (c *Conn) logClose(reason error) {
 	switch {
 	case reason == nil:
 		c.log.Debug("connection closed")
@@ -179,6 +217,15 @@ func (c *Conn) serve() {
 	default:
 		c.log.Debug("connection closed", "reason", reason)
 	}
+}
+
+// checkMagic refuses packets that are not requests.
+func (c *Conn) checkMagic() error {
+	if m := c.rd.Magic(); m != gomemcached.REQ_MAGIC && m != gomemcached.FLEX_MAGIC {
+		return &gomemcached.ProtocolError{Kind: gomemcached.ErrBadMagic,
+			Detail: fmt.Sprintf("magic 0x%02x is not a request", m)}
+	}
+	return nil
 }
 
 // handshake runs the TLS handshake within the server's HandshakeTimeout.
@@ -225,9 +272,8 @@ func (c *Conn) loop() error {
 			}
 			return err
 		}
-		if m := c.rd.Magic(); m != gomemcached.REQ_MAGIC && m != gomemcached.FLEX_MAGIC {
-			return &gomemcached.ProtocolError{Kind: gomemcached.ErrBadMagic,
-				Detail: fmt.Sprintf("magic 0x%02x is not a request", m)}
+		if err := c.checkMagic(); err != nil {
+			return err
 		}
 		if err := c.handle(); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -54,6 +55,14 @@ type Server struct {
 	TLSConfig *tls.Config
 	// HandshakeTimeout bounds a TLS handshake; 0 means 10 seconds.
 	HandshakeTimeout time.Duration
+	// EventLoops, on Linux, serves TCP and unix listeners (not TLS) with
+	// this many epoll loops instead of a goroutine per connection; -1 means
+	// one per GOMAXPROCS, 0 (the default) none. Handlers then run on a
+	// loop's goroutine, which serves many connections: they must not block
+	// (see Conn.Pause). The loops read when a socket is readable, handle
+	// every request received and answer each connection's batch with one
+	// write, as memcached does.
+	EventLoops int
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -66,6 +75,12 @@ type Server struct {
 	rejected atomic.Uint64
 	bytesIn  atomic.Uint64 // of closed connections
 	bytesOut atomic.Uint64
+	writes   atomic.Uint64 // write calls on connections
+
+	loops     *loopSet // event loops, started by the first Serve that uses them
+	loopsOnce sync.Once
+	closed    chan struct{} // closed by Shutdown and Close
+	closeOnce sync.Once
 }
 
 // DefaultReadBufferSize is a connection's read buffer unless
@@ -153,6 +168,9 @@ func Listen(addr string) (net.Listener, error) {
 // until Shutdown or Close; it then returns ErrServerClosed. Serve may be
 // called on several listeners at once. l is closed when Serve returns.
 func (s *Server) Serve(l net.Listener) error {
+	if handled, err := s.serveEventLoop(l); handled {
+		return err
+	}
 	if !s.track(l) {
 		l.Close()
 		return ErrServerClosed
@@ -197,16 +215,23 @@ func isTemporary(err error) bool {
 	return ok && t.Temporary()
 }
 
-// newConn registers a connection, nil if the server is closing.
+// newConn registers a connection served by its own goroutine, nil if the
+// server is closing.
 func (s *Server) newConn(nc net.Conn) *Conn {
-	c := &Conn{srv: s, nc: nc}
+	c := &Conn{srv: s, nc: nc, raddr: nc.RemoteAddr(), laddr: nc.LocalAddr()}
+	return s.register(c, countingReader{c})
+}
+
+// register sets up c to read from src and registers it; nil if the server
+// is closing.
+func (s *Server) register(c *Conn, src io.Reader) *Conn {
 	size := s.ReadBufferSize
 	if size <= 0 {
 		size = DefaultReadBufferSize
 	}
-	c.rd = gomemcached.NewReaderSize(countingReader{c}, size)
+	c.rd = gomemcached.NewReaderSize(src, size)
 	c.rd.MaxValue = s.MaxValueSize
-	c.log = s.logger().With("remote", nc.RemoteAddr().String())
+	c.log = s.logger().With("remote", c.raddr.String())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shuttingDown() {
@@ -261,6 +286,7 @@ func (s *Server) untrack(l net.Listener) {
 // ends first, in which case the remaining connections are closed at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
+	s.closeOnce.Do(func() { close(s.closedCh()) })
 	s.mu.Lock()
 	for l := range s.listeners {
 		l.Close()
@@ -268,9 +294,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		// Wake a connection blocked in a read; it then sees the
 		// shutdown and ends.
-		c.nc.SetReadDeadline(time.Unix(1, 0))
+		if c.nc != nil {
+			c.nc.SetReadDeadline(time.Unix(1, 0))
+		}
 	}
 	s.mu.Unlock()
+	s.shutdownLoops(false)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -286,6 +315,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error {
 	s.closing.Store(true)
+	s.closeOnce.Do(func() { close(s.closedCh()) })
 	s.mu.Lock()
 	for l := range s.listeners {
 		l.Close()
@@ -299,7 +329,20 @@ func (s *Server) Close() error {
 func (s *Server) closeConns() {
 	s.mu.Lock()
 	for c := range s.conns {
-		c.nc.Close()
+		if c.nc != nil {
+			c.nc.Close()
+		}
 	}
 	s.mu.Unlock()
+	s.shutdownLoops(true)
+}
+
+// closedCh returns the channel Shutdown and Close close.
+func (s *Server) closedCh() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed == nil {
+		s.closed = make(chan struct{})
+	}
+	return s.closed
 }

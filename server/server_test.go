@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"sync/atomic"
+
 	"testing"
 	"time"
 
@@ -21,30 +21,6 @@ import (
 )
 
 var quiet = slog.New(slog.DiscardHandler)
-
-// countingListener counts the Write calls made on its connections.
-type countingListener struct {
-	net.Listener
-	writes atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: c, l: l}, nil
-}
-
-type countingConn struct {
-	net.Conn
-	l *countingListener
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	c.l.writes.Add(1)
-	return c.Conn.Write(p)
-}
 
 // echoStore is a small handler: SET stores, GET returns, NOOP answers,
 // quiet commands stay silent on success.
@@ -89,9 +65,17 @@ func (e *echoStore) ServeMC(c *Conn, req *gm.MCRequest) {
 	}
 }
 
-// start serves h on a loopback listener and returns the server, its
-// address and the write counter.
-func start(t *testing.T, srv *Server) (string, *countingListener) {
+// modes runs a test with a goroutine per connection and, on Linux, with
+// event loops.
+func modes(t *testing.T, f func(t *testing.T, loops int)) {
+	t.Run("goroutines", func(t *testing.T) { f(t, 0) })
+	if runtime.GOOS == "linux" {
+		t.Run("eventloops", func(t *testing.T) { f(t, 2) })
+	}
+}
+
+// start serves srv on a loopback listener and returns its address.
+func start(t *testing.T, srv *Server) string {
 	t.Helper()
 	if srv.Logger == nil {
 		srv.Logger = quiet
@@ -100,16 +84,15 @@ func start(t *testing.T, srv *Server) (string, *countingListener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := &countingListener{Listener: l}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(cl) }()
+	go func() { done <- srv.Serve(l) }()
 	t.Cleanup(func() {
 		srv.Close()
 		if err := <-done; err != ErrServerClosed {
 			t.Errorf("Serve returned %v", err)
 		}
 	})
-	return l.Addr().String(), cl
+	return l.Addr().String()
 }
 
 func dial(t *testing.T, addr string) (net.Conn, *gm.Reader) {
@@ -147,247 +130,265 @@ func read(t *testing.T, r *gm.Reader) gm.MCResponse {
 // A batch of quiet requests and a NOOP, sent in one write, is answered
 // with one write.
 func TestPipelinedBatchOneWrite(t *testing.T) {
-	addr, cl := start(t, &Server{Handler: &echoStore{data: map[string][]byte{}}})
-	c, r := dial(t, addr)
-	var batch []gm.MCRequest
-	for i := range 100 {
-		batch = append(batch, gm.MCRequest{Opcode: gm.SETQ, Key: fmt.Appendf(nil, "k%d", i), Body: []byte("v"), Opaque: uint32(i)})
-	}
-	for i := range 100 {
-		batch = append(batch, gm.MCRequest{Opcode: gm.GETKQ, Key: fmt.Appendf(nil, "k%d", i*2), Opaque: uint32(1000 + i)})
-	}
-	batch = append(batch, gm.MCRequest{Opcode: gm.NOOP, Opaque: 9999})
-	send(t, c, batch...)
-	hits := 0
-	for {
-		res := read(t, r)
-		if res.Opcode == gm.NOOP {
-			if res.Opaque != 9999 {
-				t.Fatalf("NOOP opaque %d", res.Opaque)
+	modes(t, func(t *testing.T, loops int) {
+		srv := &Server{EventLoops: loops, Handler: &echoStore{data: map[string][]byte{}}}
+		addr := start(t, srv)
+		c, r := dial(t, addr)
+		before := srv.writes.Load()
+		var batch []gm.MCRequest
+		for i := range 100 {
+			batch = append(batch, gm.MCRequest{Opcode: gm.SETQ, Key: fmt.Appendf(nil, "k%d", i), Body: []byte("v"), Opaque: uint32(i)})
+		}
+		for i := range 100 {
+			batch = append(batch, gm.MCRequest{Opcode: gm.GETKQ, Key: fmt.Appendf(nil, "k%d", i*2), Opaque: uint32(1000 + i)})
+		}
+		batch = append(batch, gm.MCRequest{Opcode: gm.NOOP, Opaque: 9999})
+		send(t, c, batch...)
+		hits := 0
+		for {
+			res := read(t, r)
+			if res.Opcode == gm.NOOP {
+				if res.Opaque != 9999 {
+					t.Fatalf("NOOP opaque %d", res.Opaque)
+				}
+				break
 			}
-			break
+			if want := fmt.Sprintf("k%d", (res.Opaque-1000)*2); string(res.Key) != want {
+				t.Fatalf("GETKQ answer %q for opaque %d", res.Key, res.Opaque)
+			}
+			hits++
 		}
-		if want := fmt.Sprintf("k%d", (res.Opaque-1000)*2); string(res.Key) != want {
-			t.Fatalf("GETKQ answer %q for opaque %d", res.Key, res.Opaque)
+		if hits != 50 {
+			t.Fatalf("%d hits, want 50", hits)
 		}
-		hits++
-	}
-	if hits != 50 {
-		t.Fatalf("%d hits, want 50", hits)
-	}
-	if w := cl.writes.Load(); w != 1 {
-		t.Fatalf("the batch took %d writes, want 1", w)
-	}
+		if w := srv.writes.Load() - before; w != 1 {
+			t.Fatalf("the batch took %d writes, want 1", w)
+		}
+	})
 }
 
 // Requests are answered in order, including across many small writes.
 func TestPipelineOrder(t *testing.T) {
-	addr, _ := start(t, &Server{Handler: &echoStore{data: map[string][]byte{}}})
-	c, r := dial(t, addr)
-	var wire []byte
-	for i := range 500 {
-		req := gm.MCRequest{Opcode: gm.SET, Key: []byte("k"), Body: bytes.Repeat([]byte{'x'}, i), Opaque: uint32(i)}
-		wire, _ = req.AppendTo(wire)
-	}
-	go func() {
-		for len(wire) > 0 {
-			n := min(len(wire), 7)
-			c.Write(wire[:n])
-			wire = wire[n:]
+	modes(t, func(t *testing.T, loops int) {
+		addr := start(t, &Server{EventLoops: loops, Handler: &echoStore{data: map[string][]byte{}}})
+		c, r := dial(t, addr)
+		var wire []byte
+		for i := range 500 {
+			req := gm.MCRequest{Opcode: gm.SET, Key: []byte("k"), Body: bytes.Repeat([]byte{'x'}, i), Opaque: uint32(i)}
+			wire, _ = req.AppendTo(wire)
 		}
-	}()
-	for i := range 500 {
-		if res := read(t, r); res.Opaque != uint32(i) || res.Status != gm.SUCCESS {
-			t.Fatalf("answer %d: %v", i, &res)
+		go func() {
+			for len(wire) > 0 {
+				n := min(len(wire), 7)
+				c.Write(wire[:n])
+				wire = wire[n:]
+			}
+		}()
+		for i := range 500 {
+			if res := read(t, r); res.Opaque != uint32(i) || res.Status != gm.SUCCESS {
+				t.Fatalf("answer %d: %v", i, &res)
+			}
 		}
-	}
+	})
 }
 
 func TestLargeValueWritev(t *testing.T) {
-	addr, _ := start(t, &Server{Handler: &echoStore{data: map[string][]byte{}}})
-	c, r := dial(t, addr)
-	big := bytes.Repeat([]byte("0123456789"), 300_000)
-	send(t, c,
-		gm.MCRequest{Opcode: gm.SET, Key: []byte("big"), Body: big, Opaque: 1},
-		gm.MCRequest{Opcode: gm.GET, Key: []byte("big"), Opaque: 2},
-		gm.MCRequest{Opcode: gm.GET, Key: []byte("nope"), Opaque: 3})
-	if res := read(t, r); res.Opaque != 1 {
-		t.Fatal(res)
-	}
-	if res := read(t, r); res.Opaque != 2 || !bytes.Equal(res.Body, big) {
-		t.Fatalf("large value: opaque %d, %d bytes", res.Opaque, len(res.Body))
-	}
-	if res := read(t, r); res.Opaque != 3 || res.Status != gm.KEY_ENOENT {
-		t.Fatal(res)
-	}
+	modes(t, func(t *testing.T, loops int) {
+		addr := start(t, &Server{EventLoops: loops, Handler: &echoStore{data: map[string][]byte{}}})
+		c, r := dial(t, addr)
+		big := bytes.Repeat([]byte("0123456789"), 300_000)
+		send(t, c,
+			gm.MCRequest{Opcode: gm.SET, Key: []byte("big"), Body: big, Opaque: 1},
+			gm.MCRequest{Opcode: gm.GET, Key: []byte("big"), Opaque: 2},
+			gm.MCRequest{Opcode: gm.GET, Key: []byte("nope"), Opaque: 3})
+		if res := read(t, r); res.Opaque != 1 {
+			t.Fatal(res)
+		}
+		if res := read(t, r); res.Opaque != 2 || !bytes.Equal(res.Body, big) {
+			t.Fatalf("large value: opaque %d, %d bytes", res.Opaque, len(res.Body))
+		}
+		if res := read(t, r); res.Opaque != 3 || res.Status != gm.KEY_ENOENT {
+			t.Fatal(res)
+		}
+	})
 }
 
 func TestServeMux(t *testing.T) {
-	mux := NewServeMux()
-	mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
-		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: []byte("v")})
-	}, gm.VERSION)
-	addr, _ := start(t, &Server{Handler: mux})
-	c, r := dial(t, addr)
-	send(t, c, gm.MCRequest{Opcode: gm.VERSION, Opaque: 1}, gm.MCRequest{Opcode: gm.GET, Key: []byte("k"), Opaque: 2})
-	if res := read(t, r); string(res.Body) != "v" || res.Status != gm.SUCCESS {
-		t.Fatal(res)
-	}
-	if res := read(t, r); res.Status != gm.UNKNOWN_COMMAND || res.Opaque != 2 || string(res.Body) != "Unknown command" {
-		t.Fatal(res)
-	}
-	if mux.Handler(gm.VERSION) == nil || mux.Handler(gm.GET) != nil {
-		t.Fatal("Handler lookup")
-	}
-	// A nil handler answers UNKNOWN_COMMAND too.
-	addr2, _ := start(t, &Server{})
-	c2, r2 := dial(t, addr2)
-	send(t, c2, gm.MCRequest{Opcode: gm.NOOP, Opaque: 4})
-	if res := read(t, r2); res.Status != gm.UNKNOWN_COMMAND || res.Opaque != 4 {
-		t.Fatal(res)
-	}
+	modes(t, func(t *testing.T, loops int) {
+		mux := NewServeMux()
+		mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
+			c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: []byte("v")})
+		}, gm.VERSION)
+		addr := start(t, &Server{EventLoops: loops, Handler: mux})
+		c, r := dial(t, addr)
+		send(t, c, gm.MCRequest{Opcode: gm.VERSION, Opaque: 1}, gm.MCRequest{Opcode: gm.GET, Key: []byte("k"), Opaque: 2})
+		if res := read(t, r); string(res.Body) != "v" || res.Status != gm.SUCCESS {
+			t.Fatal(res)
+		}
+		if res := read(t, r); res.Status != gm.UNKNOWN_COMMAND || res.Opaque != 2 || string(res.Body) != "Unknown command" {
+			t.Fatal(res)
+		}
+		if mux.Handler(gm.VERSION) == nil || mux.Handler(gm.GET) != nil {
+			t.Fatal("Handler lookup")
+		}
+		// A nil handler answers UNKNOWN_COMMAND too.
+		addr2 := start(t, &Server{EventLoops: loops})
+		c2, r2 := dial(t, addr2)
+		send(t, c2, gm.MCRequest{Opcode: gm.NOOP, Opaque: 4})
+		if res := read(t, r2); res.Status != gm.UNKNOWN_COMMAND || res.Opaque != 4 {
+			t.Fatal(res)
+		}
+	})
 }
 
 // A malformed packet or a handler panic closes only its own connection.
 func TestBadConnectionAlone(t *testing.T) {
-	addr, _ := start(t, &Server{Handler: &echoStore{data: map[string][]byte{}}})
-	good, gr := dial(t, addr)
-	send(t, good, gm.MCRequest{Opcode: gm.SET, Key: []byte("k"), Body: []byte("v"), Opaque: 1})
-	read(t, gr)
+	modes(t, func(t *testing.T, loops int) {
+		addr := start(t, &Server{EventLoops: loops, Handler: &echoStore{data: map[string][]byte{}}})
+		good, gr := dial(t, addr)
+		send(t, good, gm.MCRequest{Opcode: gm.SET, Key: []byte("k"), Body: []byte("v"), Opaque: 1})
+		read(t, gr)
 
-	for name, wire := range map[string][]byte{
-		"text protocol":   []byte("get foo\r\nget foo bar baz\r\n"),
-		"bad lengths":     {0x80, 0, 0, 10, 4, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
-		"response magic":  (&gm.MCResponse{Opcode: gm.GET}).Bytes(),
-		"too large":       {0x80, 1, 0, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
-		"handler panic":   (&gm.MCRequest{Opcode: 0xee}).Bytes(),
-		"truncated frame": {0x08, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x13, 0x01},
-	} {
-		t.Run(name, func(t *testing.T) {
-			bad, br := dial(t, addr)
-			bad.Write(wire)
-			var res gm.MCResponse
-			if err := br.ReadResponse(&res); err != io.EOF {
-				t.Fatalf("bad connection: %v, want it closed", err)
-			}
-			send(t, good, gm.MCRequest{Opcode: gm.GET, Key: []byte("k"), Opaque: 2})
-			if res := read(t, gr); string(res.Body) != "v" {
-				t.Fatalf("good connection broken: %v", &res)
-			}
-		})
-	}
+		for name, wire := range map[string][]byte{
+			"text protocol":   []byte("get foo\r\nget foo bar baz\r\n"),
+			"bad lengths":     {0x80, 0, 0, 10, 4, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+			"response magic":  (&gm.MCResponse{Opcode: gm.GET}).Bytes(),
+			"too large":       {0x80, 1, 0, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+			"handler panic":   (&gm.MCRequest{Opcode: 0xee}).Bytes(),
+			"truncated frame": {0x08, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x13, 0x01},
+		} {
+			t.Run(name, func(t *testing.T) {
+				bad, br := dial(t, addr)
+				bad.Write(wire)
+				var res gm.MCResponse
+				if err := br.ReadResponse(&res); err != io.EOF {
+					t.Fatalf("bad connection: %v, want it closed", err)
+				}
+				send(t, good, gm.MCRequest{Opcode: gm.GET, Key: []byte("k"), Opaque: 2})
+				if res := read(t, gr); string(res.Body) != "v" {
+					t.Fatalf("good connection broken: %v", &res)
+				}
+			})
+		}
+	})
 }
 
 // Thousands of connections fed garbage, cut mid-packet or left idle and
 // closed: afterwards goroutines and heap are back to where they were.
 func TestNoLeaksAfterHostileConnections(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow")
-	}
-	srv := &Server{Handler: &echoStore{data: map[string][]byte{}}}
-	addr, _ := start(t, srv)
-	settle := func() (int, uint64) {
-		var ms runtime.MemStats
-		for range 20 {
-			runtime.GC()
-			if srv.Stats().CurrConnections == 0 {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+	modes(t, func(t *testing.T, loops int) {
+		if testing.Short() {
+			t.Skip("slow")
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		return runtime.NumGoroutine(), ms.HeapAlloc
-	}
-	g0, h0 := settle()
-	half := (&gm.MCRequest{Opcode: gm.SET, Key: []byte("k"), Body: make([]byte, 100_000)}).Bytes()[:5000]
-	garbage := bytes.Repeat([]byte{0xde, 0xad}, 100)
-	huge := []byte{0x80, 1, 0, 1, 0, 0, 0, 0, 0x01, 0x00, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-	const n = 3000
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64)
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-			if err != nil {
-				t.Error(err)
-				return
+		srv := &Server{EventLoops: loops, Handler: &echoStore{data: map[string][]byte{}}}
+		addr := start(t, srv)
+		settle := func() (int, uint64) {
+			var ms runtime.MemStats
+			for range 20 {
+				runtime.GC()
+				if srv.Stats().CurrConnections == 0 {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
-			switch i % 4 {
-			case 0:
-				c.Write(garbage)
-			case 1:
-				c.Write(half) // cut mid-packet
-			case 2:
-				c.Write(huge[:20]) // cut mid-header
-			case 3:
-				c.Write(append(huge, make([]byte, 1000)...)) // announces 16 MiB, sends 1000 bytes
-			}
-			c.Close()
-		}()
-	}
-	wg.Wait()
-	g1, h1 := settle()
-	if g1 > g0+5 {
-		t.Errorf("goroutines: %d before, %d after %d hostile connections", g0, g1, n)
-	}
-	if h1 > h0+4<<20 {
-		t.Errorf("heap: %d before, %d after", h0, h1)
-	}
-	if st := srv.Stats(); st.TotalConnections < n || st.CurrConnections != 0 {
-		t.Errorf("stats %+v", st)
-	}
-	t.Logf("goroutines %d -> %d, heap %d KiB -> %d KiB after %d connections", g0, g1, h0>>10, h1>>10, n)
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			return runtime.NumGoroutine(), ms.HeapAlloc
+		}
+		g0, h0 := settle()
+		half := (&gm.MCRequest{Opcode: gm.SET, Key: []byte("k"), Body: make([]byte, 100_000)}).Bytes()[:5000]
+		garbage := bytes.Repeat([]byte{0xde, 0xad}, 100)
+		huge := []byte{0x80, 1, 0, 1, 0, 0, 0, 0, 0x01, 0x00, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+		const n = 3000
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 64)
+		for i := range n {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				switch i % 4 {
+				case 0:
+					c.Write(garbage)
+				case 1:
+					c.Write(half) // cut mid-packet
+				case 2:
+					c.Write(huge[:20]) // cut mid-header
+				case 3:
+					c.Write(append(huge, make([]byte, 1000)...)) // announces 16 MiB, sends 1000 bytes
+				}
+				c.Close()
+			}()
+		}
+		wg.Wait()
+		g1, h1 := settle()
+		if g1 > g0+5 {
+			t.Errorf("goroutines: %d before, %d after %d hostile connections", g0, g1, n)
+		}
+		if h1 > h0+4<<20 {
+			t.Errorf("heap: %d before, %d after", h0, h1)
+		}
+		if st := srv.Stats(); st.TotalConnections < n || st.CurrConnections != 0 {
+			t.Errorf("stats %+v", st)
+		}
+		t.Logf("goroutines %d -> %d, heap %d KiB -> %d KiB after %d connections", g0, g1, h0>>10, h1>>10, n)
+	})
 }
 
 func TestMaxConns(t *testing.T) {
-	srv := &Server{Handler: &echoStore{data: map[string][]byte{}}, MaxConns: 2}
-	addr, _ := start(t, srv)
-	var conns []net.Conn
-	for range 2 {
-		c, r := dial(t, addr)
-		send(t, c, gm.MCRequest{Opcode: gm.NOOP})
-		read(t, r)
-		conns = append(conns, c)
-	}
-	_, r := dial(t, addr)
-	var res gm.MCResponse
-	if err := r.ReadResponse(&res); err != io.EOF {
-		t.Fatalf("third connection: %v, want closed", err)
-	}
-	if st := srv.Stats(); st.RejectedConnections != 1 || st.CurrConnections != 2 {
-		t.Fatalf("stats %+v", st)
-	}
-	conns[0].Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Stats().CurrConnections != 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	c, r2 := dial(t, addr)
-	send(t, c, gm.MCRequest{Opcode: gm.NOOP, Opaque: 3})
-	if res := read(t, r2); res.Opaque != 3 {
-		t.Fatal(res)
-	}
+	modes(t, func(t *testing.T, loops int) {
+		srv := &Server{EventLoops: loops, Handler: &echoStore{data: map[string][]byte{}}, MaxConns: 2}
+		addr := start(t, srv)
+		var conns []net.Conn
+		for range 2 {
+			c, r := dial(t, addr)
+			send(t, c, gm.MCRequest{Opcode: gm.NOOP})
+			read(t, r)
+			conns = append(conns, c)
+		}
+		_, r := dial(t, addr)
+		var res gm.MCResponse
+		if err := r.ReadResponse(&res); err != io.EOF {
+			t.Fatalf("third connection: %v, want closed", err)
+		}
+		if st := srv.Stats(); st.RejectedConnections != 1 || st.CurrConnections != 2 {
+			t.Fatalf("stats %+v", st)
+		}
+		conns[0].Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for srv.Stats().CurrConnections != 1 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		c, r2 := dial(t, addr)
+		send(t, c, gm.MCRequest{Opcode: gm.NOOP, Opaque: 3})
+		if res := read(t, r2); res.Opaque != 3 {
+			t.Fatal(res)
+		}
+	})
 }
 
 func TestIdleTimeout(t *testing.T) {
-	addr, _ := start(t, &Server{Handler: &echoStore{data: map[string][]byte{}}, IdleTimeout: 100 * time.Millisecond})
-	c, r := dial(t, addr)
-	send(t, c, gm.MCRequest{Opcode: gm.NOOP})
-	read(t, r)
-	// Stalling mid-packet is idling too.
-	c.Write([]byte{0x80, 0x0a, 0})
-	start := time.Now()
-	var res gm.MCResponse
-	if err := r.ReadResponse(&res); err != io.EOF {
-		t.Fatalf("idle connection: %v", err)
-	}
-	if d := time.Since(start); d < 80*time.Millisecond || d > 3*time.Second {
-		t.Fatalf("closed after %v", d)
-	}
+	modes(t, func(t *testing.T, loops int) {
+		addr := start(t, &Server{EventLoops: loops, Handler: &echoStore{data: map[string][]byte{}}, IdleTimeout: 100 * time.Millisecond})
+		c, r := dial(t, addr)
+		send(t, c, gm.MCRequest{Opcode: gm.NOOP})
+		read(t, r)
+		// Stalling mid-packet is idling too.
+		c.Write([]byte{0x80, 0x0a, 0})
+		start := time.Now()
+		var res gm.MCResponse
+		if err := r.ReadResponse(&res); err != io.EOF {
+			t.Fatalf("idle connection: %v", err)
+		}
+		if d := time.Since(start); d < 80*time.Millisecond || d > 3*time.Second {
+			t.Fatalf("closed after %v", d)
+		}
+	})
 }
 
 // Shutdown lets a request being handled finish, answers what was already
@@ -405,7 +406,7 @@ func TestShutdown(t *testing.T) {
 		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
 	}, gm.NOOP)
 	srv := &Server{Handler: mux, Logger: quiet}
-	addr, _ := start(t, srv)
+	addr := start(t, srv)
 	busy, br := dial(t, addr)
 	idle, ir := dial(t, addr)
 	send(t, idle, gm.MCRequest{Opcode: gm.NOOP})
@@ -443,20 +444,69 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
-func TestShutdownTimeout(t *testing.T) {
-	block := make(chan struct{})
-	defer close(block)
-	srv := &Server{Handler: HandlerFunc(func(c *Conn, req *gm.MCRequest) { <-block }), Logger: quiet}
-	addr, _ := start(t, srv)
-	c, _ := dial(t, addr)
-	send(t, c, gm.MCRequest{Opcode: gm.GET, Key: []byte("k")})
-	time.Sleep(20 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	go func() { time.Sleep(200 * time.Millisecond); block <- struct{}{} }()
-	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Shutdown = %v", err)
+// With event loops, requests are handled as they arrive: Shutdown answers
+// every request already received, closes idle and paused connections, and
+// refuses new ones.
+func TestShutdownEventLoops(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops need Linux")
 	}
+	mux := NewServeMux()
+	mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
+		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+		c.Pause(time.Hour)
+	}, gm.GET)
+	mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
+		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+	}, gm.NOOP)
+	srv := &Server{Handler: mux, EventLoops: 2}
+	addr := start(t, srv)
+	busy, br := dial(t, addr)
+	var batch []gm.MCRequest
+	for i := range 200 {
+		batch = append(batch, gm.MCRequest{Opcode: gm.NOOP, Opaque: uint32(i)})
+	}
+	send(t, busy, batch...)
+	paused, _ := dial(t, addr)
+	send(t, paused, gm.MCRequest{Opcode: gm.GET, Key: []byte("k")})
+	idle, ir := dial(t, addr)
+	send(t, idle, gm.MCRequest{Opcode: gm.NOOP, Opaque: 7})
+	read(t, ir)
+	for i := range 200 {
+		if res := read(t, br); res.Opaque != uint32(i) {
+			t.Fatalf("answer %d: %v", i, &res)
+		}
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]*gm.Reader{"busy": br, "idle": ir} {
+		var res gm.MCResponse
+		if err := r.ReadResponse(&res); err != io.EOF {
+			t.Fatalf("%s connection after Shutdown: %v", name, err)
+		}
+	}
+	if srv.Stats().CurrConnections != 0 {
+		t.Fatalf("connections left: %d", srv.Stats().CurrConnections)
+	}
+}
+
+func TestShutdownTimeout(t *testing.T) {
+	modes(t, func(t *testing.T, loops int) {
+		block := make(chan struct{})
+		defer close(block)
+		srv := &Server{EventLoops: loops, Handler: HandlerFunc(func(c *Conn, req *gm.MCRequest) { <-block }), Logger: quiet}
+		addr := start(t, srv)
+		c, _ := dial(t, addr)
+		send(t, c, gm.MCRequest{Opcode: gm.GET, Key: []byte("k")})
+		time.Sleep(20 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		go func() { time.Sleep(200 * time.Millisecond); block <- struct{}{} }()
+		if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown = %v", err)
+		}
+	})
 }
 
 func TestUnixSocket(t *testing.T) {
@@ -489,32 +539,34 @@ func TestUnixSocket(t *testing.T) {
 }
 
 func TestConnState(t *testing.T) {
-	mux := NewServeMux()
-	mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
-		c.User = string(req.Key)
-		c.Features.Add(0x12)
-		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
-	}, gm.SASL_AUTH)
-	mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
-		body := c.User + "/" + c.Data.(string)
-		if c.Features.Has(0x12) && !c.Features.Has(0x13) {
-			body += "/collections"
+	modes(t, func(t *testing.T, loops int) {
+		mux := NewServeMux()
+		mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
+			c.User = string(req.Key)
+			c.Features.Add(0x12)
+			c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+		}, gm.SASL_AUTH)
+		mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
+			body := c.User + "/" + c.Data.(string)
+			if c.Features.Has(0x12) && !c.Features.Has(0x13) {
+				body += "/collections"
+			}
+			c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: []byte(body)})
+		}, gm.GET)
+		srv := &Server{EventLoops: loops, Handler: mux, ConnContext: func(c *Conn) { c.Data = "fresh" }}
+		addr := start(t, srv)
+		a, ar := dial(t, addr)
+		b, brd := dial(t, addr)
+		send(t, a, gm.MCRequest{Opcode: gm.SASL_AUTH, Key: []byte("alice")}, gm.MCRequest{Opcode: gm.GET, Key: []byte("k")})
+		read(t, ar)
+		if res := read(t, ar); string(res.Body) != "alice/fresh/collections" {
+			t.Fatalf("connection a: %q", res.Body)
 		}
-		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: []byte(body)})
-	}, gm.GET)
-	srv := &Server{Handler: mux, ConnContext: func(c *Conn) { c.Data = "fresh" }}
-	addr, _ := start(t, srv)
-	a, ar := dial(t, addr)
-	b, brd := dial(t, addr)
-	send(t, a, gm.MCRequest{Opcode: gm.SASL_AUTH, Key: []byte("alice")}, gm.MCRequest{Opcode: gm.GET, Key: []byte("k")})
-	read(t, ar)
-	if res := read(t, ar); string(res.Body) != "alice/fresh/collections" {
-		t.Fatalf("connection a: %q", res.Body)
-	}
-	send(t, b, gm.MCRequest{Opcode: gm.GET, Key: []byte("k")})
-	if res := read(t, brd); string(res.Body) != "/fresh" {
-		t.Fatalf("connection b sees a's state: %q", res.Body)
-	}
+		send(t, b, gm.MCRequest{Opcode: gm.GET, Key: []byte("k")})
+		if res := read(t, brd); string(res.Body) != "/fresh" {
+			t.Fatalf("connection b sees a's state: %q", res.Body)
+		}
+	})
 }
 
 // A TLS client that stalls in its handshake is cut off by

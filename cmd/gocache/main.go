@@ -54,6 +54,7 @@ type options struct {
 	sasl, tls             bool
 	authFile, user        string
 	idle                  time.Duration
+	loops                 int
 	extended              []string // -o, possibly repeated
 }
 
@@ -95,6 +96,7 @@ func flags(fs *flag.FlagSet) *options {
 	fs.Func("extended", "same as -o", extended)
 	strVar(&o.user, "u", "user", "", "accepted for compatibility; gocache does not change user")
 	fs.DurationVar(&o.idle, "idle-timeout", 0, "close connections idle this long (0: never)")
+	fs.IntVar(&o.loops, "event-loops", -1, "epoll loops serving plain listeners on Linux (-1: one per thread, 0: a goroutine per connection)")
 	return o
 }
 
@@ -291,6 +293,10 @@ func configure(o *options) (gocache.Config, []listenSpec, error) {
 		Users:       users,
 		RequireAuth: o.sasl,
 		TLS:         tlsConfig,
+		EventLoops:  o.loops,
+	}
+	if o.loops < 0 {
+		cfg.EventLoops = o.threads
 	}
 	return cfg, listens, nil
 }
