@@ -35,8 +35,8 @@ func newHandler(s *Server) *handler {
 	h := &handler{srv: s, mux: memcached.NewServeMux()}
 	m := h.mux
 	m.HandleFunc(h.get, gm.GET, gm.GETQ, gm.GETK, gm.GETKQ)
-	m.HandleFunc(h.store, gm.SET, gm.SETQ, gm.ADD, gm.ADDQ, gm.REPLACE, gm.REPLACEQ)
-	m.HandleFunc(h.concat, gm.APPEND, gm.APPENDQ, gm.PREPEND, gm.PREPENDQ)
+	m.HandleFunc(h.store, gm.SET, gm.SETQ, gm.ADD, gm.ADDQ, gm.REPLACE, gm.REPLACEQ,
+		gm.APPEND, gm.APPENDQ, gm.PREPEND, gm.PREPENDQ)
 	m.HandleFunc(h.delete, gm.DELETE, gm.DELETEQ)
 	m.HandleFunc(h.delta, gm.INCREMENT, gm.INCREMENTQ, gm.DECREMENT, gm.DECREMENTQ)
 	m.HandleFunc(h.touch, gm.TOUCH, gm.GAT, gm.GATQ, gm.GATK, gm.GATKQ)
@@ -188,8 +188,23 @@ func stored(c *memcached.Conn, req *gm.MCRequest, cas uint64) {
 	c.WriteResponse(&res)
 }
 
+// storeModes maps the storing commands to the store's modes. SET, ADD and
+// REPLACE carry flags and expiry (8 bytes of extras); APPEND and PREPEND
+// none, and keep the present item's.
+var storeModes = map[gm.CommandCode]cache.Mode{
+	gm.SET: cache.Set, gm.SETQ: cache.Set, gm.ADD: cache.Add, gm.ADDQ: cache.Add,
+	gm.REPLACE: cache.Replace, gm.REPLACEQ: cache.Replace,
+	gm.APPEND: cache.Append, gm.APPENDQ: cache.Append, gm.PREPEND: cache.Prepend, gm.PREPENDQ: cache.Prepend,
+}
+
 func (h *handler) store(c *memcached.Conn, req *gm.MCRequest) {
-	if !shape(req, 8, true, true) {
+	mode := storeModes[req.Opcode]
+	concat := mode == cache.Append || mode == cache.Prepend
+	extlen := 8
+	if concat {
+		extlen = 0
+	}
+	if !shape(req, extlen, true, true) {
 		h.invalid(c, req)
 		return
 	}
@@ -202,47 +217,13 @@ func (h *handler) store(c *memcached.Conn, req *gm.MCRequest) {
 	if b == nil {
 		return
 	}
-	mode := cache.Set
-	switch req.Opcode {
-	case gm.ADD, gm.ADDQ:
-		mode = cache.Add
-	case gm.REPLACE, gm.REPLACEQ:
-		mode = cache.Replace
+	w := cache.Write{Value: value, CAS: req.Cas}
+	if !concat {
+		w.Flags = binary.BigEndian.Uint32(req.Extras)
+		w.Expiry = binary.BigEndian.Uint32(req.Extras[4:])
+		w.Datatype, w.KeepExpiry = datatype, keep
 	}
-	cas, err := b.cache.Store(mode, req.Key, cache.Write{
-		Value:      value,
-		Flags:      binary.BigEndian.Uint32(req.Extras),
-		Expiry:     binary.BigEndian.Uint32(req.Extras[4:]),
-		CAS:        req.Cas,
-		Datatype:   datatype,
-		KeepExpiry: keep,
-	})
-	if err != nil {
-		h.fail(c, req, err)
-		return
-	}
-	mutated(c, req, b, cas, nil)
-}
-
-func (h *handler) concat(c *memcached.Conn, req *gm.MCRequest) {
-	if !shape(req, 0, true, true) {
-		h.invalid(c, req)
-		return
-	}
-	value, _, ok := storedValue(c, req)
-	if !ok {
-		h.invalid(c, req)
-		return
-	}
-	b, _ := h.start(c, req)
-	if b == nil {
-		return
-	}
-	mode := cache.Append
-	if req.Opcode == gm.PREPEND || req.Opcode == gm.PREPENDQ {
-		mode = cache.Prepend
-	}
-	cas, err := b.cache.Store(mode, req.Key, cache.Write{Value: value, CAS: req.Cas})
+	cas, err := b.cache.Store(mode, req.Key, w)
 	if err != nil {
 		h.fail(c, req, err)
 		return
