@@ -101,6 +101,7 @@ func (c *Client) casWrite(vb uint16, k string, exp int, cas uint64, value []byte
 		binary.BigEndian.PutUint32(ex[4:8], uint32(exp))
 		r.opcode, r.extras, r.body = gomemcached.SET, ex[:], value
 	}
+	c.c.applyContext(&r, nil) // the collection id, when collections are on
 	return c.c.call(&r)
 }
 

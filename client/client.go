@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"time"
@@ -35,18 +36,13 @@ type Client struct {
 var _ ClientIface = (*Client)(nil)
 
 // Dial connects to a memcached server at addr on network ("tcp", "unix")
-// and returns a Client on the connection. ctx bounds connecting, together
-// with opts.DialTimeout; with opts.TLSConfig set the connection speaks TLS.
+// and returns a Client on the connection, prepared as opts asks: with
+// opts.TLSConfig set it speaks TLS; with opts.Username set it is
+// authenticated, then with opts.Features set HELLO negotiates them, then
+// with opts.Bucket set the bucket is selected, all before Dial returns. If
+// a step fails, the connection is closed and the error is a *SetupError.
+// ctx bounds connecting and those steps, together with opts.DialTimeout.
 func Dial(ctx context.Context, network, addr string, opts ClientOptions) (*Client, error) {
-	nc, err := dial(ctx, network, addr, &opts)
-	if err != nil {
-		return nil, err
-	}
-	return NewClient(nc, opts), nil
-}
-
-// dial makes the transport for Dial.
-func dial(ctx context.Context, network, addr string, opts *ClientOptions) (net.Conn, error) {
 	timeout := opts.DialTimeout
 	if timeout == 0 {
 		defaultsMu.RLock()
@@ -58,6 +54,25 @@ func dial(ctx context.Context, network, addr string, opts *ClientOptions) (net.C
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	nc, err := dial(ctx, network, addr, &opts)
+	if err != nil {
+		var oe *net.OpError
+		if !errors.As(err, &oe) {
+			// A TLS handshake's error, or the context's, say not where.
+			err = fmt.Errorf("memcached: dial %s %s: %w", network, addr, err)
+		}
+		return nil, err
+	}
+	c := NewClient(nc, opts)
+	if err := c.c.setup(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// dial makes the transport for Dial, within ctx.
+func dial(ctx context.Context, network, addr string, opts *ClientOptions) (net.Conn, error) {
 	if opts.Dialer == nil {
 		if opts.TLSConfig != nil {
 			d := tls.Dialer{Config: opts.TLSConfig}
@@ -89,7 +104,9 @@ func dial(ctx context.Context, network, addr string, opts *ClientOptions) (net.C
 
 // NewClient returns a Client on conn configured by opts. The client owns
 // conn from now on: it reads it from its own goroutine and closes it in
-// Close.
+// Close. NewClient sends nothing: the preparation Dial does
+// (opts.Username, Features, Bucket) is left to the caller, with Auth,
+// EnableFeatures and SelectBucket.
 func NewClient(conn MemcachedConnection, opts ClientOptions) *Client {
 	return &Client{c: newConn(conn, opts)}
 }
@@ -99,9 +116,14 @@ func Connect(prot, dest string) (rv *Client, err error) {
 	return Dial(context.Background(), prot, dest, ClientOptions{})
 }
 
-// ConnectTLS connects to a memcached server using TLS, with
-// DefaultDialTimeout bounding the connection and the handshake.
+// ConnectTLS connects to a memcached server using TLS configured by config
+// (nil means the defaults: the server's certificate is verified against the
+// system's roots), with DefaultDialTimeout bounding the connection and the
+// handshake.
 func ConnectTLS(prot, dest string, config *tls.Config) (rv *Client, err error) {
+	if config == nil {
+		config = &tls.Config{}
+	}
 	return Dial(context.Background(), prot, dest, ClientOptions{TLSConfig: config})
 }
 
@@ -182,8 +204,10 @@ func unixNano(t time.Time) int64 {
 
 // GetConnName returns the name set by SetConnName or, if none, ConnName
 // followed by a colon and a new random UUID.
-func (c *Client) GetConnName() string {
-	if p := c.c.name.Load(); p != nil && *p != "" {
+func (c *Client) GetConnName() string { return c.c.connName() }
+
+func (c *conn) connName() string {
+	if p := c.name.Load(); p != nil && *p != "" {
 		return *p
 	}
 	return connName() + ":" + newUUID()
@@ -237,7 +261,13 @@ func (c *Client) Pending() int { return int(c.c.pending.Load()) }
 // call sends r for a compatibility method and returns the response in the
 // reference's style: a response with a failed status is also the error.
 func (c *conn) call(r *request) (*gomemcached.MCResponse, error) {
-	res, err := c.roundTrip(nil, getWaiter(r.op()), r, c.readDeadline())
+	return c.callCtx(nil, c.readDeadline(), r)
+}
+
+// callCtx is call bounded by ctx (nil for none) and hard (zero for none)
+// besides ReadTimeout.
+func (c *conn) callCtx(ctx context.Context, hard time.Time, r *request) (*gomemcached.MCResponse, error) {
+	res, err := c.roundTrip(ctx, getWaiter(r.op()), r, hard)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package memcached
 
 import (
 	"errors"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -73,14 +72,11 @@ type conn struct {
 	name            atomic.Pointer[string]
 	dataPool        atomic.Pointer[dataPool]
 	feat            features
-}
-
-// features records what the connection negotiated. Nothing negotiates yet:
-// HELLO arrives with the authentication issue, which sets these.
-type features struct {
-	collections    atomic.Bool
-	preserveExpiry atomic.Bool
-	syncRepl       atomic.Bool
+	bucket          atomic.Pointer[string] // the last bucket selected
+	// changed is set by the methods that change what the connection is
+	// (authentication, HELLO, bucket), so that a Pool does not lend it
+	// again as if it were as its options made it.
+	changed atomic.Bool
 }
 
 // dataPool is the allocator set by EnableDataPool.
@@ -105,6 +101,9 @@ func newConn(rw MemcachedConnection, opts ClientOptions) *conn {
 	}
 	if d, ok := rw.(interface{ SetWriteDeadline(time.Time) error }); ok {
 		c.wdl = d
+	}
+	if opts.Name != "" {
+		c.name.Store(&opts.Name)
 	}
 	c.rd = gomemcached.NewReaderSize(stampReader{c}, readBufSize)
 	c.rd.MaxValue = opts.MaxValue
@@ -336,33 +335,23 @@ func (c *conn) unclaimed(res *gomemcached.MCResponse) bool {
 }
 
 // ownForReceive copies a response for Receive, into memory from the data
-// pool when EnableDataPool set one.
+// pool when EnableDataPool set one: the getter is asked for the length of
+// the body (framing extras, extras, key and value), as when the reference
+// reads a packet, and Recycle hands the buffer to the done function.
 func (c *conn) ownForReceive(res *gomemcached.MCResponse) *gomemcached.MCResponse {
 	dp := c.dataPool.Load()
-	if dp == nil {
+	n := len(res.FlexibleExtras) + len(res.Extras) + len(res.Key) + len(res.Body)
+	if dp == nil || n == 0 {
 		return ownResponse(res)
 	}
-	// The decoder attaches a pool buffer only when it reads a packet, so
-	// the packet is encoded again and read back through it.
-	pkt, err := res.AppendTo(nil)
-	if err != nil {
+	buf, err := dp.get(uint64(n))
+	if err != nil || cap(buf) < n {
+		if err == nil && buf != nil && dp.done != nil {
+			dp.done(buf) // too small: straight back, as the reference does
+		}
 		return ownResponse(res)
 	}
-	out := new(gomemcached.MCResponse)
-	if _, err := out.ReceiveWithDatapool(&byteReader{b: pkt}, nil, dp.get, dp.done); err != nil {
-		return ownResponse(res)
-	}
+	out := copyResponse(res, buf[:n])
+	out.SetRecycle(buf, dp.done)
 	return out
-}
-
-// byteReader reads a byte slice (bytes.Reader without its other methods).
-type byteReader struct{ b []byte }
-
-func (r *byteReader) Read(p []byte) (int, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b)
-	r.b = r.b[n:]
-	return n, nil
 }

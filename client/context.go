@@ -12,11 +12,13 @@ import (
 // the reference. Only the first ClientContext given to a method is read,
 // except Compressed, which any of them may set.
 //
-// On a connection that negotiated no features (all connections until HELLO
-// arrives with the authentication issue) CollId must be 0, User is ignored,
-// and PreserveExpiry and a DurabilityLevel fail with
-// ErrPreserveExpiryNotSupported and ErrDurabilityNotSupported, as the
-// reference does on such a connection.
+// What a context may ask depends on the features HELLO turned on (see
+// EnableFeatures), as in the reference. Without collections, CollId must
+// be 0 (ErrNoCollections otherwise) and User is ignored; with them, every
+// key is sent with its collection id (0 when there is no context).
+// PreserveExpiry needs FeaturePreserveExpiry, and a DurabilityLevel
+// FeatureSyncReplication; without them they fail with
+// ErrPreserveExpiryNotSupported and ErrDurabilityNotSupported.
 type ClientContext struct {
 	// CollId is the collection of the key; 0 is the default collection.
 	CollId uint32
@@ -113,10 +115,13 @@ const (
 // applyContext applies the ClientContexts of a key-value call to r, with
 // the reference's rules.
 func (c *conn) applyContext(r *request, ctxs []*ClientContext) error {
+	collections := c.feat.collections.Load()
 	if len(ctxs) == 0 {
+		if collections {
+			r.cidLen = 1 // the default collection, id 0
+		}
 		return nil
 	}
-	collections := c.feat.collections.Load()
 	var cid uint32
 	if cc := ctxs[0]; cc != nil {
 		cid = cc.CollId

@@ -51,7 +51,22 @@
 // into the connection's write buffer, so their slices may be reused as
 // soon as the call returns. A Get allocates the response and its value,
 // and nothing else; a Set, the response.
-
+//
+// # Authentication, HELLO and buckets
+//
+// ClientOptions (and PoolOptions.Client) can carry credentials, HELLO
+// features and a bucket: Dial then authenticates the connection, negotiates
+// the features and selects the bucket before returning it, and a Pool lends
+// or shares only connections so prepared; a connection whose preparation
+// fails is closed, and the error is a *SetupError. The reference's methods
+// do the same steps one at a time on a client: Auth (the strongest SCRAM
+// the server offers, else PLAIN), AuthScramSha, AuthPlain, AuthList,
+// EnableFeatures, EnableMutationToken, SelectBucket. SCRAM checks the
+// server's signature, and a server that fails to prove it knows the
+// password gets its connection closed (ErrServerSignature). Dial with
+// ClientOptions.TLSConfig, or ConnectTLS, speaks TLS. GetErrorMap fetches
+// a Couchbase server's error map.
+//
 // # Errors
 //
 // The reference's methods return a response with a failed status as the
@@ -66,7 +81,8 @@
 // responses whose opaque the client did not assign go to a queue that
 // Receive reads. The client's own opaques all have the high bit
 // (0x80000000) set, which the reference's never have. Hijack stops the
-// reader at a packet boundary and hands the connection over.
+// reader and hands the connection over, the bytes the reader had read but
+// not delivered coming first out of it.
 //
 // # Debugging
 //

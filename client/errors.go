@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/f8e615c8/gomemcached"
 )
@@ -67,7 +68,7 @@ func (e *ConnError) Error() string {
 	if e.Err == ErrClosed {
 		return ErrClosed.Error()
 	}
-	return "memcached: connection failed: " + e.Err.Error()
+	return "memcached: connection failed: " + strings.TrimPrefix(e.Err.Error(), "memcached: ")
 }
 
 // Unwrap returns the cause.
@@ -75,6 +76,10 @@ func (e *ConnError) Unwrap() error { return e.Err }
 
 // Is reports whether target is ErrClosed.
 func (e *ConnError) Is(target error) bool { return target == ErrClosed }
+
+// Fatal reports true: the connection has ended (see gomemcached.IsFatal),
+// whatever the cause says of itself.
+func (e *ConnError) Fatal() bool { return true }
 
 // TimeoutError is the error of a call whose deadline (from its context, a
 // SetDeadline or SetReadDeadline, or ClientOptions.ReadTimeout) passed
@@ -106,6 +111,11 @@ func (e *TimeoutError) Timeout() bool { return true }
 
 // Temporary reports true: a later call may succeed.
 func (e *TimeoutError) Temporary() bool { return true }
+
+// Fatal reports false: the call timed out, not the connection, which stays
+// in step (see gomemcached.IsFatal). A connection that is truly stuck ends
+// with a *ConnError caused by ErrStuck instead.
+func (e *TimeoutError) Fatal() bool { return false }
 
 type stuckError struct{}
 

@@ -2,6 +2,7 @@ package memcached_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -141,4 +142,57 @@ func ExampleTimeoutError() {
 	// Output:
 	// true true
 	// true true
+}
+
+// Connections prepared before use: over TLS, authenticated with SCRAM,
+// with mutation tokens, in a bucket. A pool with these options lends only
+// connections so prepared.
+func ExampleDial_authenticated() {
+	opts := memcached.ClientOptions{
+		TLSConfig: &tls.Config{ServerName: "cache.example.com"},
+		Username:  "app", Password: os.Getenv("CACHE_PASSWORD"),
+		Mechanism: memcached.MechanismScramSHA512,
+		Features:  memcached.Features{memcached.FeatureMutationToken, memcached.FeatureXerror},
+		Bucket:    "sessions",
+	}
+	c, err := memcached.Dial(context.Background(), "tcp", "cache.example.com:11207", opts)
+	var se *memcached.SetupError
+	switch {
+	case errors.Is(err, gomemcached.ErrAuthFailed):
+		fmt.Println("wrong user name or password")
+		return
+	case errors.As(err, &se):
+		fmt.Println("could not prepare the connection:", se.Step, se.Err)
+		return
+	case err != nil:
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	res, err := c.Set(0, "k", 0, 0, []byte("v"))
+	if err == nil && c.IsFeatureEnabled(memcached.FeatureMutationToken) {
+		fmt.Printf("vbucket uuid and seqno: %x\n", res.Extras)
+	}
+}
+
+// The reference's way: one step at a time on a connected client.
+func ExampleClient_Auth() {
+	c, err := memcached.Connect("tcp", "127.0.0.1:11210")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	if _, err := c.Auth("app", os.Getenv("CACHE_PASSWORD")); err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, err := c.SelectBucket("sessions"); errors.Is(err, gomemcached.ErrNoBucket) {
+		fmt.Println("no such bucket")
+		return
+	}
+	if _, err := c.EnableFeatures(memcached.Features{memcached.FeatureXerror}); err != nil {
+		fmt.Println("HELLO:", err)
+	}
+	fmt.Println(c.LastBucket(), c.IsFeatureEnabled(memcached.FeatureXerror))
 }

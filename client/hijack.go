@@ -1,8 +1,11 @@
 package memcached
 
 import (
+	"encoding/binary"
 	"net"
 	"time"
+
+	"github.com/f8e615c8/gomemcached"
 )
 
 // hijackGrace bounds how long Hijack waits for the calls in flight to be
@@ -17,14 +20,16 @@ const hijackGrace = time.Second
 // Hijack first lets the requests already queued be written, and waits up
 // to a second for the calls in flight to be answered (calls still waiting
 // then fail, and their responses will reach the caller's reads). It then
-// stops the client's reader at a packet boundary. Responses the reader had
-// already read for Receive but that were not received come first out of
-// the returned connection's Read, followed by the socket's data; when
-// there are none the transport itself is returned, so type assertions
-// such as .(net.Conn) keep working.
+// stops the client's reader. Responses the reader had already read for
+// Receive but that were not received, then the bytes it had read beyond
+// them (a packet it was in the middle of, say), come first out of the
+// returned connection's Read, followed by the socket's data; when there
+// are none the transport itself is returned, so type assertions such as
+// .(net.Conn) keep working.
 //
-// The packets handed back that way are encoded again from their decoded
-// form, magic included, which gives the bytes that were read.
+// The responses queued for Receive are encoded again from their decoded
+// form, magic included, which gives the bytes that were read; the rest are
+// the bytes read.
 func (c *Client) Hijack() MemcachedConnection { return c.c.hijack() }
 
 func (c *conn) hijack() MemcachedConnection {
@@ -86,21 +91,25 @@ func (c *conn) hijack() MemcachedConnection {
 			drained = true
 		}
 	}
-	// Finish a packet the reader was in the middle of, and any after it
-	// already buffered.
-	if c.rd.Buffered() > 0 {
-		c.rw.SetReadDeadline(time.Now().Add(hijackGrace))
-		for c.rd.Buffered() > 0 {
-			if err := c.rd.ReadResponse(c.rres); err != nil {
-				break // lost: the stream is out of step
-			}
-			if c.rres.Opaque&opaqueTag == 0 {
-				prefix = rawPacket{res: c.rres, magic: c.rd.Magic()}.appendTo(prefix)
-			} else {
-				c.dispatch(c.rres)
-			}
+	// Hand over what the reader holds: whole packets that belong to a call
+	// still waiting are routed to it, the others are passed on as they
+	// came, and so is the start of a packet not yet complete, so that no
+	// byte read from the socket is lost.
+	for c.rd.Ready() {
+		pkt := c.rd.BufferedBytes()
+		pkt = pkt[:gomemcached.HDR_LEN+int(binary.BigEndian.Uint32(pkt[8:12]))]
+		start := len(prefix)
+		prefix = append(prefix, pkt...)
+		if err := c.rd.ReadResponse(c.rres); err != nil {
+			prefix = prefix[:start] // malformed: passed on below, as it is
+			break
+		}
+		if c.rres.Opaque&opaqueTag != 0 {
+			prefix = prefix[:start]
+			c.dispatch(c.rres)
 		}
 	}
+	prefix = append(prefix, c.rd.BufferedBytes()...)
 	c.rw.SetReadDeadline(time.Time{})
 	c.curRDL = time.Time{}
 

@@ -11,7 +11,8 @@ import (
 // ClientOptions configures a Client. The zero value is usable: every field
 // has a default, documented with it.
 type ClientOptions struct {
-	// DialTimeout bounds connecting (and the TLS handshake) in Dial. Zero
+	// DialTimeout bounds Dial: connecting, the TLS handshake and the
+	// preparation of the connection (authentication, HELLO, bucket). Zero
 	// means DefaultDialTimeout; a negative value means no timeout.
 	DialTimeout time.Duration
 	// TLSConfig, when set, makes Dial speak TLS.
@@ -19,6 +20,27 @@ type ClientOptions struct {
 	// Dialer, when set, replaces net.Dialer in Dial; TLS is layered on
 	// what it returns when TLSConfig is set.
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// The preparation of each connection Dial makes (so also of each
+	// connection of a Pool), in this order, before the connection is
+	// returned or lent; a failed step closes it, and Dial returns a
+	// *SetupError. NewClient and Wrap do none of it.
+
+	// Username, when set, makes Dial authenticate with Password, using
+	// Mechanism: MechanismPlain, MechanismScramSHA1, MechanismScramSHA256
+	// or MechanismScramSHA512, or when empty Auth's choice (the strongest
+	// SCRAM the server offers, else PLAIN). Name a SCRAM mechanism to
+	// never send the password itself.
+	Username, Password, Mechanism string
+	// Features, when not empty, are asked for with HELLO (see
+	// EnableFeatures). A server that does not know HELLO (memcached)
+	// leaves them all off, which is not an error: check IsFeatureEnabled.
+	Features Features
+	// Bucket, when set, is selected (SELECT_BUCKET).
+	Bucket string
+	// Name is the connection's name (SetConnName), the key of HELLO.
+	// Empty means GetConnName's default.
+	Name string
 
 	// ReadTimeout bounds the wait for each call's response (for bulk and
 	// stats calls, the wait for each next response). Zero means the read

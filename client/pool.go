@@ -18,8 +18,11 @@ var ErrPoolClosed = errors.New("memcached: pool closed")
 // a default, documented with it.
 type PoolOptions struct {
 	// Client configures each connection (dial timeout, TLS, timeouts,
-	// observer). Its DialTimeout defaults to DefaultDialTimeout, so
-	// connecting is bounded unless set negative.
+	// observer), and prepares it before the pool uses or lends it:
+	// credentials, HELLO features, bucket (see Dial). A connection whose
+	// preparation fails is closed, and the caller of Do, Shared or Get
+	// gets the *SetupError. Its DialTimeout defaults to
+	// DefaultDialTimeout, so connecting is bounded unless set negative.
 	Client ClientOptions
 	// MaxOpen caps the connections open at once, shared and lent. Zero
 	// means 16.
@@ -153,7 +156,8 @@ func (p *Pool) Do(ctx context.Context, req *gomemcached.MCRequest) (*gomemcached
 // Shared returns a shared connection, the one with the fewest calls in
 // flight, opening one if needed. Use it for any calls, from any number of
 // goroutines, but do not Close, Hijack or Put it, nor use Transmit and
-// Receive on it: lend a connection with Get for that.
+// Receive on it, nor change its authentication, features or bucket: lend
+// a connection with Get for that.
 func (p *Pool) Shared(ctx context.Context) (*Client, error) {
 	// The common case, without the lock: a healthy shared connection
 	// below SharedDepth, or all of them open.
@@ -317,7 +321,9 @@ func (p *Pool) usable(ctx context.Context, pc *pooledConn) bool {
 }
 
 // Put gives back a connection lent by Get. An unhealthy or hijacked one is
-// closed, and so is one beyond MaxIdle.
+// closed, and so is one beyond MaxIdle, and one whose authentication,
+// features or bucket were changed (Auth, EnableFeatures, SelectBucket,
+// ...): the pool lends only connections as PoolOptions.Client makes them.
 func (p *Pool) Put(c *Client) {
 	if c == nil {
 		return
@@ -325,7 +331,7 @@ func (p *Pool) Put(c *Client) {
 	pc := &pooledConn{c: c}
 	pc.lastUsed.Store(time.Now().UnixNano())
 	p.mu.Lock()
-	if p.closed || !c.IsHealthy() || c.Pending() > 0 || len(p.idle) >= p.opts.MaxIdle {
+	if p.closed || !c.IsHealthy() || c.c.changed.Load() || c.Pending() > 0 || len(p.idle) >= p.opts.MaxIdle {
 		p.mu.Unlock()
 		p.release(pc)
 	} else {

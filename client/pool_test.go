@@ -35,9 +35,22 @@ func TestPoolSharedSurvivesFatalStatus(t *testing.T) {
 // first too.
 func TestPoolIdleTimeout(t *testing.T) {
 	addr := peer.Memcached(t)
-	p := NewPool("tcp", addr, PoolOptions{IdleTimeout: 100 * time.Millisecond, MaxShared: 3, SharedDepth: 1, MaxIdle: 3})
+	p := NewPool("tcp", addr, PoolOptions{IdleTimeout: 250 * time.Millisecond, MaxShared: 3, SharedDepth: 1, MaxIdle: 3})
 	defer p.Close()
 	ctx := context.Background()
+	// Load the shared connections so that the pool opens several.
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for range 20 {
+				p.Do(ctx, &gomemcached.MCRequest{Opcode: gomemcached.NOOP})
+			}
+		})
+	}
+	wg.Wait()
+	// Then lend and take back three, which starts their idle time (the
+	// load above may take longer than IdleTimeout under the race
+	// detector).
 	var lent []*Client
 	for range 3 {
 		c, err := p.Get(ctx)
@@ -49,16 +62,6 @@ func TestPoolIdleTimeout(t *testing.T) {
 	for _, c := range lent {
 		p.Put(c)
 	}
-	// Load the shared connections so that the pool opens several.
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for range 20 {
-				p.Do(ctx, &gomemcached.MCRequest{Opcode: gomemcached.NOOP})
-			}
-		})
-	}
-	wg.Wait()
 	if s := p.Stats(); s.Idle != 3 || s.Shared < 1 {
 		t.Fatalf("before the timeout: %+v", s)
 	}

@@ -115,6 +115,13 @@ func (r *request) appendTo(dst []byte, opaque uint32) ([]byte, error) {
 // MCResponse.Receive, the sections are nil when the packet has no body and
 // non-nil otherwise (FlexibleExtras stays nil when absent).
 func ownResponse(res *gomemcached.MCResponse) *gomemcached.MCResponse {
+	n := len(res.FlexibleExtras) + len(res.Extras) + len(res.Key) + len(res.Body)
+	return copyResponse(res, make([]byte, n))
+}
+
+// copyResponse returns a copy of res whose sections are copied into buf,
+// which holds exactly their total length.
+func copyResponse(res *gomemcached.MCResponse, buf []byte) *gomemcached.MCResponse {
 	out := &gomemcached.MCResponse{
 		Opcode:   res.Opcode,
 		Status:   res.Status,
@@ -122,11 +129,9 @@ func ownResponse(res *gomemcached.MCResponse) *gomemcached.MCResponse {
 		Cas:      res.Cas,
 		DataType: res.DataType,
 	}
-	n := len(res.FlexibleExtras) + len(res.Extras) + len(res.Key) + len(res.Body)
-	if n == 0 {
+	if len(buf) == 0 {
 		return out
 	}
-	buf := make([]byte, n)
 	p := 0
 	if res.FlexibleExtras != nil {
 		out.FlexibleExtras, p = section(buf, p, res.FlexibleExtras)

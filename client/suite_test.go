@@ -65,9 +65,7 @@ func (tg target) dial(t testing.TB, opts ...ClientOptions) *Client {
 	t.Helper()
 	o := tg.opts
 	if len(opts) > 0 {
-		tls := o.TLSConfig
-		o = opts[0]
-		o.TLSConfig = tls
+		o = tg.with(opts[0])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -77,6 +75,16 @@ func (tg target) dial(t testing.TB, opts ...ClientOptions) *Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// with returns o with the target's transport and preparation options
+// (TLS, credentials, features, bucket) in place of its own.
+func (tg target) with(o ClientOptions) ClientOptions {
+	t := tg.opts
+	o.TLSConfig = t.TLSConfig
+	o.Username, o.Password, o.Mechanism = t.Username, t.Password, t.Mechanism
+	o.Features, o.Bucket, o.Name = t.Features, t.Bucket, t.Name
+	return o
 }
 
 func TestMemcached(t *testing.T) {
@@ -985,10 +993,19 @@ func testDataPool(t *testing.T, tg target) {
 	k := keyPrefix(t) + "k"
 	ok(t)(c.Set(0, k, 0, 0, []byte("pooled value")))
 	var got, done atomic.Int32
+	var asked atomic.Uint64
+	var lent []byte
 	err := c.EnableDataPool(func(n uint64) ([]byte, error) {
 		got.Add(1)
-		return make([]byte, n, 1024), nil
-	}, func([]byte) { done.Add(1) })
+		asked.Store(n)
+		lent = make([]byte, n, 1024)
+		return lent, nil
+	}, func(b []byte) {
+		if cap(b) != 1024 || &b[:1][0] != &lent[:1][0] {
+			t.Error("done was handed another buffer than the getter's")
+		}
+		done.Add(1)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -999,6 +1016,12 @@ func testDataPool(t *testing.T, tg target) {
 	res, err := c.ReceiveWithDeadline(time.Now().Add(5 * time.Second))
 	if err != nil || string(res.Body) != "pooled value" || got.Load() != 1 {
 		t.Fatalf("Receive with a data pool: %v %q, %v (getter called %d times)", res, res.Body, err, got.Load())
+	}
+	// Asked for the body (flags and value; the mutation token's extras do
+	// not come with a GET), which the response's sections share.
+	if n := asked.Load(); n != uint64(len(res.Extras)+len(res.Body)) || &res.Body[:1][0] != &lent[len(res.Extras)] {
+		t.Errorf("getter asked for %d bytes for %d of extras and %d of value, or the value is not in its buffer",
+			n, len(res.Extras), len(res.Body))
 	}
 	res.Recycle()
 	res.Recycle()
