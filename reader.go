@@ -8,9 +8,10 @@ import (
 // DefaultReaderSize is the buffer size of a Reader made by NewReader.
 const DefaultReaderSize = 4096
 
-// maxRetainedBuffer is the largest buffer a Reader keeps between packets;
+// maxRetainedBuffer is the largest buffer a Reader keeps between packets
+// (memcached's default item size limit);
 // a larger one, grown for a large packet, is dropped once it is drained.
-const maxRetainedBuffer = 256 << 10
+const maxRetainedBuffer = 1 << 20
 
 // Reader reads packets from a stream through a buffer that it reuses, so
 // that reading allocates nothing once the buffer has grown to the largest

@@ -68,6 +68,7 @@ func (r countingReader) Read(p []byte) (int, error) {
 // (eventloop_linux.go).
 type loopSide interface {
 	flush(c *Conn) error
+	writeLarge(c *Conn, body []byte)
 	pause(d time.Duration)
 }
 
@@ -115,7 +116,7 @@ func (c *Conn) WriteResponse(res *gomemcached.MCResponse) error {
 		return c.werr
 	}
 	var err error
-	if len(res.Body) < largeValue || c.ev != nil {
+	if len(res.Body) < largeValue {
 		out, err := res.AppendTo(c.out)
 		if err != nil {
 			return err
@@ -126,7 +127,11 @@ func (c *Conn) WriteResponse(res *gomemcached.MCResponse) error {
 	if c.out, err = res.AppendHeaderTo(c.out); err != nil {
 		return err
 	}
-	c.writeBuffers(res.Body)
+	if c.ev != nil {
+		c.ev.writeLarge(c, res.Body)
+	} else {
+		c.writeBuffers(res.Body)
+	}
 	return c.werr
 }
 

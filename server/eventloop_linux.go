@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // The event loops serve connections the way memcached does: each loop
@@ -579,6 +580,43 @@ func (lc *loopConn) flush(c *Conn) error {
 		c.out = nil
 	}
 	return nil
+}
+
+// writeLarge sends c's output and then body with one writev, without
+// copying body unless the socket takes only part of it: the rest is then
+// kept in c's output, to go when the socket is writable. A paused or
+// blocked connection keeps all of it.
+func (lc *loopConn) writeLarge(c *Conn, body []byte) {
+	if lc.wpos > 0 || lc.resumeAt != 0 || c.werr != nil {
+		c.out = append(c.out, body...)
+		return
+	}
+	var iov [2]syscall.Iovec
+	iov[0].Base, iov[0].Len = unsafe.SliceData(c.out), uint64(len(c.out))
+	iov[1].Base, iov[1].Len = unsafe.SliceData(body), uint64(len(body))
+	var n int
+	for {
+		r, _, errno := syscall.Syscall(syscall.SYS_WRITEV, uintptr(lc.fd), uintptr(unsafe.Pointer(&iov[0])), 2)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 && errno != syscall.EAGAIN {
+			c.werr = errno
+			return
+		}
+		if errno == 0 {
+			n = int(r)
+			c.bytesOut.Add(uint64(n))
+			c.srv.writes.Add(1)
+		}
+		break
+	}
+	if n < len(c.out) {
+		lc.wpos = n
+		c.out = append(c.out, body...)
+		return
+	}
+	c.out = append(c.out[:0], body[n-len(c.out):]...)
 }
 
 // pause stops reading and writing c until d has passed.
