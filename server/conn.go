@@ -161,9 +161,9 @@ func (c *Conn) Flush() error {
 		return c.ev.flush(c)
 	}
 	c.armWrite()
+	c.srv.writes.Add(1)
 	n, err := c.nc.Write(c.out)
 	c.bytesOut.Add(uint64(n))
-	c.srv.writes.Add(1)
 	c.out = c.out[:0]
 	if cap(c.out) > maxRetainedOut {
 		c.out = nil
@@ -178,9 +178,9 @@ func (c *Conn) Flush() error {
 func (c *Conn) writeBuffers(body []byte) {
 	c.armWrite()
 	bufs := net.Buffers{c.out, body}
+	c.srv.writes.Add(1)
 	n, err := bufs.WriteTo(c.nc)
 	c.bytesOut.Add(uint64(n))
-	c.srv.writes.Add(1)
 	c.out = c.out[:0]
 	if err != nil {
 		c.werr = err

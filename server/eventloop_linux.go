@@ -558,11 +558,11 @@ func (lc *loopConn) watch(events uint32) {
 // is written when the socket becomes writable.
 func (lc *loopConn) flush(c *Conn) error {
 	for lc.wpos < len(c.out) {
+		c.srv.writes.Add(1)
 		n, err := syscall.Write(lc.fd, c.out[lc.wpos:])
 		if n > 0 {
 			lc.wpos += n
 			c.bytesOut.Add(uint64(n))
-			c.srv.writes.Add(1)
 		}
 		switch {
 		case err == syscall.EINTR:
@@ -596,6 +596,7 @@ func (lc *loopConn) writeLarge(c *Conn, body []byte) {
 	iov[1].Base, iov[1].Len = unsafe.SliceData(body), uint64(len(body))
 	var n int
 	for {
+		c.srv.writes.Add(1)
 		r, _, errno := syscall.Syscall(syscall.SYS_WRITEV, uintptr(lc.fd), uintptr(unsafe.Pointer(&iov[0])), 2)
 		if errno == syscall.EINTR {
 			continue
@@ -607,7 +608,6 @@ func (lc *loopConn) writeLarge(c *Conn, body []byte) {
 		if errno == 0 {
 			n = int(r)
 			c.bytesOut.Add(uint64(n))
-			c.srv.writes.Add(1)
 		}
 		break
 	}

@@ -75,7 +75,7 @@ type Server struct {
 	rejected atomic.Uint64
 	bytesIn  atomic.Uint64 // of closed connections
 	bytesOut atomic.Uint64
-	writes   atomic.Uint64 // write calls on connections
+	writes   atomic.Uint64 // write calls on connections, counted as they start
 
 	loops     *loopSet // event loops, started by the first Serve that uses them
 	loopsOnce sync.Once
