@@ -56,11 +56,7 @@ func (c *Client) GetBulk(vb uint16, keys []string, rv map[string]*gomemcached.MC
 	b := &bulkCall{results: make([]*gomemcached.MCResponse, len(keys))}
 	w := getWaiter(tmpl.opcode)
 	w.h = b
-	if err := c.c.submitFenced(w, &tmpl, keys, vb); err != nil {
-		w.release()
-		return err
-	}
-	if _, err := c.c.await(nil, w, c.c.readDeadline()); err != nil {
+	if err := c.c.fenced(nil, w, &tmpl, keys, vb, c.c.readDeadline()); err != nil {
 		return err
 	}
 	for i, res := range b.results {

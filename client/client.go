@@ -180,17 +180,18 @@ func (c *Client) SetKeepAliveOptions(interval time.Duration) {
 	}
 }
 
-// SetDeadline sets an absolute deadline for the responses of calls made
-// afterwards, and for the writes of Transmit and TransmitResponse; the zero
-// time removes it. Unlike the reference, it does not touch the socket, so
-// a deadline that passes fails only the calls waiting on it.
+// SetDeadline sets an absolute deadline for calls made afterwards (the
+// writes of their requests and the waits for their responses), and for
+// the writes of Transmit and TransmitResponse; the zero time removes it.
+// Unlike the reference, it does not leave it on the socket, so a deadline
+// that passes fails only the calls waiting on it.
 func (c *Client) SetDeadline(t time.Time) {
 	c.c.readDL.Store(unixNano(t))
 	c.c.writeDL.Store(unixNano(t))
 }
 
-// SetReadDeadline sets an absolute deadline for the responses of calls
-// made afterwards, and for Receive; the zero time removes it.
+// SetReadDeadline sets an absolute deadline for calls made afterwards
+// (as SetDeadline does), and for Receive; the zero time removes it.
 func (c *Client) SetReadDeadline(t time.Time) {
 	c.c.readDL.Store(unixNano(t))
 }

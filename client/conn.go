@@ -44,10 +44,15 @@ type conn struct {
 	busySince int64         // when ops last became non-empty (conn.now)
 	watchOn   bool          // the watchdog timer is armed
 
+	carry  *carry    // a write a caller left unfinished, for the writer goroutine
 	curWDL time.Time // write deadline set on the socket; owned by the writer
+	// resumable: a write cut short by its deadline can be resumed (a plain
+	// TCP or Unix socket), so a caller may bound its own write by its
+	// deadline and leave the rest to the writer goroutine.
+	resumable bool
 
 	readRole int                     // who reads the socket: roleNone, roleCaller, ...
-	rawMode  bool                    // Transmit or Receive was used: the goroutine keeps reading
+	rawMode  atomic.Bool             // Transmit or Receive was used: the goroutine keeps reading; set under mu
 	curRDL   time.Time               // read deadline set on the socket; owned by the read role
 	rd       *gomemcached.Reader     // owned by the read role
 	rres     *gomemcached.MCResponse // the packet being read; owned by the read role
@@ -64,6 +69,9 @@ type conn struct {
 	readerDone chan struct{}
 	writerDone chan struct{}
 	raw        chan rawPacket // responses for Receive
+	rawBytes   atomic.Int64   // their size
+	rawRoom    chan struct{}  // signalled when Receive takes one
+	dropped    atomic.Uint64  // responses dropped, belonging to nobody before the raw API was used
 	watch      *time.Timer    // guarded by mu
 
 	// Settings of the compatibility API.
@@ -98,9 +106,14 @@ func newConn(rw MemcachedConnection, opts ClientOptions) *conn {
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 		raw:        make(chan rawPacket, opts.ReceiveQueue),
+		rawRoom:    make(chan struct{}, 1),
 	}
 	if d, ok := rw.(interface{ SetWriteDeadline(time.Time) error }); ok {
 		c.wdl = d
+	}
+	switch rw.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		c.resumable = true
 	}
 	if opts.Name != "" {
 		c.name.Store(&opts.Name)
@@ -133,7 +146,7 @@ func (c *conn) usableLocked() error {
 // reads the socket (it then holds the read role, and registerLocked
 // returns true), else the reader goroutine.
 func (c *conn) registerLocked(w *waiter, n uint32, lone bool) (uint32, bool) {
-	own := lone && c.readRole == roleNone && c.ops.len() == 0 && !c.rawMode
+	own := lone && c.readRole == roleNone && c.ops.len() == 0 && !c.rawMode.Load()
 	switch {
 	case own:
 		c.readRole = roleCaller
@@ -158,9 +171,9 @@ func (c *conn) registerLocked(w *waiter, n uint32, lone bool) (uint32, bool) {
 	return op, own
 }
 
-// unregisterLocked removes w.
+// unregisterLocked removes w, which its caller still owns.
 func (c *conn) unregisterLocked(w *waiter) {
-	c.ops.remove(w)
+	c.ops.remove(w, w.base, w.n)
 	c.pending.Store(int32(c.ops.len()))
 }
 
@@ -184,14 +197,18 @@ func (c *conn) checkStuck() {
 }
 
 // finish answers w, unless its caller gave up, in which case w is
-// recycled.
+// recycled. Only whoever removed w from the opaque map may call it, once.
 func (c *conn) finish(w *waiter, res *gomemcached.MCResponse, err error) {
-	if !w.state.CompareAndSwap(stateWaiting, stateDone) {
-		w.release()
+	if w.state.CompareAndSwap(stateWaiting, stateDone) {
+		w.res, w.err = res, err
+		w.ch <- struct{}{}
 		return
 	}
-	w.res, w.err = res, err
-	w.ch <- struct{}{}
+	if w.state.CompareAndSwap(stateAbandoned, stateDone) {
+		w.release()
+	}
+	// Done already: answered by someone else, which the opaque map rules
+	// out. The caller owns w; leave it alone.
 }
 
 // fail ends the connection with cause: every waiting call fails with a
@@ -200,6 +217,11 @@ func (c *conn) finish(w *waiter, res *gomemcached.MCResponse, err error) {
 // the first call has an effect.
 func (c *conn) fail(cause error) error {
 	c.mu.Lock()
+	return c.failLocked(cause)
+}
+
+// failLocked is fail called with c.mu held; it unlocks c.mu.
+func (c *conn) failLocked(cause error) error {
 	if c.err != nil {
 		c.mu.Unlock()
 		return nil
@@ -210,23 +232,60 @@ func (c *conn) fail(cause error) error {
 	c.pending.Store(0)
 	batch := c.batchCh
 	c.batchCh = nil
+	var carried chan struct{}
+	if c.carry != nil {
+		carried = c.carry.done // the writer goroutine will not take it now
+		c.carry = nil
+	}
 	if c.watch != nil {
 		c.watch.Stop()
 	}
 	close(c.done)
 	c.mu.Unlock()
 
+	// Answer the calls before closing the socket: a call whose write or
+	// read the close interrupts then finds its answer there, rather than
+	// taking the interruption for its own deadline.
+	for _, w := range waiting {
+		c.finish(w, nil, cerr)
+	}
 	var err error
 	if cause != ErrHijacked {
 		err = c.rw.Close()
 	}
-	for _, w := range waiting {
-		c.finish(w, nil, cerr)
-	}
-	if batch != nil {
-		close(batch)
+	for _, ch := range [...]chan struct{}{batch, carried} {
+		if ch != nil {
+			close(ch)
+		}
 	}
 	return err
+}
+
+// errRetired is the cause of the ConnError of calls made on a connection
+// that its Pool retired (see retire).
+var errRetired = errors.New("memcached: connection retired by its pool")
+
+// retire ends the connection as Close does, but only if nothing is in
+// flight: no call waiting, nothing queued or being written, no raw use,
+// no Hijack. It reports whether it did. Since it checks and ends under
+// the lock calls register under, a call made on a retired connection
+// fails having sent nothing, with a ConnError caused by errRetired (which
+// matches ErrClosed); Pool.Do retries such a call on another connection.
+func (c *conn) retire() bool {
+	c.mu.Lock()
+	if c.err != nil || c.ops.len() > 0 || c.writing || len(c.wbuf) > 0 || c.rawMode.Load() || c.hijacking {
+		c.mu.Unlock()
+		return false
+	}
+	c.failLocked(errRetired)
+	return true
+}
+
+// isRetired reports whether err is that of a call refused, unsent, by a
+// retired connection.
+func isRetired(err error) bool {
+	var ce *ConnError
+	return errors.As(err, &ce) && ce.Err == errRetired
 }
 
 // close implements Client.Close: it ends the connection and waits for the
@@ -259,25 +318,35 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// dispatch routes one response, which aliases the reader's buffer. It
-// returns false if the reader must stop (the connection ended while the
-// response waited for room in the Receive queue).
+// dispatch routes one response, which aliases the reader's buffer: to
+// the call waiting for it, else to Receive. It returns false if the reader
+// must stop (the connection ended while the response waited for room in
+// the Receive queue).
 func (c *conn) dispatch(res *gomemcached.MCResponse) bool {
+	if c.dispatchOwn(res) {
+		return true
+	}
+	return c.unclaimed(res)
+}
+
+// dispatchOwn routes res to the call of the client waiting for it, and
+// reports whether there was one.
+func (c *conn) dispatchOwn(res *gomemcached.MCResponse) bool {
 	if res.Opaque&opaqueTag == 0 {
-		return c.unclaimed(res)
+		return false
 	}
 	c.mu.Lock()
 	w, taken := c.ops.route(res.Opaque)
-	if taken {
-		c.pending.Store(int32(c.ops.len()))
-	}
-	c.mu.Unlock()
 	if w == nil {
-		return true // a late answer to a call that gave up: discard it
+		c.mu.Unlock()
+		return false
 	}
-	if w.h == nil {
+	if taken {
+		// Removed from the map: w is ours to answer, and nobody else's.
+		c.pending.Store(int32(c.ops.len()))
+		c.mu.Unlock()
 		if w.state.Load() == stateAbandoned {
-			c.finish(w, nil, nil) // recycles w
+			c.finish(w, nil, nil) // a late answer to a call that gave up: recycles w
 			return true
 		}
 		own := ownResponse(res)
@@ -287,21 +356,32 @@ func (c *conn) dispatch(res *gomemcached.MCResponse) bool {
 		c.finish(w, own, nil)
 		return true
 	}
+	// w stays registered, and fail may drain and answer it as soon as the
+	// lock is released (its caller then recycles it): take what the
+	// handler needs now, and answer w only if it is still ours to remove.
+	h, base, n := w.h, w.base, w.n
 	w.progress.Store(c.now())
-	if w.h.handle(res, res.Opaque-w.base, w.n) {
+	c.mu.Unlock()
+	if h.handle(res, res.Opaque-base, n) {
 		c.mu.Lock()
-		c.unregisterLocked(w)
+		removed := c.ops.remove(w, base, n)
+		if removed {
+			c.pending.Store(int32(c.ops.len()))
+		}
 		c.mu.Unlock()
-		c.finish(w, nil, nil)
+		if removed {
+			c.finish(w, nil, nil)
+		}
 	}
 	return true
 }
 
 // rawPacket is a response queued for Receive, with the magic it came with
-// (for Hijack, which hands it back as bytes).
+// (for Hijack, which hands it back as bytes) and its size on the wire.
 type rawPacket struct {
 	res   *gomemcached.MCResponse
 	magic byte
+	size  int
 }
 
 // appendTo appends the packet as it was on the wire: request and response
@@ -317,20 +397,48 @@ func (p rawPacket) appendTo(dst []byte) []byte {
 	return out
 }
 
-// unclaimed queues a response that belongs to no call of the client for
-// Receive, waiting for room if the queue is full.
+// unclaimed handles a response that belongs to no call of the client.
+// Until the raw API is used nobody will Receive it: it is dropped (the
+// observers have seen it, and it is counted in c.dropped). Then it is
+// queued for Receive, waiting for room while the queue holds
+// ReceiveQueue responses or ReceiveQueueBytes bytes.
 func (c *conn) unclaimed(res *gomemcached.MCResponse) bool {
-	own := rawPacket{res: c.ownForReceive(res), magic: c.rd.Magic()}
+	if !c.rawMode.Load() {
+		c.dropped.Add(1)
+		return true
+	}
+	p := rawPacket{res: c.ownForReceive(res), magic: c.rd.Magic(), size: res.Size()}
+	for {
+		n := c.rawBytes.Load()
+		if n <= 0 || n+int64(p.size) <= int64(c.opts.ReceiveQueueBytes) {
+			break // a packet larger than the limit goes into an empty queue
+		}
+		select {
+		case <-c.rawRoom:
+		case <-c.done:
+			return false
+		}
+	}
+	c.rawBytes.Add(int64(p.size))
 	select {
-	case c.raw <- own:
+	case c.raw <- p:
 		return true
 	default:
 	}
 	select {
-	case c.raw <- own:
+	case c.raw <- p:
 		return true
 	case <-c.done:
 		return false
+	}
+}
+
+// tookRaw accounts for a packet taken from the Receive queue.
+func (c *conn) tookRaw(p rawPacket) {
+	c.rawBytes.Add(-int64(p.size))
+	select {
+	case c.rawRoom <- struct{}{}:
+	default:
 	}
 }
 

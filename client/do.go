@@ -3,6 +3,7 @@ package memcached
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/f8e615c8/gomemcached"
@@ -22,9 +23,12 @@ import (
 // (gomemcached.ErrKeyNotFound, ...).
 //
 // If ctx ends, or ClientOptions.ReadTimeout passes, before the response
-// arrives, Do returns ctx's error or a *TimeoutError at once; the
-// connection stays in step, for the response is discarded when it
-// arrives. If the connection ends, Do returns a *ConnError.
+// arrives, Do returns ctx's error (matching ctx.Err() and, if one was
+// given, the context's cause) or a *TimeoutError at once, also while the
+// request is being written; the connection stays in step, for the write
+// is finished and the response discarded when it arrives. If ctx has
+// ended already, Do sends nothing. If the connection ends, Do returns a
+// *ConnError.
 //
 // Do expects one response per request. For a quiet opcode (GETQ, SETQ,
 // ...) it sends a NOOP after req and returns a nil response and a nil error
@@ -48,11 +52,7 @@ func (c *conn) send(ctx context.Context, req *gomemcached.MCRequest, hard time.T
 		q := &quietCall{}
 		w := getWaiter(req.Opcode)
 		w.h = q
-		if err := c.submitFenced(w, &r, nil, req.VBucket); err != nil {
-			w.release()
-			return nil, err
-		}
-		if _, err := c.await(ctx, w, hard); err != nil {
+		if err := c.fenced(ctx, w, &r, nil, req.VBucket, hard); err != nil {
 			return nil, err
 		}
 		if q.res != nil {
@@ -65,19 +65,30 @@ func (c *conn) send(ctx context.Context, req *gomemcached.MCRequest, hard time.T
 	return c.roundTrip(ctx, w, &r, hard)
 }
 
+// startErr returns the error of a call that must not start, its context
+// (nil for none) ended or its deadline hard (zero: none) passed; nil if it
+// may.
+func startErr(ctx context.Context, op gomemcached.CommandCode, hard time.Time, now time.Time) error {
+	if ctx != nil && ctx.Err() != nil {
+		return ctxError(ctx, op)
+	}
+	if !hard.IsZero() && !now.Before(hard) {
+		return &TimeoutError{Op: op}
+	}
+	return nil
+}
+
+// cancellable reports whether ctx (nil for none) can end.
+func cancellable(ctx context.Context) bool { return ctx != nil && ctx.Done() != nil }
+
 // roundTrip sends r for waiter w and waits for the response, until ctx
 // (nil for none) ends or the deadline: the earlier of hard (zero: none) and
-// ReadTimeout from now.
+// ReadTimeout from now. Both bound the write of the request too.
 func (c *conn) roundTrip(ctx context.Context, w *waiter, r *request, hard time.Time) (*gomemcached.MCResponse, error) {
-	if ctx != nil {
-		if err := ctx.Err(); err != nil {
-			w.release()
-			return nil, ctxError(ctx, r.op())
-		}
-	}
-	if !hard.IsZero() && !time.Now().Before(hard) {
+	now := time.Now()
+	if err := startErr(ctx, r.op(), hard, now); err != nil {
 		w.release()
-		return nil, &TimeoutError{Op: r.op()}
+		return nil, err
 	}
 	c.mu.Lock()
 	if err := c.usableLocked(); err != nil {
@@ -85,7 +96,7 @@ func (c *conn) roundTrip(ctx context.Context, w *waiter, r *request, hard time.T
 		w.release()
 		return nil, err
 	}
-	lone := ctx == nil || ctx.Done() == nil
+	lone := !cancellable(ctx)
 	opaque, own := c.registerLocked(w, 1, lone)
 	if err := c.enqueueLocked(r, opaque); err != nil {
 		c.unregisterLocked(w)
@@ -96,18 +107,44 @@ func (c *conn) roundTrip(ctx context.Context, w *waiter, r *request, hard time.T
 		w.release()
 		return nil, err
 	}
-	c.flushLocked(time.Time{}, false)
-	if own {
-		return c.readFor(w, hard)
+	dl := deadlineOf(hard, c.opts.ReadTimeout, now)
+	if lone {
+		c.flushLocked(dl, flushCall)
+	} else {
+		c.flushLocked(time.Time{}, flushHandOff) // ctx bounds the call, not the write
 	}
-	return c.await(ctx, w, hard)
+	if own {
+		return c.readFor(w, hard, now)
+	}
+	return c.await(ctx, w, hard, now)
+}
+
+// fenced sends the requests of a call answered behind a fence (see
+// submitFenced) and waits for the fence, as roundTrip does. It recycles w.
+func (c *conn) fenced(ctx context.Context, w *waiter, tmpl *request, keys []string, vb uint16, hard time.Time) error {
+	now := time.Now()
+	if err := startErr(ctx, w.op, hard, now); err != nil {
+		w.release()
+		return err
+	}
+	mode, dl := flushHandOff, time.Time{}
+	if !cancellable(ctx) {
+		mode, dl = flushCall, deadlineOf(hard, c.opts.ReadTimeout, now)
+	}
+	if err := c.submitFenced(w, tmpl, keys, vb, mode, dl); err != nil {
+		w.release()
+		return err
+	}
+	_, err := c.await(ctx, w, hard, now)
+	return err
 }
 
 // submitFenced queues the requests of a call answered behind a fence: tmpl
 // once if keys is nil, else tmpl once per key with the key replaced, then
-// a NOOP on vbucket vb. w owns one opaque per request plus the fence's;
-// its handler sees every response and ends the call at the fence's.
-func (c *conn) submitFenced(w *waiter, tmpl *request, keys []string, vb uint16) error {
+// a NOOP on vbucket vb, and flushes them with mode and deadline dl. w owns
+// one opaque per request plus the fence's; its handler sees every response
+// and ends the call at the fence's.
+func (c *conn) submitFenced(w *waiter, tmpl *request, keys []string, vb uint16, mode int, dl time.Time) error {
 	n := uint32(len(keys))
 	if keys == nil {
 		n = 1
@@ -132,25 +169,25 @@ func (c *conn) submitFenced(w *waiter, tmpl *request, keys []string, vb uint16) 
 	}
 	fence := request{opcode: gomemcached.NOOP, vb: vb}
 	c.enqueueLocked(&fence, base+n)
-	c.flushLocked(time.Time{}, false)
+	c.flushLocked(dl, mode)
 	return nil
 }
 
 // await waits for w's answer and recycles w. The deadline is the earlier of
-// hard (zero: none) and ReadTimeout after the call started or, for a call
-// answered by many packets (w.h set), after the last packet routed to it.
-// If ctx (nil for none) ends or the deadline passes first, the call is
-// abandoned: its response will be discarded on arrival.
-func (c *conn) await(ctx context.Context, w *waiter, hard time.Time) (*gomemcached.MCResponse, error) {
+// hard (zero: none) and ReadTimeout after since, when the call started,
+// or, for a call answered by many packets (w.h set), after the last packet
+// routed to it. If ctx (nil for none) ends or the deadline passes first,
+// the call is abandoned: its response will be discarded on arrival.
+func (c *conn) await(ctx context.Context, w *waiter, hard, since time.Time) (*gomemcached.MCResponse, error) {
 	var doneC <-chan struct{}
 	if ctx != nil {
 		doneC = ctx.Done()
 	}
 	rel := c.opts.ReadTimeout
 	rearm := w.h != nil && rel > 0
-	start := c.now()
+	start := int64(since.Sub(c.born))
 	var timerC <-chan time.Time
-	if dl := deadlineOf(hard, rel, time.Now()); !dl.IsZero() {
+	if dl := deadlineOf(hard, rel, since); !dl.IsZero() {
 		timerC = w.startTimer(time.Until(dl))
 	} else if doneC == nil {
 		<-w.ch // nothing else to wait for
@@ -230,12 +267,24 @@ func deadlineOf(hard time.Time, rel time.Duration, now time.Time) time.Time {
 }
 
 // ctxError returns the error for a call whose context ended: a
-// *TimeoutError for a deadline, else the context's cause.
+// *TimeoutError for a deadline (unwrapping to the context's cause, if one
+// was given), else the context's error, which also matches the context's
+// cause if one was given (context.WithCancelCause), so that errors.Is
+// matches both context.Canceled and the cause.
 func ctxError(ctx context.Context, op gomemcached.CommandCode) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return &TimeoutError{Op: op}
+	err := ctx.Err()
+	cause := context.Cause(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		te := &TimeoutError{Op: op}
+		if cause != err {
+			te.cause = cause
+		}
+		return te
 	}
-	return context.Cause(ctx)
+	if cause == nil || cause == err {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, cause)
 }
 
 // readDeadline returns the deadline set by SetReadDeadline or SetDeadline,

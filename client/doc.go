@@ -27,9 +27,12 @@
 // deadline, or by the failure of the connection, which fails every waiting
 // call at once with a *ConnError (errors.Is(err, ErrClosed)).
 //
-// A call whose context ends or whose deadline passes returns at once; the
-// connection stays in step, since its response is discarded when it
-// arrives (a quiet or bulk call's responses too, up to its NOOP fence).
+// A call whose context ends or whose deadline passes returns at once,
+// also while its request is still being written; the connection stays in
+// step, since the writer goroutine finishes the write and the response is
+// discarded when it arrives (a quiet or bulk call's responses too, up to
+// its NOOP fence). A call whose context has ended, or whose deadline has
+// passed, before it starts sends nothing.
 // Deadlines apply to calls, not to the socket: ClientOptions.ReadTimeout
 // (or the read timeout of SetDefaultTimeouts) bounds each call's wait,
 // SetDeadline and SetReadDeadline set an absolute one, and a timed-out call
@@ -78,11 +81,16 @@
 // # The raw API
 //
 // Transmit writes a request with its own opaque and registers nothing; the
-// responses whose opaque the client did not assign go to a queue that
-// Receive reads. The client's own opaques all have the high bit
-// (0x80000000) set, which the reference's never have. Hijack stops the
-// reader and hands the connection over, the bytes the reader had read but
-// not delivered coming first out of it.
+// responses whose opaque no call of the client waits for go to a queue
+// that Receive reads, bounded in count and bytes (ClientOptions.
+// ReceiveQueue, ReceiveQueueBytes); until Transmit or Receive is first
+// used, such responses are dropped. The client's own opaques all have the
+// high bit (0x80000000) set. Transmit may use such opaques too, as the
+// reference's DCP code does (0xDEADBEEF, 0xBEAF0001): it reserves each one
+// it writes, so that the client's calls stop using it, and refuses one a
+// call is waiting for (ErrOpaqueInUse). Hijack stops the reader and hands
+// the connection over, the bytes the reader had read but not delivered
+// coming first out of it.
 //
 // # Debugging
 //

@@ -38,6 +38,12 @@ var (
 	// ErrSubdocNotSupported is returned by GetBulk when given sub-document
 	// paths: sub-document operations arrive with their own issue.
 	ErrSubdocNotSupported = errors.New("memcached: sub-document paths are not supported yet")
+	// ErrOpaqueInUse is returned, before anything is sent, by Transmit for
+	// an opaque with the high bit set (0x80000000) that a call of the
+	// client is waiting for: the responses could not be told apart. The
+	// client's own opaques have that bit; Transmit reserves any such
+	// opaque it writes, so that the client stops using it.
+	ErrOpaqueInUse = errors.New("memcached: opaque in use by a call of the client")
 )
 
 // Errors of the reference, returned where the reference returns them.
@@ -90,7 +96,8 @@ type TimeoutError struct {
 	// Op is the opcode of the request that timed out.
 	Op gomemcached.CommandCode
 
-	receive bool // the timeout of a Receive, which has no request
+	receive bool  // the timeout of a Receive, which has no request
+	cause   error // the cause given to the call's context, if any
 }
 
 // Error names the opcode that timed out.
@@ -105,6 +112,10 @@ func (e *TimeoutError) Error() string {
 func (e *TimeoutError) Is(target error) bool {
 	return target == os.ErrDeadlineExceeded || target == context.DeadlineExceeded
 }
+
+// Unwrap returns the cause given to the context whose deadline passed
+// (context.WithDeadlineCause, WithTimeoutCause), nil if none.
+func (e *TimeoutError) Unwrap() error { return e.cause }
 
 // Timeout reports true.
 func (e *TimeoutError) Timeout() bool { return true }

@@ -2,6 +2,7 @@ package memcached
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"time"
 
@@ -9,8 +10,16 @@ import (
 )
 
 // hijackGrace bounds how long Hijack waits for the calls in flight to be
-// answered and for the reader to finish a packet it is in the middle of.
+// answered, and for the reader to give up the socket.
 const hijackGrace = time.Second
+
+// hijackInterrupt is the read deadline with which Hijack interrupts the
+// holder of the read role.
+var hijackInterrupt = time.Unix(1, 0)
+
+// errHijackStuck ends a connection whose reader did not give the socket
+// up to Hijack in time.
+var errHijackStuck = errors.New("memcached: hijack: the reader did not stop")
 
 // Hijack takes the connection away from the client and returns it; the
 // client becomes unhealthy, and its calls fail with a ConnError caused by
@@ -29,7 +38,10 @@ const hijackGrace = time.Second
 //
 // The responses queued for Receive are encoded again from their decoded
 // form, magic included, which gives the bytes that were read; the rest are
-// the bytes read.
+// the bytes read. (Responses that belonged to no call, read before
+// Transmit or Receive was first used, were dropped: see Receive.) If the
+// reader does not give the socket up within a second, Hijack closes the
+// connection rather than hand over a socket that is still being read.
 func (c *Client) Hijack() MemcachedConnection { return c.c.hijack() }
 
 func (c *conn) hijack() MemcachedConnection {
@@ -57,12 +69,17 @@ func (c *conn) hijack() MemcachedConnection {
 	}
 
 	// Take the read role: its holder gives it up at a packet boundary, or
-	// when its read is interrupted. Meanwhile collect the responses queued
-	// for Receive (the holder may be waiting for room in the queue).
+	// when its read is interrupted by the deadline in the past that
+	// setReadDeadline imposes from now on (re-applied here until then, in
+	// case the holder was setting its own at the same moment). Meanwhile
+	// collect the responses queued for Receive (the holder may be waiting
+	// for room in the queue). The holder never blocks otherwise, so this
+	// is quick; if it is not, the connection is closed rather than handed
+	// over while someone else may still read it.
 	c.stopReading.Store(true)
-	c.rw.SetReadDeadline(time.Unix(1, 0))
 	var prefix []byte
-	for {
+	for limit := time.Now().Add(hijackGrace); ; {
+		c.rw.SetReadDeadline(hijackInterrupt)
 		c.mu.Lock()
 		free, dead := c.readRole == roleNone, c.err != nil
 		if free {
@@ -77,8 +94,13 @@ func (c *conn) hijack() MemcachedConnection {
 		if free {
 			break
 		}
+		if !time.Now().Before(limit) {
+			c.fail(errHijackStuck)
+			return c.rw
+		}
 		select {
 		case p := <-c.raw:
+			c.tookRaw(p)
 			prefix = p.appendTo(prefix)
 		case <-time.After(time.Millisecond):
 		}
@@ -86,6 +108,7 @@ func (c *conn) hijack() MemcachedConnection {
 	for drained := false; !drained; {
 		select {
 		case p := <-c.raw:
+			c.tookRaw(p)
 			prefix = p.appendTo(prefix)
 		default:
 			drained = true
@@ -104,9 +127,8 @@ func (c *conn) hijack() MemcachedConnection {
 			prefix = prefix[:start] // malformed: passed on below, as it is
 			break
 		}
-		if c.rres.Opaque&opaqueTag != 0 {
+		if c.dispatchOwn(c.rres) {
 			prefix = prefix[:start]
-			c.dispatch(c.rres)
 		}
 	}
 	prefix = append(prefix, c.rd.BufferedBytes()...)
@@ -116,16 +138,20 @@ func (c *conn) hijack() MemcachedConnection {
 	// Fail what is left and stop the writer, cutting a write that is
 	// still stuck after the grace period.
 	c.fail(ErrHijacked)
-	if writing && c.wdl != nil {
-		c.wdl.SetWriteDeadline(time.Unix(1, 0))
-		for deadline := time.Now().Add(hijackGrace); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			c.mu.Lock()
-			busy := c.writing
-			c.mu.Unlock()
-			if !busy {
-				break
+	if c.wdl != nil {
+		if writing {
+			c.wdl.SetWriteDeadline(time.Unix(1, 0))
+			for deadline := time.Now().Add(hijackGrace); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				c.mu.Lock()
+				busy := c.writing
+				c.mu.Unlock()
+				if !busy {
+					break
+				}
 			}
 		}
+		// Hand the socket over without the deadline of the client's last
+		// write (a call's, or WriteTimeout's).
 		c.wdl.SetWriteDeadline(time.Time{})
 	}
 	<-c.writerDone

@@ -42,9 +42,10 @@ type ClientOptions struct {
 	// Empty means GetConnName's default.
 	Name string
 
-	// ReadTimeout bounds the wait for each call's response (for bulk and
-	// stats calls, the wait for each next response). Zero means the read
-	// timeout given to SetDefaultTimeouts, which is none unless set.
+	// ReadTimeout bounds each call: the write of its request and the wait
+	// for its response (for bulk and stats calls, the wait for each next
+	// response). Zero means the read timeout given to SetDefaultTimeouts,
+	// which is none unless set.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds each write to the socket; a write cut short
 	// ends the connection, since a partial packet leaves the stream out
@@ -64,6 +65,10 @@ type ClientOptions struct {
 	// client (answers to Transmit) held for Receive. When it is full, the
 	// connection stops reading until Receive is called. Zero means 256.
 	ReceiveQueue int
+	// ReceiveQueueBytes bounds the same queue in bytes (headers and
+	// bodies), likewise; a response larger than the bound still goes into
+	// an empty queue. Zero means 64 MiB.
+	ReceiveQueueBytes int
 
 	// Observer, when set, is told about every packet sent and received.
 	// Package debug/mcdebug provides one that publishes expvar counters.
@@ -76,6 +81,10 @@ const DefaultStuckTimeout = 30 * time.Second
 
 // defaultReceiveQueue is the ReceiveQueue used when the option is zero.
 const defaultReceiveQueue = 256
+
+// defaultReceiveQueueBytes is the ReceiveQueueBytes used when the option
+// is zero.
+const defaultReceiveQueueBytes = 64 << 20
 
 // The reference's package-level configuration. These variables are kept for
 // compatibility; they are read when a client is created (DefaultDialTimeout
@@ -148,6 +157,9 @@ func (o ClientOptions) resolve() ClientOptions {
 	}
 	if o.ReceiveQueue <= 0 {
 		o.ReceiveQueue = defaultReceiveQueue
+	}
+	if o.ReceiveQueueBytes <= 0 {
+		o.ReceiveQueueBytes = defaultReceiveQueueBytes
 	}
 	return o
 }

@@ -28,7 +28,8 @@ type PoolOptions struct {
 	// means 16.
 	MaxOpen int
 	// MaxShared caps the connections Do and Shared spread calls over.
-	// Zero means 2; it is at most MaxOpen.
+	// Zero means 2; it is at most MaxOpen. When shared connections hold
+	// every slot, Get takes one of them out of sharing (see Get).
 	MaxShared int
 	// SharedDepth is the number of calls in flight on every shared
 	// connection above which Do opens another one (up to MaxShared).
@@ -38,8 +39,9 @@ type PoolOptions struct {
 	// negative means none.
 	MaxIdle int
 	// IdleTimeout closes connections unused for this long: idle ones in
-	// the pool, and shared ones beyond the first. Zero means 90 seconds;
-	// negative means never.
+	// the pool, and shared ones beyond the first (those are first taken
+	// out of sharing, and closed IdleTimeout/2 later once no call is in
+	// flight on them). Zero means 90 seconds; negative means never.
 	IdleTimeout time.Duration
 	// PingAfter is the idleness after which Get checks a connection with
 	// a NOOP before lending it (it always checks IsHealthy). Zero means 5
@@ -81,7 +83,9 @@ func (o PoolOptions) resolve() PoolOptions {
 // SharedDepth calls in flight. Get and Put lend a connection to one user
 // at a time, for Hijack, Transmit and Receive, or long calls that should
 // not delay others. Both kinds count against MaxOpen; Get waits for a
-// connection when MaxOpen are open.
+// connection when MaxOpen are open, and so does Shared when none is
+// shared (each taking over an idle connection, if any, rather than
+// waiting).
 type Pool struct {
 	network, addr string
 	opts          PoolOptions
@@ -92,12 +96,13 @@ type Pool struct {
 
 	snapshot atomic.Pointer[[]*pooledConn] // shared, for Shared's lock-free path
 
-	mu      sync.Mutex
-	shared  []*pooledConn
-	idle    []*pooledConn // most recently used last
-	dialing bool          // a shared connection is being dialled
-	closed  bool
-	reaper  *time.Timer
+	mu       sync.Mutex
+	shared   []*pooledConn
+	idle     []*pooledConn // most recently used last
+	retiring []*pooledConn // shared ones taken out of sharing by the reaper, to close once unused
+	dialing  bool          // a shared connection is being dialled
+	closed   bool
+	reaper   *time.Timer
 }
 
 // pooledConn is a connection of the pool.
@@ -144,20 +149,31 @@ func (p *Pool) Stats() PoolStats {
 	return PoolStats{Open: len(p.slots), Shared: len(p.shared), Idle: len(p.idle)}
 }
 
-// Do sends req on a shared connection; see Client.Do.
+// Do sends req on a shared connection; see Client.Do. A call refused,
+// unsent, by a connection the pool has just retired is made again on
+// another.
 func (p *Pool) Do(ctx context.Context, req *gomemcached.MCRequest) (*gomemcached.MCResponse, error) {
-	c, err := p.Shared(ctx)
-	if err != nil {
-		return nil, err
+	for {
+		c, err := p.Shared(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res, err := c.Do(ctx, req)
+		if !isRetired(err) {
+			return res, err
+		}
 	}
-	return c.Do(ctx, req)
 }
 
 // Shared returns a shared connection, the one with the fewest calls in
-// flight, opening one if needed. Use it for any calls, from any number of
-// goroutines, but do not Close, Hijack or Put it, nor use Transmit and
-// Receive on it, nor change its authentication, features or bucket: lend
-// a connection with Get for that.
+// flight, opening one if needed (or taking over an idle one, when MaxOpen
+// are open). Use it for any calls, from any number of goroutines, but do
+// not Close, Hijack or Put it, nor use Transmit and Receive on it, nor
+// change its authentication, features or bucket: lend a connection with
+// Get for that. Use it for calls made now, and call Shared again for
+// later ones: the pool retires shared connections (see IdleTimeout and
+// Get), and calls on a retired connection fail, unsent, with a
+// *ConnError matching ErrClosed.
 func (p *Pool) Shared(ctx context.Context) (*Client, error) {
 	// The common case, without the lock: a healthy shared connection
 	// below SharedDepth, or all of them open.
@@ -217,9 +233,16 @@ func (p *Pool) Shared(ctx context.Context) (*Client, error) {
 		p.mu.Unlock()
 		p.releaseAll(dead)
 
-		// Without a shared connection, wait for a slot; with one, open
-		// another only if a slot is free (else the error keeps best).
-		c, err := p.open(ctx, best == nil)
+		// Without a shared connection, wait for a slot or take over an
+		// idle connection; with one, open another only if a slot is free
+		// (else the error keeps best).
+		var c *Client
+		var err error
+		if best == nil {
+			c, err = p.acquire(ctx)
+		} else {
+			c, err = p.open(ctx)
+		}
 		p.mu.Lock()
 		p.dialing = false
 		if err != nil {
@@ -240,6 +263,7 @@ func (p *Pool) Shared(ctx context.Context) (*Client, error) {
 		p.publishLocked()
 		p.armReaperLocked()
 		p.mu.Unlock()
+		p.signal() // a Get waiting may now have to take a shared one
 		return c, nil
 	}
 }
@@ -261,6 +285,11 @@ func (p *Pool) releaseAll(pcs []*pooledConn) {
 // Get lends a connection for exclusive use: an idle one (checked with
 // IsHealthy and, after PingAfter of idleness, a NOOP) or a new one, waiting
 // until ctx ends if MaxOpen connections are open. Give it back with Put.
+//
+// If shared connections hold every slot (MaxShared equal to MaxOpen, say),
+// none would ever come back to Get: it then takes one out of sharing and,
+// once the calls in flight on it are answered, closes it and opens the
+// connection it lends in its place.
 func (p *Pool) Get(ctx context.Context) (*Client, error) {
 	for {
 		p.mu.Lock()
@@ -268,13 +297,7 @@ func (p *Pool) Get(ctx context.Context) (*Client, error) {
 			p.mu.Unlock()
 			return nil, ErrPoolClosed
 		}
-		if n := len(p.idle); n > 0 {
-			pc := p.idle[n-1]
-			p.idle[n-1] = nil
-			p.idle = p.idle[:n-1]
-			if n > 1 {
-				p.signal() // for another caller waiting
-			}
+		if pc := p.popIdleLocked(); pc != nil {
 			p.mu.Unlock()
 			if p.usable(ctx, pc) {
 				return pc.c, nil
@@ -282,15 +305,17 @@ func (p *Pool) Get(ctx context.Context) (*Client, error) {
 			p.release(pc)
 			continue
 		}
+		var victim *pooledConn
+		if len(p.shared) >= p.opts.MaxOpen {
+			victim = p.unshareLocked()
+		}
 		p.mu.Unlock()
+		if victim != nil {
+			return p.takeOver(ctx, victim)
+		}
 		select {
 		case p.slots <- struct{}{}:
-			c, err := p.dial(ctx)
-			if err != nil {
-				<-p.slots
-				return nil, err
-			}
-			return c, nil
+			return p.dialInSlot(ctx)
 		case <-p.avail:
 			// A connection came back: look again.
 		case <-ctx.Done():
@@ -299,6 +324,80 @@ func (p *Pool) Get(ctx context.Context) (*Client, error) {
 			return nil, ErrPoolClosed
 		}
 	}
+}
+
+// popIdleLocked takes the most recently used idle connection, nil if none.
+func (p *Pool) popIdleLocked() *pooledConn {
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	pc := p.idle[n-1]
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	if n > 1 {
+		p.signal() // for another caller waiting
+	}
+	return pc
+}
+
+// unshareLocked takes the shared connection with the fewest calls in
+// flight out of sharing and returns it.
+func (p *Pool) unshareLocked() *pooledConn {
+	best := 0
+	for i, pc := range p.shared {
+		if pc.c.Pending() < p.shared[best].c.Pending() {
+			best = i
+		}
+	}
+	pc := p.shared[best]
+	p.shared = slices.Delete(p.shared, best, best+1)
+	p.publishLocked()
+	return pc
+}
+
+// takeOver retires victim, taken out of sharing, once no call is in flight
+// on it, and dials a connection in its slot for Get. If ctx ends first,
+// victim is shared again.
+func (p *Pool) takeOver(ctx context.Context, victim *pooledConn) (*Client, error) {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for {
+		if victim.c.c.retire() || !victim.c.alive() {
+			victim.c.Close() // keeping its slot
+			return p.dialInSlot(ctx)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			p.mu.Lock()
+			if !p.closed {
+				p.shared = append(p.shared, victim)
+				p.publishLocked()
+				p.mu.Unlock()
+				p.signal()
+			} else {
+				p.mu.Unlock()
+				p.release(victim)
+			}
+			return nil, ctx.Err()
+		case <-p.quit:
+			p.release(victim)
+			return nil, ErrPoolClosed
+		}
+	}
+}
+
+// dialInSlot dials a connection in a slot the caller took, freeing the
+// slot if that fails.
+func (p *Pool) dialInSlot(ctx context.Context) (*Client, error) {
+	c, err := p.dial(ctx)
+	if err != nil {
+		<-p.slots
+		p.signal()
+		return nil, err
+	}
+	return c, nil
 }
 
 // usable checks an idle connection before lending it.
@@ -350,28 +449,47 @@ func (p *Pool) signal() {
 	}
 }
 
-// open takes a slot, waiting for one if wait is set, and dials.
-func (p *Pool) open(ctx context.Context, wait bool) (*Client, error) {
-	if wait {
+// open dials a connection if a slot is free.
+func (p *Pool) open(ctx context.Context) (*Client, error) {
+	select {
+	case p.slots <- struct{}{}:
+		return p.dialInSlot(ctx)
+	default:
+		return nil, errors.New("memcached: pool full")
+	}
+}
+
+// acquire returns a connection for Shared to share when none is: a new
+// one if a slot is free, else an idle one taken over, else the first of
+// these to come, until ctx ends.
+func (p *Pool) acquire(ctx context.Context) (*Client, error) {
+	for {
 		select {
 		case p.slots <- struct{}{}:
+			return p.dialInSlot(ctx)
+		default:
+		}
+		p.mu.Lock()
+		pc := p.popIdleLocked()
+		p.mu.Unlock()
+		if pc != nil {
+			if p.usable(ctx, pc) {
+				return pc.c, nil
+			}
+			p.release(pc)
+			continue
+		}
+		select {
+		case p.slots <- struct{}{}:
+			return p.dialInSlot(ctx)
+		case <-p.avail:
+			// A connection came back: look again.
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-p.quit:
 			return nil, ErrPoolClosed
 		}
-	} else {
-		select {
-		case p.slots <- struct{}{}:
-		default:
-			return nil, errors.New("memcached: pool full")
-		}
 	}
-	c, err := p.dial(ctx)
-	if err != nil {
-		<-p.slots
-	}
-	return c, err
 }
 
 // dial connects a new client; the caller holds a slot for it.
@@ -397,8 +515,12 @@ func (p *Pool) armReaperLocked() {
 	}
 }
 
-// reap closes the connections idle for IdleTimeout and re-arms itself
-// while connections remain.
+// reap closes the connections idle for IdleTimeout, and re-arms itself
+// while connections remain. Shared connections beyond the first idle as
+// long are taken out of sharing first, and closed by a later run once no
+// call is in flight on them, by retire, which refuses calls that come
+// after, unsent: a caller of Shared that got one just before may use it,
+// and Pool.Do, if its call is refused, retries on another.
 func (p *Pool) reap() {
 	cutoff := time.Now().Add(-p.opts.IdleTimeout).UnixNano()
 	var victims []*pooledConn
@@ -413,15 +535,34 @@ func (p *Pool) reap() {
 	}
 	clear(p.idle[len(keep):])
 	p.idle = keep
+	retiring := p.retiring
+	p.retiring = nil
 	for i := len(p.shared) - 1; i >= 1; i-- {
 		if pc := p.shared[i]; pc.c.Pending() == 0 && pc.lastActive() < cutoff {
-			victims = append(victims, pc)
-			p.shared = append(p.shared[:i], p.shared[i+1:]...)
+			p.retiring = append(p.retiring, pc)
+			p.shared = slices.Delete(p.shared, i, i+1)
 			p.publishLocked()
 		}
 	}
+	p.mu.Unlock()
+
+	var busy []*pooledConn
+	for _, pc := range retiring {
+		if pc.c.c.retire() || !pc.c.alive() {
+			victims = append(victims, pc)
+		} else {
+			busy = append(busy, pc)
+		}
+	}
+
+	p.mu.Lock()
+	if p.closed {
+		victims = append(victims, busy...) // Close did not see them
+	} else {
+		p.retiring = append(p.retiring, busy...)
+	}
 	p.reaper = nil
-	if !p.closed && len(p.idle)+len(p.shared) > 0 {
+	if !p.closed && len(p.idle)+len(p.shared)+len(p.retiring) > 0 {
 		p.reaper = time.AfterFunc(p.opts.IdleTimeout/2, p.reap)
 	}
 	p.mu.Unlock()
@@ -442,8 +583,8 @@ func (p *Pool) Close() error {
 		p.reaper.Stop()
 		p.reaper = nil
 	}
-	victims := append(p.shared, p.idle...)
-	p.shared, p.idle = nil, nil
+	victims := slices.Concat(p.shared, p.idle, p.retiring)
+	p.shared, p.idle, p.retiring = nil, nil, nil
 	p.snapshot.Store(nil)
 	p.mu.Unlock()
 	p.releaseAll(victims)

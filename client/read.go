@@ -76,7 +76,7 @@ func (c *conn) readAsGoroutine() bool {
 				c.releaseRead(roleGoroutine)
 				return true
 			}
-			c.fail(err)
+			c.readFailed(err)
 			return false
 		}
 		if !c.dispatch(c.rres) {
@@ -94,7 +94,7 @@ func (c *conn) readAsGoroutine() bool {
 func (c *conn) goIdle() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	idle := c.ops.len() == 0 && !c.rawMode && c.rd.Buffered() == 0
+	idle := c.ops.len() == 0 && !c.rawMode.Load() && c.rd.Buffered() == 0
 	if idle {
 		c.readRole = roleNone
 	}
@@ -102,12 +102,10 @@ func (c *conn) goIdle() bool {
 }
 
 // readPacket reads the next packet into c.rres and reports it to the
-// observers.
+// observers. A read error is reported by readFailed, if it ends the
+// connection: a lone caller's deadline, or Hijack's interruption, does not.
 func (c *conn) readPacket() error {
 	if err := c.rd.ReadResponse(c.rres); err != nil {
-		if c.obs.active() && !c.stopReading.Load() {
-			c.obs.received(nil, 0, err)
-		}
 		return err
 	}
 	if c.obs.active() {
@@ -116,13 +114,23 @@ func (c *conn) readPacket() error {
 	return nil
 }
 
+// readFailed ends the connection with err, the read error of the holder of
+// the read role, and reports it to the observers.
+func (c *conn) readFailed(err error) {
+	if c.obs.active() {
+		c.obs.received(nil, 0, err)
+	}
+	c.fail(err)
+}
+
 // readFor reads as a lone caller holding the read role until w is
-// answered, the deadline passes (the earlier of hard and ReadTimeout, the
-// latter from each packet for calls answered by many), or the connection
-// ends; then it passes the role on and returns w's answer.
-func (c *conn) readFor(w *waiter, hard time.Time) (*gomemcached.MCResponse, error) {
+// answered, the deadline passes (the earlier of hard and ReadTimeout from
+// since, when the call started, or from each packet for calls answered by
+// many), or the connection ends; then it passes the role on and returns
+// w's answer.
+func (c *conn) readFor(w *waiter, hard, since time.Time) (*gomemcached.MCResponse, error) {
 	rel := c.opts.ReadTimeout
-	dl := deadlineOf(hard, rel, time.Now())
+	dl := deadlineOf(hard, rel, since)
 	for w.state.Load() == stateWaiting {
 		c.setReadDeadline(dl)
 		if err := c.readPacket(); err != nil {
@@ -134,7 +142,7 @@ func (c *conn) readFor(w *waiter, hard time.Time) (*gomemcached.MCResponse, erro
 				return c.abandon(w, &TimeoutError{Op: w.op})
 			}
 			if !c.stopReading.Load() {
-				c.fail(err)
+				c.readFailed(err)
 			}
 			break // w is answered by fail, or by Hijack
 		}
@@ -153,8 +161,13 @@ func (c *conn) readFor(w *waiter, hard time.Time) (*gomemcached.MCResponse, erro
 }
 
 // setReadDeadline sets the socket's read deadline, touching it only when it
-// changes. The holder of the read role calls it.
+// changes. The holder of the read role calls it. Once Hijack has asked for
+// the read role, the deadline is Hijack's interruption, whatever dl is, so
+// that the holder never lifts it.
 func (c *conn) setReadDeadline(dl time.Time) {
+	if c.stopReading.Load() {
+		dl = hijackInterrupt
+	}
 	if !dl.Equal(c.curRDL) {
 		c.rw.SetReadDeadline(dl)
 		c.curRDL = dl
@@ -172,7 +185,7 @@ func (c *conn) releaseRead(role int) {
 		return
 	}
 	if c.err == nil && !c.stopReading.Load() && role == roleCaller &&
-		(c.ops.len() > 0 || c.rawMode || c.rd.Buffered() > 0) {
+		(c.ops.len() > 0 || c.rawMode.Load() || c.rd.Buffered() > 0) {
 		c.setReadDeadline(time.Time{})
 		c.giveReadRoleLocked()
 		return
@@ -184,7 +197,7 @@ func (c *conn) releaseRead(role int) {
 // the reader goroutine reads at all times, so that responses nobody waits
 // for reach Receive.
 func (c *conn) useRawLocked() {
-	c.rawMode = true
+	c.rawMode.Store(true)
 	if c.readRole == roleNone {
 		c.giveReadRoleLocked()
 	}

@@ -14,7 +14,8 @@ type StatValue struct {
 
 // Stats returns the server's statistics of group key ("" for the general
 // ones), in the order the server sent them. A failed status is returned
-// as the error (the *MCResponse), with what was read before it.
+// as the error (the *MCResponse), with the statistics read before it, as
+// in the reference.
 func (c *Client) Stats(key string) ([]StatValue, error) {
 	s, err := c.stats(key)
 	rv := make([]StatValue, 0, len(s.offs)/2)
@@ -25,25 +26,25 @@ func (c *Client) Stats(key string) ([]StatValue, error) {
 // StatsFunc calls fn with the name and value of each statistic of group
 // key, in the order the server sent them; the slices are valid only during
 // the call. fn runs on the caller's goroutine once the last statistic has
-// arrived.
+// arrived. A failed status is returned as the error, after fn was called
+// for the statistics read before it, as in the reference.
 func (c *Client) StatsFunc(key string, fn func(key, val []byte)) error {
 	s, err := c.stats(key)
-	if err != nil {
-		return err
-	}
 	s.each(fn)
-	return nil
+	return err
 }
 
 // StatsMap returns the statistics of group key as a map. The context's
-// BytesUsedCallback, if any, is told the bytes sent and received.
+// BytesUsedCallback, if any, is told the bytes sent and received. A failed
+// status is returned as the error, with the statistics read before it, as
+// in the reference.
 func (c *Client) StatsMap(key string, context ...*ClientContext) (map[string]string, error) {
 	s, err := c.stats(key)
 	rv := make(map[string]string, len(s.offs)/2)
+	s.each(func(k, v []byte) { rv[string(k)] = string(v) })
 	if err != nil {
 		return rv, err
 	}
-	s.each(func(k, v []byte) { rv[string(k)] = string(v) })
 	bytesUsed(context, gomemcached.HDR_LEN+len(key)+s.bytes)
 	return rv, nil
 }
@@ -51,20 +52,21 @@ func (c *Client) StatsMap(key string, context ...*ClientContext) (map[string]str
 // StatsMapForSpecifiedStats fills statsMap with the statistics of group
 // key whose names are already keys of statsMap, after setting every value
 // to "". The context's BytesUsedCallback, if any, is told the bytes sent
-// and received.
+// and received. A failed status is returned as the error, statsMap holding
+// the statistics read before it, as in the reference.
 func (c *Client) StatsMapForSpecifiedStats(key string, statsMap map[string]string, context ...*ClientContext) error {
 	for k := range statsMap {
 		statsMap[k] = ""
 	}
 	s, err := c.stats(key)
-	if err != nil {
-		return err
-	}
 	s.each(func(k, v []byte) {
 		if _, ok := statsMap[string(k)]; ok {
 			statsMap[string(k)] = string(v)
 		}
 	})
+	if err != nil {
+		return err
+	}
 	bytesUsed(context, gomemcached.HDR_LEN+len(key)+s.bytes)
 	return nil
 }
@@ -78,7 +80,8 @@ func bytesUsed(context []*ClientContext, n int) {
 
 // stats sends a STAT and collects its answer: one packet per statistic,
 // ended by one with an empty key or a failed status. The deadline applies
-// to each packet.
+// to each packet. On a failed status it returns what was collected before
+// it; on other errors, nothing (the handler may still be running).
 func (c *Client) stats(key string) (*statsCall, error) {
 	s := &statsCall{}
 	w := getWaiter(gomemcached.STAT)

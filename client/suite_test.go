@@ -913,9 +913,12 @@ func testTransmitReceive(t *testing.T, tg target) {
 	c := tg.dial(t)
 	k := keyPrefix(t) + "k"
 	ok(t)(c.Set(0, k, 0, 0, []byte("raw")))
-	// Pipelined calls from other goroutines run meanwhile.
+	// Pipelined calls from other goroutines run meanwhile, until the test
+	// returns (also by t.Fatal).
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
 	for range 4 {
 		wg.Go(func() {
 			for {
@@ -959,8 +962,6 @@ func testTransmitReceive(t *testing.T, tg target) {
 	if res, err := c.Receive(); err != nil || res.Opaque != 100 {
 		t.Errorf("Receive after TransmitWithDeadline: %v, %v", res, err)
 	}
-	close(stop)
-	wg.Wait()
 }
 
 func keyFor(op gomemcached.CommandCode, k string) []byte {

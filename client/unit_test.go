@@ -124,11 +124,16 @@ func TestOpaqueMap(t *testing.T) {
 	if op := m.add(d, 1); op != opaqueTag+20 {
 		t.Errorf("next: %#x", op)
 	}
-	m.remove(b)
-	m.remove(c)
-	m.remove(d)
+	for _, w := range []*waiter{b, c, d} {
+		if !m.remove(w, w.base, w.n) {
+			t.Errorf("remove(%#x) found nothing", w.base)
+		}
+	}
 	if m.len() != 0 {
 		t.Errorf("%d left", m.len())
+	}
+	if m.remove(b, b.base, b.n) || m.remove(d, d.base, d.n) {
+		t.Error("removed twice")
 	}
 	m.add(a, 1)
 	m.add(b, 3)
@@ -485,9 +490,7 @@ func TestHijackPlainTransport(t *testing.T) {
 	c := NewClient(opaqueConn{cli}, ClientOptions{})
 	defer c.Close()
 	c.Transmit(&gomemcached.MCRequest{Opcode: gomemcached.NOOP, Opaque: 7})
-	for len(c.c.raw) == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the response", func() bool { return len(c.c.raw) > 0 })
 	conn := c.Hijack()
 	if _, ok := conn.(*prefixConn); !ok {
 		t.Fatalf("hijacked %T", conn)
