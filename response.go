@@ -78,7 +78,26 @@ func (res *MCResponse) Size() int {
 // was, with ErrKeyTooLong or ErrFieldTooLong when a section does not fit its
 // length field.
 func (res *MCResponse) AppendTo(dst []byte) ([]byte, error) {
-	return res.appendPacket(dst, true)
+	// The common packet (no frames, short fields) takes a short path.
+	extlen, keylen := len(res.Extras), len(res.Key)
+	bodylen := uint64(extlen) + uint64(keylen) + uint64(len(res.Body))
+	if len(res.FlexibleExtras) != 0 || extlen > math.MaxUint8 || keylen > math.MaxUint16 || bodylen > math.MaxUint32 {
+		return res.appendPacket(dst, true)
+	}
+	start := len(dst)
+	dst = slices.Grow(dst, HDR_LEN+int(bodylen))[:start+HDR_LEN+int(bodylen)]
+	h := dst[start : start+HDR_LEN : start+HDR_LEN]
+	h[0], h[1], h[2], h[3] = RES_MAGIC, byte(res.Opcode), byte(keylen>>8), byte(keylen)
+	h[4], h[5] = byte(extlen), res.DataType
+	binary.BigEndian.PutUint16(h[6:8], uint16(res.Status))
+	binary.BigEndian.PutUint32(h[8:12], uint32(bodylen))
+	binary.BigEndian.PutUint32(h[12:16], res.Opaque)
+	binary.BigEndian.PutUint64(h[16:24], res.Cas)
+	p := start + HDR_LEN
+	p += copyIn(dst[p:], res.Extras)
+	p += copyIn(dst[p:], res.Key)
+	copyIn(dst[p:], res.Body)
+	return dst, nil
 }
 
 // AppendHeaderTo appends the response without its value: header, framing
