@@ -126,14 +126,15 @@ func (req *MCRequest) AppendTo(dst []byte) ([]byte, error) {
 		extlen > math.MaxUint8 || keylen > math.MaxUint16 || bodylen > math.MaxUint32 {
 		return req.appendPacket(dst, true)
 	}
-	start := len(dst)
-	dst = slices.Grow(dst, HDR_LEN+int(bodylen))[:start+HDR_LEN+int(bodylen)]
+	start, size := len(dst), HDR_LEN+int(bodylen)
+	if cap(dst)-start < size {
+		dst = slices.Grow(dst, size)
+	}
+	dst = dst[:start+size]
 	h := dst[start : start+HDR_LEN : start+HDR_LEN]
-	h[0], h[1], h[2], h[3] = REQ_MAGIC, byte(req.Opcode), byte(keylen>>8), byte(keylen)
-	h[4], h[5] = byte(extlen), req.DataType
-	binary.BigEndian.PutUint16(h[6:8], req.VBucket)
-	binary.BigEndian.PutUint32(h[8:12], uint32(bodylen))
-	binary.BigEndian.PutUint32(h[12:16], req.Opaque)
+	binary.BigEndian.PutUint64(h[0:8], REQ_MAGIC<<56|uint64(req.Opcode)<<48|uint64(keylen)<<32|
+		uint64(extlen)<<24|uint64(req.DataType)<<16|uint64(req.VBucket))
+	binary.BigEndian.PutUint64(h[8:16], bodylen<<32|uint64(req.Opaque))
 	binary.BigEndian.PutUint64(h[16:24], req.Cas)
 	p := start + HDR_LEN
 	p += copyIn(dst[p:], req.Extras)

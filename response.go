@@ -84,14 +84,15 @@ func (res *MCResponse) AppendTo(dst []byte) ([]byte, error) {
 	if len(res.FlexibleExtras) != 0 || extlen > math.MaxUint8 || keylen > math.MaxUint16 || bodylen > math.MaxUint32 {
 		return res.appendPacket(dst, true)
 	}
-	start := len(dst)
-	dst = slices.Grow(dst, HDR_LEN+int(bodylen))[:start+HDR_LEN+int(bodylen)]
+	start, size := len(dst), HDR_LEN+int(bodylen)
+	if cap(dst)-start < size {
+		dst = slices.Grow(dst, size)
+	}
+	dst = dst[:start+size]
 	h := dst[start : start+HDR_LEN : start+HDR_LEN]
-	h[0], h[1], h[2], h[3] = RES_MAGIC, byte(res.Opcode), byte(keylen>>8), byte(keylen)
-	h[4], h[5] = byte(extlen), res.DataType
-	binary.BigEndian.PutUint16(h[6:8], uint16(res.Status))
-	binary.BigEndian.PutUint32(h[8:12], uint32(bodylen))
-	binary.BigEndian.PutUint32(h[12:16], res.Opaque)
+	binary.BigEndian.PutUint64(h[0:8], RES_MAGIC<<56|uint64(res.Opcode)<<48|uint64(keylen)<<32|
+		uint64(extlen)<<24|uint64(res.DataType)<<16|uint64(res.Status))
+	binary.BigEndian.PutUint64(h[8:16], bodylen<<32|uint64(res.Opaque))
 	binary.BigEndian.PutUint64(h[16:24], res.Cas)
 	p := start + HDR_LEN
 	p += copyIn(dst[p:], res.Extras)
