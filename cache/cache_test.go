@@ -568,3 +568,22 @@ func TestDatatypeAndKeepExpiry(t *testing.T) {
 		t.Fatal("KeepExpiry on a new key dropped its expiry")
 	}
 }
+
+// Each inline item type is the record plus its buffer exactly, and
+// allocItem gives every size a buffer of that size.
+func TestAllocItem(t *testing.T) {
+	for _, n := range []int{0, 1, 63, 64, 65, 100, 500, maxInline, maxInline + 1, 5000} {
+		it, buf := allocItem(n)
+		if len(buf) != n || cap(buf) != n || int(it.size) != n || (n > 0 && it.data != &buf[0]) {
+			t.Fatalf("allocItem(%d): len %d cap %d size %d", n, len(buf), cap(buf), it.size)
+		}
+	}
+	for _, sz := range []uintptr{unsafe.Sizeof(item64{}), unsafe.Sizeof(item96{}), unsafe.Sizeof(item960{})} {
+		if sz%16 != 0 {
+			t.Fatalf("inline item of %d bytes", sz)
+		}
+	}
+	if unsafe.Sizeof(item128{}) != unsafe.Sizeof(item{})+128 {
+		t.Fatalf("record and buffer are not packed: %d", unsafe.Sizeof(item128{}))
+	}
+}

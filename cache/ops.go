@@ -153,7 +153,8 @@ func (c *Cache) Store(mode Mode, key []byte, w Write) (uint64, error) {
 			s.stats.storeTooLarge++
 			return c.fail(s, freed, ErrTooLarge)
 		}
-		data := make([]byte, len(key)+len(ov)+len(value))
+		var data []byte
+		it, data = allocItem(len(key) + len(ov) + len(value))
 		n := copy(data, key)
 		if mode == Append {
 			n += copy(data[n:], ov)
@@ -162,7 +163,7 @@ func (c *Cache) Store(mode Mode, key []byte, w Write) (uint64, error) {
 			n += copy(data[n:], value)
 			copy(data[n:], ov)
 		}
-		it = withData(data, len(key))
+		it.keyLen = uint16(len(key))
 		it.flags, it.exp, it.datatype = old.flags, old.exp, old.datatype
 	default:
 		it = newItem(key, value)
@@ -357,13 +358,14 @@ func (c *Cache) delta(key []byte, incr bool, delta, initial uint64, exp uint32, 
 		// memcached rewrites a shorter number in place, padded with
 		// spaces to the old length; clients see the padding.
 		n := max(len(digits), len(old.value()))
-		data := make([]byte, len(key)+n)
+		var data []byte
+		it, data = allocItem(len(key) + n)
 		copy(data, key)
 		copy(data[len(key):], digits)
 		for i := len(key) + len(digits); i < len(data); i++ {
 			data[i] = ' '
 		}
-		it = withData(data, len(key))
+		it.keyLen = uint16(len(key))
 		it.flags, it.exp, it.datatype = old.flags, old.exp, old.datatype
 	}
 	it.hash = h

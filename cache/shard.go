@@ -43,20 +43,12 @@ func (it *item) footprint() int64 { return int64(it.size) + ItemOverhead }
 // expired reports whether the item's time has passed at now.
 func (it *item) expired(now int64) bool { return it.exp != 0 && now >= it.exp }
 
-// newItem copies key and value into one allocation.
+// newItem copies key and value into a new item.
 func newItem(key, value []byte) *item {
-	data := make([]byte, len(key)+len(value))
+	it, data := allocItem(len(key) + len(value))
 	copy(data, key)
 	copy(data[len(key):], value)
-	return withData(data, len(key))
-}
-
-// withData returns an item over data whose first keyLen bytes are the key.
-func withData(data []byte, keyLen int) *item {
-	it := &item{size: uint32(len(data)), keyLen: uint16(keyLen)}
-	if len(data) > 0 {
-		it.data = &data[0]
-	}
+	it.keyLen = uint16(len(key))
 	return it
 }
 

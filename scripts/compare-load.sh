@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Drives gocache and memcached with the same mcbench load, alternating
-# runs, and prints one line per run: server, mode, depth, ops/s, p50, p99,
-# server CPU µs per op. Usage:
+# Drives memcached and gocache (with its default event loops, and with a
+# goroutine per connection) with the same mcbench load, alternating runs,
+# and prints one line per run: server, mode, depth, ops/s, p50, p99, server
+# CPU µs per op, then the medians and ratios to memcached. Usage:
 #   scripts/compare-load.sh [rounds] [seconds] [threads]
 # Needs memcached on PATH; builds gocache and mcbench into a temp dir.
 set -euo pipefail
@@ -17,8 +18,10 @@ user=()
 [ "$(id -u)" -eq 0 ] && user=(-u root)
 memcached "${user[@]}" -l 127.0.0.1 -p 21211 -U 0 -t "$threads" -m 1024 &
 mc=$!
-GOMAXPROCS=$threads "$tmp/gocache" -l 127.0.0.1 -p 21212 -t "$threads" -m 1024 &
+GOMAXPROCS=$threads "$tmp/gocache" -l 127.0.0.1 -p 21212 -t "$threads" -m 1024 2>/dev/null &
 gc=$!
+GOMAXPROCS=$threads "$tmp/gocache" -l 127.0.0.1 -p 21213 -t "$threads" -m 1024 -event-loops 0 2>/dev/null &
+gg=$!
 sleep 0.5
 run() { # name port pid mode depth
 	"$tmp/mcbench" -addr "127.0.0.1:$2" -cpu-pid "$3" -conns 8 -depth "$5" -mode "$4" \
@@ -31,6 +34,22 @@ for round in $(seq "$rounds"); do
 		for mode in plain quiet; do
 			run memcached 21211 $mc $mode $depth
 			run gocache 21212 $gc $mode $depth
+			run gc-gorout 21213 $gg $mode $depth
 		done
 	done
-done
+done | tee "$tmp/runs"
+python3 - "$tmp/runs" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    runs.setdefault((f[1], f[2], f[0]), []).append((float(f[3]), float(f[4]), float(f[5]), float(f[6])))
+print("medians: mode depth server ops/s p50 p99 cpu/op ratio")
+for mode in ("plain", "quiet"):
+    for depth in ("1", "16"):
+        base = statistics.median(r[0] for r in runs[(mode, depth, "memcached")])
+        for server in ("memcached", "gocache", "gc-gorout"):
+            rs = runs[(mode, depth, server)]
+            med = [statistics.median(r[i] for r in rs) for i in range(4)]
+            print(f"{mode:5s} {depth:>2s} {server:9s} {med[0]:9.0f} {med[1]:6.1f} {med[2]:7.1f} {med[3]:5.2f} {med[0]/base:4.2f}x")
+PY
