@@ -233,20 +233,8 @@ func (l *loop) run() {
 		syscall.Close(l.wakefd)
 		close(l.done)
 	}()
-	busy := false
 	for {
-		var n int
-		var err error
-		if busy {
-			// Under load the next events are usually there already:
-			// look without blocking first, which spares a trip through
-			// the scheduler's blocking-syscall path.
-			n, err = epollPoll(l.epfd, l.events)
-		}
-		if n == 0 && err == nil {
-			n, err = syscall.EpollWait(l.epfd, l.events, l.timeout())
-		}
-		busy = n > 0
+		n, err := syscall.EpollWait(l.epfd, l.events, l.timeout())
 		if err != nil && err != syscall.EINTR {
 			l.srv.logger().Error("event loop stopped", "error", err)
 			l.drain(true)
@@ -285,16 +273,6 @@ func (l *loop) run() {
 			return
 		}
 	}
-}
-
-// epollPoll returns the events ready now, without blocking.
-func epollPoll(epfd int, events []syscall.EpollEvent) (int, error) {
-	r, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(epfd),
-		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(r), nil
 }
 
 func (l *loop) hasListener(fd int32) bool { _, ok := l.listeners[fd]; return ok }
