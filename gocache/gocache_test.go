@@ -171,3 +171,36 @@ func TestLimits(t *testing.T) {
 		t.Fatal("connection not usable after E2BIG")
 	}
 }
+
+// Pipelined GETs of an item near the size limit are all answered, in both
+// serving modes, to a client that starts reading late.
+func TestLargeItemPipeline(t *testing.T) {
+	for _, loops := range []int{0, 2} {
+		_, addr := gocachetest.Start(t, gocache.Config{EventLoops: loops})
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := gm.NewReader(c)
+		val := bytes.Repeat([]byte{'v'}, 900<<10)
+		if res := do(t, c, r, gm.MCRequest{Opcode: gm.SET, Key: []byte("k"), Extras: make([]byte, 8), Body: val}); res.Status != gm.SUCCESS {
+			t.Fatal(res.Status)
+		}
+		var wire []byte
+		for i := range 8 {
+			wire, _ = (&gm.MCRequest{Opcode: gm.GET, Key: []byte("k"), Opaque: uint32(i)}).AppendTo(wire)
+		}
+		if _, err := c.Write(wire); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		for i := range 8 {
+			var res gm.MCResponse
+			if err := r.ReadResponse(&res); err != nil || res.Opaque != uint32(i) || !bytes.Equal(res.Body, val) {
+				t.Fatalf("event loops %d: GET %d of 8: %v", loops, i, err)
+			}
+		}
+	}
+}

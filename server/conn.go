@@ -67,7 +67,9 @@ func (r countingReader) Read(p []byte) (int, error) {
 // loopSide is the event loop's part of a connection it serves
 // (eventloop_linux.go).
 type loopSide interface {
-	flush(c *Conn) error
+	// flushConn sends c's output now, unless the connection is paused or
+	// its output is waiting for the socket to drain.
+	flushConn(c *Conn) error
 	writeLarge(c *Conn, body []byte)
 	pause(d time.Duration)
 }
@@ -87,7 +89,7 @@ func (c *Conn) NetConn() net.Conn { return c.nc }
 // is sent to it until d has passed, responses already written included.
 // Other connections go on; a handler uses it to slow a client down (after
 // failed authentications, say). On a connection's own goroutine it sleeps;
-// on an event loop it only marks the connection.
+// on an event loop it only marks the connection. Pauses add up.
 func (c *Conn) Pause(d time.Duration) {
 	if d <= 0 {
 		return
@@ -96,7 +98,12 @@ func (c *Conn) Pause(d time.Duration) {
 		c.ev.pause(d)
 		return
 	}
-	time.Sleep(d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.srv.closedCh(): // Shutdown does not wait out pauses
+	}
 }
 
 // Server returns the server the connection belongs to.
@@ -153,12 +160,14 @@ func (c *Conn) Write(p []byte) (int, error) {
 }
 
 // Flush sends what has been queued now rather than when the server would.
+// On an event loop it never blocks: what the socket does not take goes
+// when it can, and a paused connection sends nothing until its pause ends.
 func (c *Conn) Flush() error {
 	if c.werr != nil || len(c.out) == 0 {
 		return c.werr
 	}
 	if c.ev != nil {
-		return c.ev.flush(c)
+		return c.ev.flushConn(c)
 	}
 	c.armWrite()
 	c.srv.writes.Add(1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"runtime"
 	"sync"
@@ -28,6 +29,11 @@ const (
 	efdCloexec     = 0x80000 // EFD_CLOEXEC
 	loopEvents     = 256
 	acceptBackoff  = 100 * time.Millisecond
+	ownerCheck     = 100 * time.Millisecond // how often Serve checks that its listener is open
+	// keepAlive is the TCP keepalive of accepted connections, as Go's
+	// listeners set it: probes after 15s idle, every 15s, 9 of them.
+	keepAliveSecs   = 15
+	keepAliveProbes = 9
 )
 
 // errAgain is a non-blocking read that found nothing.
@@ -50,10 +56,11 @@ type loop struct {
 	listeners map[int32]bool // listening socket fd -> TCP
 	muted     map[int32]int64
 	paused    map[*Conn]struct{}
-	nextIdle  int64
+	nextScan  int64 // next check of idle and write timeouts
 
 	mu       sync.Mutex
 	commands []func()
+	exited   bool // run has returned and closed epfd and wakefd
 
 	draining bool // Shutdown: finish what was received, then close
 	done     chan struct{}
@@ -67,8 +74,13 @@ type loopConn struct {
 	wpos     int    // bytes of c.out already written
 	interest uint32 // events registered
 	resumeAt int64  // paused until (unix nanos); 0 if not paused
-	active   int64  // last read (unix nanos)
+	active   int64  // last read, or end of the last blocked write (unix nanos)
 	eof      bool
+	// blocked: the socket took less than all of c.out; nothing more is
+	// read or handled until it has, and the loop waits for EPOLLOUT.
+	blocked   bool
+	blockedAt int64 // when blocked became true (unix nanos)
+	reason    error // why the connection is closing, for the log
 }
 
 // fdReader reads a non-blocking socket for the connection's Reader.
@@ -108,34 +120,75 @@ func (s *Server) serveEventLoop(l net.Listener) (bool, error) {
 	default:
 		return false, nil
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false, nil
-	}
-	var lfd int
-	if err := rc.Control(func(fd uintptr) { lfd = int(fd) }); err != nil {
-		return false, nil
-	}
-	set := s.startLoops()
-	if set.err != nil {
-		l.Close()
-		return true, set.err
-	}
 	if s.shuttingDown() {
 		l.Close()
 		return true, ErrServerClosed
 	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false, nil
+	}
+	// The loops watch a duplicate of the socket, which is theirs to close:
+	// its number cannot be reused while they hold it, even if l's owner
+	// closes l.
+	lfd := -1
+	cerr := rc.Control(func(fd uintptr) {
+		lfd, err = dupCloexec(int(fd))
+	})
+	if cerr != nil || err != nil {
+		return false, nil
+	}
+	set := s.startLoops()
+	if set.err != nil {
+		syscall.Close(lfd)
+		l.Close()
+		return true, set.err
+	}
 	for _, lp := range set.loops {
 		lp.call(func() { lp.addListener(lfd, isTCP) })
 	}
-	<-s.closedCh()
+	// Serve ends when the server closes, or when l's owner closes l,
+	// which nothing reports: l is checked now and then.
+	result := ErrServerClosed
+	tick := time.NewTicker(ownerCheck)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-s.closedCh():
+			break wait
+		case <-tick.C:
+			if err := rc.Control(func(uintptr) {}); err != nil {
+				if !s.shuttingDown() {
+					result = err
+				}
+				break wait
+			}
+		}
+	}
 	// The loops let go of the socket before it is closed, so that they
 	// never touch a number the system has given to another file.
 	for _, lp := range set.loops {
 		lp.call(func() { lp.removeListener(lfd) })
 	}
+	syscall.Close(lfd)
 	l.Close()
-	return true, ErrServerClosed
+	return true, result
+}
+
+// dupCloexec duplicates fd, close-on-exec.
+func dupCloexec(fd int) (int, error) {
+	for {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+		switch errno {
+		case 0:
+			return int(r), nil
+		case syscall.EINTR:
+			continue
+		default:
+			return -1, errno
+		}
+	}
 }
 
 // startLoops starts the server's loops once.
@@ -158,6 +211,10 @@ func (s *Server) startLoops() *loopSet {
 		s.mu.Lock()
 		s.loops = set
 		s.mu.Unlock()
+		// A Close that ran before the loops were stored did not see them.
+		if s.shuttingDown() {
+			s.shutdownLoops(true)
+		}
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -209,10 +266,15 @@ func newLoop(s *Server) (*loop, error) {
 }
 
 // post queues f to run on the loop and wakes it.
+// Once the loop has exited, f is dropped: the loop's descriptors are
+// closed and their numbers may belong to other files.
 func (l *loop) post(f func()) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.exited {
+		return
+	}
 	l.commands = append(l.commands, f)
-	l.mu.Unlock()
 	var one = [8]byte{1}
 	syscall.Write(l.wakefd, one[:])
 }
@@ -229,6 +291,9 @@ func (l *loop) call(f func()) {
 
 func (l *loop) run() {
 	defer func() {
+		l.mu.Lock()
+		l.exited = true
+		l.mu.Unlock()
 		syscall.Close(l.epfd)
 		syscall.Close(l.wakefd)
 		close(l.done)
@@ -254,9 +319,12 @@ func (l *loop) run() {
 					continue
 				}
 				lc := c.ev.(*loopConn)
-				if lc.resumeAt != 0 && e.Events&(syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
-					// Hang-ups are reported whatever the loop waits for.
-					l.drop(c, lc, errors.New("connection closed while paused"))
+				if e.Events&(syscall.EPOLLHUP|syscall.EPOLLERR) != 0 &&
+					(lc.resumeAt != 0 || lc.blocked && e.Events&syscall.EPOLLOUT == 0) {
+					// Hang-ups are reported whatever the loop waits
+					// for; a connection that is not being read and
+					// cannot be written to is gone.
+					l.drop(c, lc, errors.New("connection closed by the client"))
 					continue
 				}
 				if e.Events&syscall.EPOLLOUT != 0 {
@@ -305,14 +373,16 @@ func (l *loop) timeout() int {
 	for _, at := range l.muted {
 		consider(at)
 	}
-	if l.srv.IdleTimeout > 0 && len(l.conns) > 0 {
-		consider(l.nextIdle)
+	if l.srv.IdleTimeout > 0 || l.srv.WriteTimeout > 0 {
+		if len(l.conns) > 0 {
+			consider(l.nextScan)
+		}
 	}
 	if next == 0 {
 		return -1
 	}
 	ms := (next - time.Now().UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
-	return int(max(ms, 0))
+	return int(min(max(ms, 0), math.MaxInt32)) // the kernel reads an int32
 }
 
 func (l *loop) timers(now int64) {
@@ -334,14 +404,27 @@ func (l *loop) timers(now int64) {
 			}
 		}
 	}
-	if idle := int64(l.srv.IdleTimeout); idle > 0 && now >= l.nextIdle {
+	idle, write := int64(l.srv.IdleTimeout), int64(l.srv.WriteTimeout)
+	if (idle > 0 || write > 0) && now >= l.nextScan {
 		for _, c := range l.conns {
 			lc := c.ev.(*loopConn)
-			if now-lc.active >= idle && lc.resumeAt == 0 {
+			switch {
+			case lc.resumeAt != 0:
+			case lc.blocked:
+				if write > 0 && now-lc.blockedAt >= write {
+					l.drop(c, lc, errors.New("write timeout"))
+				}
+			case idle > 0 && now-lc.active >= idle:
 				l.drop(c, lc, errors.New("idle timeout"))
 			}
 		}
-		l.nextIdle = now + min(idle/2, int64(time.Second))
+		period := int64(time.Second)
+		for _, t := range [2]int64{idle, write} {
+			if t > 0 {
+				period = min(period, t/2)
+			}
+		}
+		l.nextScan = now + period
 	}
 }
 
@@ -350,7 +433,13 @@ func (l *loop) addListener(fd int, isTCP bool) {
 		return
 	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollExclusive, Fd: int32(fd)}
-	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev)
+	if err == syscall.EINVAL {
+		// Before Linux 4.5: no EPOLLEXCLUSIVE, every loop wakes.
+		ev.Events = syscall.EPOLLIN
+		err = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev)
+	}
+	if err != nil {
 		l.srv.logger().Error("event loop: cannot watch listener", "error", err)
 		return
 	}
@@ -384,27 +473,22 @@ func (l *loop) accept(lfd int) {
 			l.muted[int32(lfd)] = time.Now().Add(acceptBackoff).UnixNano()
 			return
 		}
-		s.total.Add(1)
 		raddr := sockaddrAddr(sa, isTCP)
-		if s.MaxConns > 0 && s.current.Load() >= int64(s.MaxConns) {
-			s.rejected.Add(1)
-			s.logger().Warn("connection limit reached; closing new connection",
-				"remote", raddr.String(), "max_conns", s.MaxConns)
-			syscall.Close(nfd)
-			continue
-		}
-		if isTCP {
-			syscall.SetsockoptInt(nfd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-		}
 		var laddr net.Addr
 		if local, err := syscall.Getsockname(nfd); err == nil {
 			laddr = sockaddrAddr(local, isTCP)
 		}
 		lc := &loopConn{l: l, fd: nfd, active: time.Now().UnixNano(), interest: syscall.EPOLLIN | syscall.EPOLLRDHUP}
-		c := s.register(&Conn{srv: s, ev: lc, raddr: raddr, laddr: laddr}, fdReader{lc})
-		if c == nil {
+		c, err := s.register(&Conn{srv: s, ev: lc, raddr: raddr, laddr: laddr}, fdReader{lc})
+		if err != nil {
 			syscall.Close(nfd)
-			return
+			if err == ErrServerClosed {
+				return
+			}
+			continue // over MaxConns, or ConnContext panicked
+		}
+		if isTCP {
+			setTCPOptions(nfd)
 		}
 		lc.c = c
 		ev := syscall.EpollEvent{Events: lc.interest, Fd: int32(nfd)}
@@ -415,6 +499,17 @@ func (l *loop) accept(lfd int) {
 		}
 		l.conns[int32(nfd)] = c
 	}
+}
+
+// setTCPOptions sets what Go's TCP listeners set on an accepted
+// connection: no Nagle delay, and keepalive probes, so that a client that
+// vanished does not hold its connection for ever.
+func setTCPOptions(fd int) {
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, keepAliveSecs)
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, keepAliveSecs)
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, keepAliveProbes)
 }
 
 // sockaddrAddr converts an accepted peer's address.
@@ -435,7 +530,7 @@ func sockaddrAddr(sa syscall.Sockaddr, isTCP bool) net.Addr {
 
 // readable reads once and handles what arrived.
 func (l *loop) readable(c *Conn, lc *loopConn, now int64) {
-	if lc.resumeAt != 0 || lc.wpos > 0 {
+	if lc.resumeAt != 0 || lc.blocked {
 		return // not reading now
 	}
 	n, err := c.rd.Fill()
@@ -455,7 +550,7 @@ func (l *loop) readable(c *Conn, lc *loopConn, now int64) {
 
 // writable continues a blocked write, then handling.
 func (l *loop) writable(c *Conn, lc *loopConn) {
-	if lc.flush(c) != nil {
+	if lc.send(c) != nil {
 		l.drop(c, lc, c.werr)
 		return
 	}
@@ -465,21 +560,22 @@ func (l *loop) writable(c *Conn, lc *loopConn) {
 // process handles the requests buffered for c, writes the answers and
 // sets what the loop waits for next on c.
 func (l *loop) process(c *Conn, lc *loopConn) {
-	for lc.resumeAt == 0 && lc.wpos == 0 && !c.closing && c.rd.Ready() {
-		if err := c.rd.ReadRequest(&c.req); err != nil {
-			l.drop(c, lc, err)
-			return
+	for lc.resumeAt == 0 && !lc.blocked && !c.closing && c.rd.Ready() {
+		err := c.rd.ReadRequest(&c.req)
+		if err == nil {
+			err = c.checkMagic()
 		}
-		if err := c.checkMagic(); err != nil {
-			l.drop(c, lc, err)
-			return
+		if err == nil {
+			err = c.handle()
 		}
-		if err := c.handle(); err != nil {
-			l.drop(c, lc, err)
-			return
+		if err != nil {
+			// The stream can no longer be trusted: send the answers
+			// to the requests before, then close.
+			c.closing, lc.reason = true, err
+			break
 		}
 		if len(c.out) >= flushThreshold && lc.resumeAt == 0 {
-			lc.flush(c)
+			lc.send(c)
 		}
 		if c.werr != nil {
 			l.drop(c, lc, c.werr)
@@ -487,19 +583,24 @@ func (l *loop) process(c *Conn, lc *loopConn) {
 		}
 	}
 	if lc.resumeAt != 0 {
+		if l.draining {
+			// Shutdown does not wait out pauses.
+			l.drop(c, lc, lc.reason)
+			return
+		}
 		l.paused[c] = struct{}{}
 		lc.watch(0)
 		return
 	}
-	if lc.flush(c) != nil {
+	if lc.send(c) != nil {
 		l.drop(c, lc, c.werr)
 		return
 	}
 	switch {
-	case lc.wpos > 0:
+	case lc.blocked:
 		lc.watch(syscall.EPOLLOUT)
 	case c.closing || l.draining && !c.rd.Ready():
-		l.drop(c, lc, nil)
+		l.drop(c, lc, lc.reason)
 	case lc.eof:
 		var err error
 		if c.rd.Buffered() > 0 {
@@ -554,9 +655,25 @@ func (lc *loopConn) watch(events uint32) {
 	syscall.EpollCtl(lc.l.epfd, syscall.EPOLL_CTL_MOD, lc.fd, &ev)
 }
 
-// flush writes what it can of c's output without blocking; what is left
+// flushConn is Conn.Flush on a loop.
+func (lc *loopConn) flushConn(c *Conn) error {
+	if lc.resumeAt != 0 || lc.blocked {
+		return nil
+	}
+	return lc.send(c)
+}
+
+// block notes that the socket did not take all of c's output.
+func (lc *loopConn) block() {
+	if !lc.blocked {
+		lc.blocked = true
+		lc.blockedAt = time.Now().UnixNano()
+	}
+}
+
+// send writes what it can of c's output without blocking; what is left
 // is written when the socket becomes writable.
-func (lc *loopConn) flush(c *Conn) error {
+func (lc *loopConn) send(c *Conn) error {
 	for lc.wpos < len(c.out) {
 		c.srv.writes.Add(1)
 		n, err := syscall.Write(lc.fd, c.out[lc.wpos:])
@@ -568,11 +685,17 @@ func (lc *loopConn) flush(c *Conn) error {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
+			lc.block()
 			return nil
 		case err != nil:
 			c.werr = err
 			return err
 		}
+	}
+	if lc.blocked {
+		// Idle time counts from when the connection could read again.
+		lc.blocked = false
+		lc.active = time.Now().UnixNano()
 	}
 	lc.wpos = 0
 	c.out = c.out[:0]
@@ -587,12 +710,12 @@ func (lc *loopConn) flush(c *Conn) error {
 // kept in c's output, to go when the socket is writable. A paused or
 // blocked connection keeps all of it.
 func (lc *loopConn) writeLarge(c *Conn, body []byte) {
-	if lc.wpos > 0 || lc.resumeAt != 0 || c.werr != nil {
+	if lc.blocked || lc.resumeAt != 0 || c.werr != nil {
 		c.out = append(c.out, body...)
 		return
 	}
 	var iov [2]syscall.Iovec
-	iov[0].Base, iov[0].Len = unsafe.SliceData(c.out), uint64(len(c.out))
+	iov[0].Base, iov[0].Len = unsafe.SliceData(c.out[lc.wpos:]), uint64(len(c.out)-lc.wpos)
 	iov[1].Base, iov[1].Len = unsafe.SliceData(body), uint64(len(body))
 	var n int
 	for {
@@ -611,15 +734,20 @@ func (lc *loopConn) writeLarge(c *Conn, body []byte) {
 		}
 		break
 	}
-	if n < len(c.out) {
-		lc.wpos = n
+	head := len(c.out) - lc.wpos
+	if n < head+len(body) {
+		lc.block()
+	}
+	if n < head {
+		lc.wpos += n
 		c.out = append(c.out, body...)
 		return
 	}
-	c.out = append(c.out[:0], body[n-len(c.out):]...)
+	lc.wpos = 0
+	c.out = append(c.out[:0], body[n-head:]...)
 }
 
-// pause stops reading and writing c until d has passed.
+// pause stops reading and writing c for d more.
 func (lc *loopConn) pause(d time.Duration) {
-	lc.resumeAt = time.Now().Add(d).UnixNano()
+	lc.resumeAt = max(lc.resumeAt, time.Now().UnixNano()) + int64(d)
 }

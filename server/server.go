@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -33,10 +34,12 @@ type Server struct {
 	// MaxConns limits the connections served at once; 0 means no limit.
 	// A connection over the limit is closed as soon as it is accepted.
 	MaxConns int
-	// IdleTimeout closes a connection that sends nothing for this long; 0
-	// means never. It also bounds a client that stalls in mid-packet.
+	// IdleTimeout closes a connection that sends nothing for this long
+	// while the server waits for its next request; 0 means never. It also
+	// bounds a client that stalls in mid-packet.
 	IdleTimeout time.Duration
-	// WriteTimeout bounds each write to a client; 0 means no bound.
+	// WriteTimeout bounds each write to a client: a connection whose
+	// output has waited this long to be sent is closed. 0 means no bound.
 	WriteTimeout time.Duration
 	// ReadBufferSize is the initial read buffer of a connection; 0 means
 	// DefaultReadBufferSize. Buffers grow for large packets. A pipelined
@@ -193,18 +196,13 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		delay = 0
-		s.total.Add(1)
-		if s.MaxConns > 0 && s.current.Load() >= int64(s.MaxConns) {
-			s.rejected.Add(1)
-			s.logger().Warn("connection limit reached; closing new connection",
-				"remote", nc.RemoteAddr().String(), "max_conns", s.MaxConns)
+		c, err := s.newConn(nc)
+		if err != nil {
 			nc.Close()
-			continue
-		}
-		c := s.newConn(nc)
-		if c == nil {
-			nc.Close()
-			return ErrServerClosed
+			if err == ErrServerClosed {
+				return err
+			}
+			continue // over MaxConns, or ConnContext panicked
 		}
 		go c.serve()
 	}
@@ -215,16 +213,21 @@ func isTemporary(err error) bool {
 	return ok && t.Temporary()
 }
 
-// newConn registers a connection served by its own goroutine, nil if the
-// server is closing.
-func (s *Server) newConn(nc net.Conn) *Conn {
+// newConn registers a connection served by its own goroutine.
+func (s *Server) newConn(nc net.Conn) (*Conn, error) {
 	c := &Conn{srv: s, nc: nc, raddr: nc.RemoteAddr(), laddr: nc.LocalAddr()}
 	return s.register(c, countingReader{c})
 }
 
-// register sets up c to read from src and registers it; nil if the server
-// is closing.
-func (s *Server) register(c *Conn, src io.Reader) *Conn {
+// errConnLimit refuses a connection over Server.MaxConns.
+var errConnLimit = errors.New("memcached: connection limit reached")
+
+// register sets up c to read from src and registers it. It fails with
+// ErrServerClosed when the server is closing, errConnLimit when it serves
+// MaxConns connections already, or the error of a ConnContext that
+// panicked.
+func (s *Server) register(c *Conn, src io.Reader) (*Conn, error) {
+	s.total.Add(1)
 	size := s.ReadBufferSize
 	if size <= 0 {
 		size = DefaultReadBufferSize
@@ -233,9 +236,15 @@ func (s *Server) register(c *Conn, src io.Reader) *Conn {
 	c.rd.MaxValue = s.MaxValueSize
 	c.log = s.logger().With("remote", c.raddr.String())
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shuttingDown() {
-		return nil
+	switch {
+	case s.shuttingDown():
+		s.mu.Unlock()
+		return nil, ErrServerClosed
+	case s.MaxConns > 0 && s.current.Load() >= int64(s.MaxConns):
+		s.mu.Unlock()
+		s.rejected.Add(1)
+		c.log.Warn("connection limit reached; closing new connection", "max_conns", s.MaxConns)
+		return nil, errConnLimit
 	}
 	if s.conns == nil {
 		s.conns = make(map[*Conn]struct{})
@@ -243,10 +252,26 @@ func (s *Server) register(c *Conn, src io.Reader) *Conn {
 	s.conns[c] = struct{}{}
 	s.current.Add(1)
 	s.wg.Add(1)
+	s.mu.Unlock()
 	if s.ConnContext != nil {
-		s.ConnContext(c)
+		if err := s.connContext(c); err != nil {
+			c.log.Error("connection closed: ConnContext panicked", "reason", err)
+			s.forget(c)
+			return nil, err
+		}
 	}
-	return c
+	return c, nil
+}
+
+// connContext runs s.ConnContext on c; a panic becomes an error.
+func (s *Server) connContext(c *Conn) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("ConnContext panic: %v", p)
+		}
+	}()
+	s.ConnContext(c)
+	return nil
 }
 
 // forget unregisters a closed connection.
