@@ -123,12 +123,7 @@ func TestLoopHangupWhileBlocked(t *testing.T) {
 // descriptors had.
 func TestLoopNoWakeAfterExit(t *testing.T) {
 	srv := &Server{EventLoops: 2, Logger: quiet}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
+	l, done := serve(t, srv)
 	c, r := dial(t, l.Addr().String())
 	send(t, c, gm.MCRequest{Opcode: gm.NOOP})
 	read(t, r)

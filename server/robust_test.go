@@ -219,11 +219,7 @@ func TestPausesAddUp(t *testing.T) {
 func TestShutdownEndsPause(t *testing.T) {
 	modes(t, func(t *testing.T, loops int) {
 		srv := &Server{EventLoops: loops, Handler: pauser(), Logger: quiet}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.Serve(l)
+		l, _ := serve(t, srv)
 		c, _ := dial(t, l.Addr().String())
 		send(t, c, gm.MCRequest{Opcode: gm.VERSION})
 		time.Sleep(50 * time.Millisecond)
@@ -243,12 +239,7 @@ func TestListenerClosedByOwner(t *testing.T) {
 	modes(t, func(t *testing.T, loops int) {
 		srv := &Server{EventLoops: loops, Handler: &echoStore{data: map[string][]byte{}}, Logger: quiet}
 		addr := start(t, srv)
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- srv.Serve(l) }()
+		l, done := serve(t, srv)
 		c, r := dial(t, l.Addr().String())
 		send(t, c, gm.MCRequest{Opcode: gm.NOOP})
 		read(t, r)
@@ -301,12 +292,7 @@ func TestCloseRacesServe(t *testing.T) {
 	modes(t, func(t *testing.T, loops int) {
 		for range 20 {
 			srv := &Server{EventLoops: loops, Logger: quiet}
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- srv.Serve(l) }()
+			_, done := serve(t, srv)
 			srv.Close()
 			select {
 			case err := <-done:

@@ -80,12 +80,7 @@ func start(t *testing.T, srv *Server) string {
 	if srv.Logger == nil {
 		srv.Logger = quiet
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
+	l, done := serve(t, srv)
 	t.Cleanup(func() {
 		srv.Close()
 		if err := <-done; err != ErrServerClosed {
@@ -93,6 +88,19 @@ func start(t *testing.T, srv *Server) string {
 		}
 	})
 	return l.Addr().String()
+}
+
+// serve serves srv on a new loopback listener; Serve's result arrives on
+// the channel.
+func serve(t *testing.T, srv *Server) (net.Listener, <-chan error) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	return l, done
 }
 
 func dial(t *testing.T, addr string) (net.Conn, *gm.Reader) {
