@@ -11,7 +11,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -53,41 +52,14 @@ func authGocache(t testing.TB) string {
 // trusting the certificate.
 func tlsGocache(t testing.TB, cfg gocache.Config) (string, *x509.CertPool) {
 	t.Helper()
-	certFile, keyFile := peer.SelfSignedCert(t, t.TempDir())
+	certFile, keyFile, roots := testCertificate(t)
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pemBytes, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pemBytes) {
-		t.Fatal("no certificate in " + certFile)
-	}
 	cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	srv, err := gocache.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		srv.ServeTLS(l)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	return l.Addr().String(), roots
+	_, addr := gocachetest.StartTLS(t, cfg)
+	return addr, roots
 }
 
 // TestGocacheAuth runs the behaviour suite against gocache requiring

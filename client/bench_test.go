@@ -12,6 +12,7 @@ package memcached
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -138,6 +139,14 @@ func BenchmarkClient(b *testing.B) {
 		return p
 	}
 	ctx := context.Background()
+	// checkLen is check for the goroutines of RunParallel, which must not
+	// call b.Fatal.
+	checkLen := func(n int) error {
+		if n != len(value) {
+			return fmt.Errorf("read %d bytes, want %d", n, len(value))
+		}
+		return nil
+	}
 
 	for _, op := range []string{"Get100", "Set100"} {
 		get := op == "Get100"
@@ -147,10 +156,10 @@ func BenchmarkClient(b *testing.B) {
 				c := cs[g%len(cs)]
 				if get {
 					res, err := c.Get(0, key)
-					if err == nil && len(res.Body) != len(value) {
-						b.Fatal("short value")
+					if err != nil {
+						return err
 					}
-					return err
+					return checkLen(len(res.Body))
 				}
 				_, err := c.Set(0, setKeys[g], 0, 0, value)
 				return err
@@ -161,10 +170,10 @@ func BenchmarkClient(b *testing.B) {
 			parallel(b, func(g int) error {
 				if get {
 					res, err := c.Get(0, key)
-					if err == nil && len(res.Body) != len(value) {
-						b.Fatal("short value")
+					if err != nil {
+						return err
 					}
-					return err
+					return checkLen(len(res.Body))
 				}
 				_, err := c.Set(0, setKeys[g], 0, 0, value)
 				return err
@@ -179,10 +188,10 @@ func BenchmarkClient(b *testing.B) {
 				}
 				if get {
 					res, err := c.Get(0, key)
-					if err == nil && len(res.Body) != len(value) {
-						b.Fatal("short value")
+					if err != nil {
+						return err
 					}
-					return err
+					return checkLen(len(res.Body))
 				}
 				_, err = c.Set(0, setKeys[g], 0, 0, value)
 				return err

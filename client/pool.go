@@ -313,16 +313,26 @@ func (p *Pool) Get(ctx context.Context) (*Client, error) {
 		if victim != nil {
 			return p.takeOver(ctx, victim)
 		}
-		select {
-		case p.slots <- struct{}{}:
-			return p.dialInSlot(ctx)
-		case <-p.avail:
-			// A connection came back: look again.
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-p.quit:
-			return nil, ErrPoolClosed
+		if c, again, err := p.dialOrWait(ctx); !again {
+			return c, err
 		}
+	}
+}
+
+// dialOrWait dials a connection in a slot as soon as one is free, or
+// reports again when a connection comes back first (the caller looks for
+// it), or fails when ctx ends or the pool closes.
+func (p *Pool) dialOrWait(ctx context.Context) (c *Client, again bool, err error) {
+	select {
+	case p.slots <- struct{}{}:
+		c, err = p.dialInSlot(ctx)
+		return c, false, err
+	case <-p.avail:
+		return nil, true, nil
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	case <-p.quit:
+		return nil, false, ErrPoolClosed
 	}
 }
 
@@ -479,15 +489,8 @@ func (p *Pool) acquire(ctx context.Context) (*Client, error) {
 			p.release(pc)
 			continue
 		}
-		select {
-		case p.slots <- struct{}{}:
-			return p.dialInSlot(ctx)
-		case <-p.avail:
-			// A connection came back: look again.
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-p.quit:
-			return nil, ErrPoolClosed
+		if c, again, err := p.dialOrWait(ctx); !again {
+			return c, err
 		}
 	}
 }

@@ -7,18 +7,12 @@ package memcached
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	crand "crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -167,41 +161,17 @@ func memcachedUnix(t *testing.T, args ...string) string {
 
 // testCertificate writes a self-signed certificate for 127.0.0.1 and its
 // key, and returns their files and a pool trusting it.
-func testCertificate(t *testing.T) (certFile, keyFile string, roots *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+func testCertificate(t testing.TB) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	certFile, keyFile = peer.SelfSignedCert(t, t.TempDir())
+	pemBytes, err := os.ReadFile(certFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "gomemcached test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
 	roots = x509.NewCertPool()
-	roots.AddCert(cert)
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("no certificate in " + certFile)
+	}
 	return certFile, keyFile, roots
 }
 

@@ -121,12 +121,19 @@ func (h *handler) start(c *memcached.Conn, req *gm.MCRequest) (*bucket, bool) {
 	return b, keep
 }
 
-func (h *handler) get(c *memcached.Conn, req *gm.MCRequest) {
-	if !shape(req, 0, true, false) {
+// begin is start for a request that must have extlen bytes of extras, a
+// key or none, and no value: one that does not is answered EINVAL.
+func (h *handler) begin(c *memcached.Conn, req *gm.MCRequest, extlen int, key bool) *bucket {
+	if !shape(req, extlen, key, false) {
 		h.invalid(c, req)
-		return
+		return nil
 	}
 	b, _ := h.start(c, req)
+	return b
+}
+
+func (h *handler) get(c *memcached.Conn, req *gm.MCRequest) {
+	b := h.begin(c, req, 0, true)
 	if b == nil {
 		return
 	}
@@ -232,11 +239,7 @@ func (h *handler) store(c *memcached.Conn, req *gm.MCRequest) {
 }
 
 func (h *handler) delete(c *memcached.Conn, req *gm.MCRequest) {
-	if !shape(req, 0, true, false) {
-		h.invalid(c, req)
-		return
-	}
-	b, _ := h.start(c, req)
+	b := h.begin(c, req, 0, true)
 	if b == nil {
 		return
 	}
@@ -248,11 +251,7 @@ func (h *handler) delete(c *memcached.Conn, req *gm.MCRequest) {
 }
 
 func (h *handler) delta(c *memcached.Conn, req *gm.MCRequest) {
-	if !shape(req, 20, true, false) {
-		h.invalid(c, req)
-		return
-	}
-	b, _ := h.start(c, req)
+	b := h.begin(c, req, 20, true)
 	if b == nil {
 		return
 	}
@@ -278,11 +277,7 @@ func (h *handler) delta(c *memcached.Conn, req *gm.MCRequest) {
 // touch serves TOUCH and the get-and-touch family. TOUCH answers with the
 // flags only; GAT and GATQ add the value, GATK and GATKQ the key too.
 func (h *handler) touch(c *memcached.Conn, req *gm.MCRequest) {
-	if !shape(req, 4, true, false) {
-		h.invalid(c, req)
-		return
-	}
-	b, _ := h.start(c, req)
+	b := h.begin(c, req, 4, true)
 	if b == nil {
 		return
 	}

@@ -15,6 +15,20 @@ import (
 // address. A nil cfg.Logger discards the server's logs.
 func Start(t testing.TB, cfg gocache.Config) (*gocache.Server, string) {
 	t.Helper()
+	return start(t, cfg, (*gocache.Server).Serve)
+}
+
+// StartTLS is Start for a server that serves TLS with cfg.TLS.
+func StartTLS(t testing.TB, cfg gocache.Config) (*gocache.Server, string) {
+	t.Helper()
+	if cfg.TLS == nil {
+		t.Fatal("gocachetest: StartTLS without Config.TLS")
+	}
+	return start(t, cfg, (*gocache.Server).ServeTLS)
+}
+
+func start(t testing.TB, cfg gocache.Config, serve func(*gocache.Server, net.Listener) error) (*gocache.Server, string) {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger()
 	}
@@ -28,7 +42,7 @@ func Start(t testing.TB, cfg gocache.Config) (*gocache.Server, string) {
 	}
 	done := make(chan struct{})
 	go func() {
-		srv.Serve(l)
+		serve(srv, l)
 		close(done)
 	}()
 	t.Cleanup(func() {
