@@ -238,9 +238,10 @@ func (c *Cache) fits(keyLen, valueLen int) bool {
 }
 
 // Flush invalidates every item now (delay 0) or, as memcached's flush_all
-// with a delay, at delay seconds from now: every item present at that time
-// is then removed. delay follows the expiry rules (over 30 days is an
-// absolute time).
+// with a delay, one second before delay seconds from now (memcached flushes
+// items last used at or before that time less one second, so a delay of 1
+// flushes at once): every item present at that time is then removed. delay
+// follows the expiry rules (over 30 days is an absolute time).
 func (c *Cache) Flush(delay uint32) {
 	if delay == 0 {
 		c.flushAt.Store(0)
@@ -248,7 +249,7 @@ func (c *Cache) Flush(delay uint32) {
 		return
 	}
 	now := c.now()
-	at := deadline(delay, now)
+	at := deadline(delay, now) - int64(time.Second)
 	if at <= now {
 		c.flushAt.Store(0)
 		c.clear()

@@ -166,6 +166,29 @@ func TestCAS(t *testing.T) {
 	if st.CasBadval == 0 || st.CasHits == 0 || st.CasMisses != 1 {
 		t.Fatalf("cas stats %+v", st)
 	}
+
+	// memcached's binary protocol stores with a CAS alike for Set, Add and
+	// Replace: Add with the present item's CAS replaces it.
+	c.Store(Set, k("a"), Write{Value: k("10")})
+	cur := mustGet(t, c, "a", "10").CAS
+	if _, err := c.Store(Add, k("a"), Write{Value: k("added"), Flags: 7, CAS: cur}); err != nil {
+		t.Fatalf("Add with the right CAS = %v", err)
+	}
+	if it := mustGet(t, c, "a", "added"); it.Flags != 7 {
+		t.Fatalf("Add with CAS kept flags %d", it.Flags)
+	}
+	if _, err := c.Store(Add, k("a"), Write{Value: k("x"), CAS: bad}); err != ErrExists {
+		t.Fatalf("Add with a wrong CAS = %v", err)
+	}
+	if _, err := c.Store(Add, k("missing"), Write{Value: k("x"), CAS: 5}); err != ErrNotFound {
+		t.Fatalf("Add with a CAS on a missing key = %v", err)
+	}
+	// Append and Prepend to a missing key are not stored, CAS or not.
+	for _, mode := range []Mode{Append, Prepend} {
+		if _, err := c.Store(mode, k("missing"), Write{Value: k("x"), CAS: 5}); err != ErrNotStored {
+			t.Fatalf("mode %d with a CAS on a missing key = %v", mode, err)
+		}
+	}
 }
 
 // The counter cases are memcached 1.6's answers, observed.
@@ -253,8 +276,9 @@ func TestExpiry(t *testing.T) {
 	}
 	clk.Advance(50 * time.Second)
 	mustGet(t, c, "t", "v")
-	if _, err := c.Touch(k("t"), relativeLimit+1, 0); err != ErrNotFound {
-		t.Fatalf("touch into the past: %v", err)
+	// As memcached, the touch into the past succeeds and returns the item.
+	if it, err := c.Touch(k("t"), relativeLimit+1, 0); err != nil || string(it.Value) != "v" {
+		t.Fatalf("touch into the past: %q, %v", it.Value, err)
 	}
 	mustMiss(t, c, "t")
 	if _, err := c.Touch(k("t"), 1, 0); err != ErrNotFound {
@@ -305,17 +329,22 @@ func TestFlush(t *testing.T) {
 
 	// Delayed: everything present at the deadline goes, including items
 	// stored after the flush command.
+	// As memcached, the flush comes one second before the delay is up.
 	c.Store(Set, k("old"), Write{Value: k("1")})
 	c.Flush(10)
 	clk.Advance(5 * time.Second)
 	c.Store(Set, k("mid"), Write{Value: k("2")})
+	clk.Advance(4*time.Second - time.Millisecond)
 	mustGet(t, c, "old", "1")
-	clk.Advance(5 * time.Second)
+	clk.Advance(time.Millisecond)
 	mustMiss(t, c, "old")
 	mustMiss(t, c, "mid")
 	c.Store(Set, k("new"), Write{Value: k("3")})
 	clk.Advance(time.Hour)
 	mustGet(t, c, "new", "3")
+	// A delay of one second flushes at once.
+	c.Flush(1)
+	mustMiss(t, c, "new")
 }
 
 func TestEvictionLRU(t *testing.T) {
@@ -382,7 +411,8 @@ func TestItemSizeLimit(t *testing.T) {
 	if _, err := c.Store(Set, k("k"), Write{Value: ok}); err != nil {
 		t.Fatalf("item at the limit: %v", err)
 	}
-	if _, err := c.Store(Append, k("k"), Write{Value: k("x")}); err != ErrTooLarge {
+	// memcached fails to allocate the longer item and answers NOT_STORED.
+	if _, err := c.Store(Append, k("k"), Write{Value: k("x")}); err != ErrNotStored {
 		t.Fatalf("append past the limit = %v", err)
 	}
 	mustGet(t, c, "k", string(ok))
@@ -457,8 +487,9 @@ func TestConcurrent(t *testing.T) {
 func TestParseCounter(t *testing.T) {
 	for in, want := range map[string]int64{
 		"0": 0, "42": 42, " \t7": 7, "7 ": 7, "+1": 1, "-0": 0, "18446744073709551615": -1,
+		"5\x00": 5, "5\x00x": 5, // C's string ends at the NUL
 		"-18446744073709551615": 1, // strtoull negates; memcached accepts it
-		"":                      -2, " ": -2, "-": -2, "1x": -2, "x1": -2, "-5": -2, "18446744073709551616": -2, "99999999999999999999": -2,
+		"":                      -2, "\x005": -2, " ": -2, "-": -2, "1x": -2, "x1": -2, "-5": -2, "18446744073709551616": -2, "99999999999999999999": -2,
 	} {
 		v, ok := parseCounter([]byte(in))
 		switch {
@@ -585,5 +616,21 @@ func TestAllocItem(t *testing.T) {
 	}
 	if unsafe.Sizeof(item128{}) != unsafe.Sizeof(item{})+128 {
 		t.Fatalf("record and buffer are not packed: %d", unsafe.Sizeof(item128{}))
+	}
+}
+
+// memcached counts an incr or decr miss only when the counter is not
+// created.
+func TestCounterMissStats(t *testing.T) {
+	c, _ := newTest(t, Config{})
+	c.Incr(k("i"), 1, 5, 0, 0)
+	c.Decr(k("d"), 1, 5, 0, 0)
+	if st := c.Stats(); st.IncrMisses != 0 || st.DecrMisses != 0 {
+		t.Fatalf("created counters counted as misses: %+v", st)
+	}
+	c.Incr(k("i2"), 1, 5, NoCreate, 0)
+	c.Decr(k("d2"), 1, 5, NoCreate, 0)
+	if st := c.Stats(); st.IncrMisses != 1 || st.DecrMisses != 1 {
+		t.Fatalf("misses %d, %d; want 1, 1", st.IncrMisses, st.DecrMisses)
 	}
 }

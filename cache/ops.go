@@ -63,7 +63,9 @@ func (c *Cache) Get(key []byte) (Item, bool) {
 }
 
 // Touch sets the expiry of the item under key (see Deadline) and returns it.
-// A non-zero cas must match the item's. Errors: ErrNotFound, ErrExists.
+// A non-zero cas must match the item's. An expiry in the past removes the
+// item, which Touch still returns, as memcached does. Errors: ErrNotFound,
+// ErrExists.
 func (c *Cache) Touch(key []byte, exp uint32, cas uint64) (Item, error) {
 	now := c.now()
 	s, h := c.shardFor(key)
@@ -80,16 +82,16 @@ func (c *Cache) Touch(key []byte, exp uint32, cas uint64) (Item, error) {
 	default:
 		s.stats.touchHits++
 		it.exp = deadline(exp, now)
-		if it.expired(now) {
-			freed += s.remove(it)
-			s.mu.Unlock()
-			c.bytes.Add(-freed)
-			return Item{}, ErrNotFound
-		}
 		it.fetched = true
-		s.bump(it)
 		out := it.export()
+		if it.expired(now) {
+			// As memcached: the touch succeeds, and the item is gone.
+			freed += s.remove(it)
+		} else {
+			s.bump(it)
+		}
 		s.mu.Unlock()
+		c.bytes.Add(-freed)
 		return out, nil
 	}
 	s.mu.Unlock()
@@ -113,9 +115,14 @@ type Write struct {
 // Prepend keep the present item's flags, expiry and datatype. It returns
 // the new item's CAS.
 //
-// Errors: ErrExists (Add of a present key, CAS mismatch), ErrNotFound
-// (Replace, or Set with a CAS, of a missing key), ErrNotStored (Append or
-// Prepend to a missing key), ErrTooLarge, ErrNoMemory. As in memcached, a
+// As memcached's binary protocol, a CAS makes Set, Add and Replace alike:
+// each then stores only over a present item with that CAS. Append and
+// Prepend check a CAS only when the key is present.
+//
+// Errors: ErrExists (Add of a present key without a CAS, CAS mismatch),
+// ErrNotFound (Replace, or a store with a CAS, of a missing key),
+// ErrNotStored (Append or Prepend to a missing key, or making a value
+// over the item size limit), ErrTooLarge, ErrNoMemory. As in memcached, a
 // Set that fails for size or memory removes the key's old value.
 func (c *Cache) Store(mode Mode, key []byte, w Write) (uint64, error) {
 	value, cas := w.Value, w.CAS
@@ -134,24 +141,25 @@ func (c *Cache) Store(mode Mode, key []byte, w Write) (uint64, error) {
 	s.stats.cmdSet++
 	old, freed := s.lookup(key, h, now)
 	var it *item
+	concat := mode == Append || mode == Prepend
 	switch {
+	case concat && old == nil:
+		return c.fail(s, freed, ErrNotStored)
 	case cas != 0 && old == nil:
 		s.stats.casMisses++
 		return c.fail(s, freed, ErrNotFound)
 	case cas != 0 && old.cas != cas:
 		s.stats.casBadval++
 		return c.fail(s, freed, ErrExists)
-	case mode == Add && old != nil:
+	case mode == Add && old != nil && cas == 0:
 		return c.fail(s, freed, ErrExists)
 	case mode == Replace && old == nil:
 		return c.fail(s, freed, ErrNotFound)
-	case (mode == Append || mode == Prepend) && old == nil:
-		return c.fail(s, freed, ErrNotStored)
-	case mode == Append || mode == Prepend:
+	case concat:
 		ov := old.value()
 		if !c.fits(len(key), len(ov)+len(value)) {
 			s.stats.storeTooLarge++
-			return c.fail(s, freed, ErrTooLarge)
+			return c.fail(s, freed, ErrNotStored)
 		}
 		var data []byte
 		it, data = allocItem(len(key) + len(ov) + len(value))
@@ -323,12 +331,13 @@ func (c *Cache) delta(key []byte, incr bool, delta, initial uint64, exp uint32, 
 	var value uint64
 	switch {
 	case old == nil:
-		if incr {
-			s.stats.incrMisses++
-		} else {
-			s.stats.decrMisses++
-		}
 		if exp == NoCreate {
+			// memcached counts a miss only when it does not create.
+			if incr {
+				s.stats.incrMisses++
+			} else {
+				s.stats.decrMisses++
+			}
 			c.fail(s, freed, nil)
 			return 0, 0, ErrNotFound
 		}
@@ -388,7 +397,7 @@ func (c *Cache) delta(key []byte, incr bool, delta, initial uint64, exp uint32, 
 
 // parseCounter reads a counter as memcached's safe_strtoull does: optional
 // leading white space and sign, decimal digits that fit 64 bits, then white
-// space or the end. A minus sign is accepted only when the negated result is
+// space, a NUL (C's end of string) or the end. A minus sign is accepted only when the negated result is
 // still below 2^63 (so "-0" is 0).
 func parseCounter(b []byte) (uint64, bool) {
 	i := 0
@@ -409,7 +418,7 @@ func parseCounter(b []byte) (uint64, bool) {
 		}
 		v = v*10 + d
 	}
-	if i == start || (i < len(b) && !isSpace(b[i])) {
+	if i == start || (i < len(b) && !isSpace(b[i]) && b[i] != 0) {
 		return 0, false
 	}
 	if neg {

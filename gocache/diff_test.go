@@ -126,19 +126,23 @@ func script() []step {
 		one("set too large", req(gm.SET, "big", ext(0, 0), strings.Repeat("x", 2<<20))),
 		one("set just small enough", req(gm.SET, "big", ext(0, 0), strings.Repeat("x", 1<<20-200))),
 		one("get big", req(gm.GET, "big", nil, "")),
+		one("append past the item size limit", req(gm.APPEND, "big", nil, strings.Repeat("y", 400))),
+		one("get big after failed append", req(gm.GET, "big", nil, "")),
 		one("set too large drops the old value", req(gm.SET, "big", ext(0, 0), strings.Repeat("x", 1<<20))),
 		one("get big after failed set", req(gm.GET, "big", nil, "")),
 		one("key of 250 bytes", req(gm.GET, strings.Repeat("k", 250), nil, "")),
 		one("stat unknown group", req(gm.STAT, "bogus", nil, "")),
 		one("stat reset", req(gm.STAT, "reset", nil, "")),
+		one("set before flush with delay 1", req(gm.SET, "fl", ext(0, 0), "v")),
 		one("flush with delay", req(gm.FLUSH, "", u32(1), "")),
+		one("delay 1 flushes at once", req(gm.GET, "fl", nil, "")),
 		one("flushq", req(gm.FLUSHQ, "", nil, "")),
 		one("get after flush", req(gm.GET, "a", nil, "")),
 	}
 
 	// Counters, with memcached's parsing and padding.
 	for i, v := range []string{" 5", "5abc", "-1", "-0", "", "18446744073709551615", "18446744073709551616", "+7",
-		"3\r\n", "12 34", "00012", "99", "7"} {
+		"3\r\n", "12 34", "00012", "99", "7", "5\x00", "5\x00x", "\x005"} {
 		key := fmt.Sprintf("ctr%d", i)
 		s = append(s,
 			one("counter set "+key, req(gm.SET, key, ext(3, 0), v)),
@@ -188,6 +192,20 @@ func script() []step {
 	}
 	s = append(s, one("cas after", req(gm.GET, "cas", nil, "")))
 
+	// A CAS turns ADD into a CAS store, as SET and REPLACE; APPEND and
+	// PREPEND to a missing key are not stored, CAS or not.
+	s = append(s,
+		one("add cas base", req(gm.SET, "addcas", ext(1, 0), "v")),
+		one("add cas get", req(gm.GET, "addcas", nil, "")))
+	s = append(s,
+		step{name: "add with the right cas", reqs: []gm.MCRequest{req(gm.ADD, "addcas", ext(2, 0), "w")}, casFrom: len(s)},
+		one("add cas after", req(gm.GET, "addcas", nil, "")),
+		one("add with a wrong cas", func() gm.MCRequest { r := req(gm.ADD, "addcas", ext(0, 0), "x"); r.Cas = 0xdead00beef; return r }()),
+		one("add with a cas on a missing key", func() gm.MCRequest { r := req(gm.ADD, "nocas", ext(0, 0), "x"); r.Cas = 0xdead00beef; return r }()),
+		one("append with a cas on a missing key", func() gm.MCRequest { r := req(gm.APPEND, "nocas", nil, "x"); r.Cas = 0xdead00beef; return r }()),
+		one("prepend with a cas on a missing key", func() gm.MCRequest { r := req(gm.PREPEND, "nocas", nil, "x"); r.Cas = 0xdead00beef; return r }()),
+	)
+
 	// Expiry: relative, 30 days, absolute in the past and far future.
 	s = append(s,
 		one("exp 1s", req(gm.SET, "e1", ext(0, 1), "v")),
@@ -198,6 +216,15 @@ func script() []step {
 		one("get exp past", req(gm.GET, "e3", nil, "")),
 		one("get exp created", req(gm.GET, "e5", nil, "")),
 		one("touch to 1s", req(gm.TOUCH, "e2", u32(1), "")),
+		one("touch base", req(gm.SET, "tp", ext(5, 0), "v")),
+		one("touch into the past", req(gm.TOUCH, "tp", u32(2592001), "")),
+		one("get after touch into the past", req(gm.GET, "tp", nil, "")),
+		one("gat base", req(gm.SET, "tp", ext(6, 0), "w")),
+		one("gat into the past", req(gm.GAT, "tp", u32(2592001), "")),
+		one("get after gat into the past", req(gm.GET, "tp", nil, "")),
+		step{name: "quiet gat into the past", reqs: []gm.MCRequest{
+			req(gm.SET, "tp", ext(7, 0), "x"), req(gm.GATQ, "tp", u32(2592001), ""), req(gm.GATKQ, "tp", u32(2592001), ""),
+		}},
 		step{name: "after 2.1 s", reqs: []gm.MCRequest{
 			req(gm.GET, "e1", nil, ""), req(gm.GET, "e2", nil, ""), req(gm.GET, "e4", nil, ""),
 		}, sleep: 2100 * time.Millisecond},

@@ -83,11 +83,14 @@ func TestStats(t *testing.T) {
 	do(t, c, r, gm.MCRequest{Opcode: gm.GET, Key: []byte("b")})
 	do(t, c, r, gm.MCRequest{Opcode: gm.DELETE, Key: []byte("b")})
 	do(t, c, r, gm.MCRequest{Opcode: gm.TOUCH, Key: []byte("a"), Extras: make([]byte, 4)})
+	// memcached counts no miss for a counter it creates.
+	do(t, c, r, gm.MCRequest{Opcode: gm.INCREMENT, Key: []byte("ctr"), Extras: make([]byte, 20)})
 
 	st := stats(t, addr, "")
 	for name, want := range map[string]string{
 		"cmd_get": "2", "get_hits": "1", "get_misses": "1", "cmd_set": "1", "delete_misses": "1",
-		"cmd_touch": "1", "touch_hits": "1", "curr_items": "1", "total_items": "1", "threads": "3",
+		"cmd_touch": "1", "touch_hits": "1", "curr_items": "2", "total_items": "2", "threads": "3",
+		"incr_misses": "0", "incr_hits": "0",
 		"max_connections": "77", "limit_maxbytes": strconv.Itoa(cache.DefaultMaxBytes), "version": gocache.Version,
 		"curr_connections": "2", "evictions": "0",
 	} {
@@ -110,12 +113,23 @@ func TestStats(t *testing.T) {
 	if set["maxconns"] != "77" || set["item_size_max"] != "1048576" || set["evictions"] != "on" {
 		t.Errorf("settings %v", set)
 	}
-	if items := stats(t, addr, "items"); items["items:1:number"] != "1" {
+	if items := stats(t, addr, "items"); items["items:1:number"] != "2" {
 		t.Errorf("items %v", items)
 	}
 	stats(t, addr, "reset")
-	if st := stats(t, addr, ""); st["get_hits"] != "0" || st["curr_items"] != "1" {
-		t.Errorf("after reset: get_hits %s curr_items %s", st["get_hits"], st["curr_items"])
+	// As memcached: counters start again, current values stay. The only
+	// connection made since the reset is the one asking.
+	st = stats(t, addr, "")
+	for name, want := range map[string]string{
+		"get_hits": "0", "cmd_get": "0", "total_items": "0", "total_connections": "1",
+		"curr_items": "2",
+	} {
+		if st[name] != want {
+			t.Errorf("after reset: stat %s = %q, want %q", name, st[name], want)
+		}
+	}
+	if n, _ := strconv.Atoi(st["bytes_read"]); n == 0 || n > 100 {
+		t.Errorf("after reset: bytes_read = %s, want only the STAT request", st["bytes_read"])
 	}
 }
 
@@ -147,8 +161,16 @@ func TestLimits(t *testing.T) {
 			if last.Status != tc.want {
 				t.Fatalf("last store: %v, want %v", last.Status, tc.want)
 			}
-			if tc.want == gm.ENOMEM && string(last.Body) != "Out of memory" {
-				t.Fatalf("ENOMEM body %q", last.Body)
+			if tc.want == gm.ENOMEM {
+				// memcached 1.6's words, and its answers to an append and an
+				// incr-create when full.
+				if string(last.Body) != "Out of memory allocating item" {
+					t.Fatalf("ENOMEM body %q", last.Body)
+				}
+				app := do(t, c, r, gm.MCRequest{Opcode: gm.APPEND, Key: []byte("0"), Body: value})
+				if app.Status != gm.NOT_STORED || string(app.Body) != "Not stored." {
+					t.Fatalf("append when full: %v %q", app.Status, app.Body)
+				}
 			}
 			st := stats(t, addr, "")
 			if ev, _ := strconv.Atoi(st["evictions"]); (ev > 0) != tc.evicted {

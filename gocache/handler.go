@@ -14,15 +14,18 @@ const maxKeyLen = 250
 
 // Error values, as memcached 1.6 words them.
 var (
-	msgNotFound    = []byte("Not found")
-	msgExists      = []byte("Data exists for key.")
-	msgTooLarge    = []byte("Too large.")
-	msgInvalid     = []byte("Invalid arguments")
-	msgNotStored   = []byte("Not stored.")
-	msgNonNumeric  = []byte("Non-numeric server-side value for incr or decr")
-	msgNoMemory    = []byte("Out of memory")
-	msgUnknown     = []byte("Unknown command")
-	msgAuthFailure = []byte("Auth failure.")
+	msgNotFound   = []byte("Not found")
+	msgExists     = []byte("Data exists for key.")
+	msgTooLarge   = []byte("Too large.")
+	msgInvalid    = []byte("Invalid arguments")
+	msgNotStored  = []byte("Not stored.")
+	msgNonNumeric = []byte("Non-numeric server-side value for incr or decr")
+	msgNoMemory   = []byte("Out of memory")
+	// msgNoMemoryItem is memcached's word for a SET, ADD or REPLACE it has
+	// no memory for.
+	msgNoMemoryItem = []byte("Out of memory allocating item")
+	msgUnknown      = []byte("Unknown command")
+	msgAuthFailure  = []byte("Auth failure.")
 )
 
 // handler serves memcached's binary commands from the connection's bucket.
@@ -231,7 +234,16 @@ func (h *handler) store(c *memcached.Conn, req *gm.MCRequest) {
 		w.Datatype, w.KeepExpiry = datatype, keep
 	}
 	cas, err := b.cache.Store(mode, req.Key, w)
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, cache.ErrNoMemory) && concat:
+		// memcached fails to allocate the joined item: not stored.
+		c.WriteStatus(req, gm.NOT_STORED, msgNotStored)
+		return
+	case errors.Is(err, cache.ErrNoMemory):
+		c.WriteStatus(req, gm.ENOMEM, msgNoMemoryItem)
+		return
+	default:
 		h.fail(c, req, err)
 		return
 	}

@@ -193,6 +193,7 @@ func (s *Server) resetStats(b *bucket) {
 	if b != nil {
 		b.cache.ResetStats()
 	}
+	s.srv.ResetStats()
 	s.cmdFlush.Store(0)
 	s.cmdTouch.Store(0)
 	s.authCmds.Store(0)

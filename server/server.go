@@ -117,6 +117,21 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
+// ResetStats zeroes the counters of Stats but CurrConnections, as
+// memcached's "stats reset" does.
+func (s *Server) ResetStats() {
+	s.total.Store(0)
+	s.rejected.Store(0)
+	s.mu.Lock()
+	s.bytesIn.Store(0)
+	s.bytesOut.Store(0)
+	for c := range s.conns {
+		c.bytesIn.Store(0)
+		c.bytesOut.Store(0)
+	}
+	s.mu.Unlock()
+}
+
 func (s *Server) logger() *slog.Logger {
 	if s.Logger != nil {
 		return s.Logger
