@@ -369,6 +369,15 @@ func TestBuckets(t *testing.T) {
 			t.Errorf("Dial as %s into %s: %v", tc.user, tc.bucket, err)
 		}
 	}
+
+	// Without XERROR, gocache closes the connection rather than answer
+	// NO_BUCKET, as Couchbase Server does.
+	plain := connect(t, addr, ClientOptions{Username: "alice", Password: "wonderland"})
+	_, err = plain.SelectBucket("missing")
+	var ce *ConnError
+	if !errors.As(err, &ce) || plain.IsHealthy() {
+		t.Errorf("SelectBucket(missing) without XERROR: %v, healthy %v", err, plain.IsHealthy())
+	}
 }
 
 // TestHelloGocache negotiates features with gocache, which declines

@@ -36,7 +36,10 @@ type ClientOptions struct {
 	// EnableFeatures). A server that does not know HELLO (memcached)
 	// leaves them all off, which is not an error: check IsFeatureEnabled.
 	Features Features
-	// Bucket, when set, is selected (SELECT_BUCKET).
+	// Bucket, when set, is selected (SELECT_BUCKET). Dial then also asks
+	// for FeatureXerror: without it, Couchbase Server and gocache close a
+	// connection rather than answer NO_BUCKET or EACCESS, and Dial would
+	// report a closed connection instead of the refusal.
 	Bucket string
 	// Name is the connection's name (SetConnName), the key of HELLO.
 	// Empty means GetConnName's default.

@@ -2,6 +2,7 @@ package memcached
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/f8e615c8/gomemcached"
@@ -42,8 +43,12 @@ func (c *conn) setup(ctx context.Context) error {
 			return &SetupError{Step: "auth", Err: apiError(err)}
 		}
 	}
-	if len(o.Features) > 0 {
-		if _, err := c.hello(ctx, time.Time{}, c.connName(), o.Features); err != nil && !c.helloUnknown(err) {
+	features := o.Features
+	if o.Bucket != "" && !slices.Contains(features, FeatureXerror) {
+		features = append(slices.Clip(features), FeatureXerror)
+	}
+	if len(features) > 0 {
+		if _, err := c.hello(ctx, time.Time{}, c.connName(), features); err != nil && !c.helloUnknown(err) {
 			return &SetupError{Step: "hello", Err: apiError(err)}
 		}
 	}

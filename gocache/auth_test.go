@@ -5,10 +5,13 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,6 +62,24 @@ func (c *conn) read() gm.MCResponse {
 }
 
 // closed reports whether the server closed the connection.
+// send writes reqs without reading.
+func (c *conn) send(reqs ...gm.MCRequest) {
+	c.t.Helper()
+	for _, req := range reqs {
+		if _, err := req.Transmit(c.nc); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+// ended reports whether the server ended the stream (rather than, say,
+// a read timing out) before sending another response.
+func (c *conn) ended() bool {
+	var res gm.MCResponse
+	err := c.r.ReadResponse(&res)
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
 func (c *conn) closed() bool {
 	var res gm.MCResponse
 	return c.r.ReadResponse(&res) != nil
@@ -300,6 +321,7 @@ func statsAs(t *testing.T, addr, user, pass string) map[string]string {
 func TestBuckets(t *testing.T) {
 	_, addr := authServer(t, false, "default", "travel", "beer-sample")
 	c := dialRaw(t, addr)
+	c.hello(0x07) // XERROR, for NO_BUCKET and EACCESS: see TestExtendedStatus
 	if res := c.do(set("k", "in default")); res.Status != gm.SUCCESS {
 		t.Fatal(res.Status)
 	}
@@ -330,6 +352,7 @@ func TestBuckets(t *testing.T) {
 	}
 	// bob may use only travel.
 	b := dialRaw(t, addr)
+	b.hello(0x07)
 	if st := b.plain("bob", "builder"); st != gm.SUCCESS {
 		t.Fatal(st)
 	}
@@ -347,8 +370,62 @@ func TestBuckets(t *testing.T) {
 	}
 	// Without a default bucket, connections start in none.
 	_, addr2 := gocachetest.Start(t, gocache.Config{Buckets: []string{"a"}})
-	if res := dialRaw(t, addr2).do(get("k")); res.Status != gm.NO_BUCKET {
+	c2 := dialRaw(t, addr2)
+	c2.hello(0x07)
+	if res := c2.do(get("k")); res.Status != gm.NO_BUCKET {
 		t.Fatalf("no default bucket: %v", res.Status)
+	}
+}
+
+// TestExtendedStatus: a connection that did not negotiate XERROR is
+// closed, as kv_engine closes it, where another would get a status that
+// memcached's clients do not know.
+func TestExtendedStatus(t *testing.T) {
+	_, addr := authServer(t, false, "default", "travel")
+	imp := gm.MCRequest{Opcode: gm.GET, Key: []byte("k")}
+	imp.SetImpersonate("someone")
+	for _, tc := range []struct {
+		name  string
+		hello []uint16
+		req   gm.MCRequest
+		want  gm.Status
+	}{
+		{"missing bucket", nil, gm.MCRequest{Opcode: gm.SELECT_BUCKET, Key: []byte("missing")}, gm.NO_BUCKET},
+		{"durability", []uint16{0x10}, func() gm.MCRequest {
+			r := set("k", "v")
+			r.FramingExtras = []gm.FrameInfo{gm.NewDurabilityFrame(gm.DuraPersistToMajority, 0)}
+			return r
+		}(), gm.DURABILITY_INVALID_LEVEL},
+		{"impersonation", []uint16{0x10}, imp, gm.EACCESS},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			if len(tc.hello) > 0 {
+				c.hello(tc.hello...)
+			}
+			c.send(tc.req, gm.MCRequest{Opcode: gm.NOOP})
+			// Nothing comes back but the end of the stream.
+			if !c.ended() {
+				t.Fatal("connection still open")
+			}
+			c = dialRaw(t, addr)
+			c.hello(append(tc.hello, 0x07)...)
+			if res := c.do(tc.req); res.Status != tc.want {
+				t.Fatalf("with XERROR: %v, want %v", res.Status, tc.want)
+			}
+			if res := c.do(gm.MCRequest{Opcode: gm.NOOP}); res.Status != gm.SUCCESS {
+				t.Fatalf("NOOP after %v: %v", tc.want, res.Status)
+			}
+		})
+	}
+	// With no bucket selected.
+	c := dialRaw(t, addr)
+	if res := c.do(gm.MCRequest{Opcode: gm.SELECT_BUCKET, Key: []byte("@no bucket@")}); res.Status != gm.SUCCESS {
+		t.Fatal(res.Status)
+	}
+	c.send(get("k"))
+	if !c.ended() {
+		t.Fatal("GET in no bucket without XERROR: connection still open")
 	}
 }
 
@@ -433,7 +510,7 @@ func TestFramingExtras(t *testing.T) {
 		t.Fatalf("frames without AltRequest: %v", res.Status)
 	}
 	c = dialRaw(t, addr)
-	c.hello(0x10)
+	c.hello(0x10, 0x07)
 	if res := c.do(withFrames(set("k", "v"), gm.NewDurabilityFrame(gm.DuraMajority, 500))); res.Status != gm.SUCCESS {
 		t.Fatalf("durability majority: %v", res.Status)
 	}

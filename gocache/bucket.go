@@ -56,13 +56,13 @@ type connState struct {
 // state returns the connection's gocache state.
 func state(c *memcached.Conn) *connState { return c.Data.(*connState) }
 
-// bucketFor returns the connection's bucket, or answers NO_BUCKET and
-// returns nil.
+// bucketFor returns the connection's bucket, or answers NO_BUCKET (see
+// extended) and returns nil.
 func (h *handler) bucketFor(c *memcached.Conn, req *gm.MCRequest) *bucket {
 	if b := state(c).bucket; b != nil {
 		return b
 	}
-	c.WriteStatus(req, gm.NO_BUCKET, nil)
+	h.extended(c, req, gm.NO_BUCKET)
 	return nil
 }
 
@@ -82,12 +82,12 @@ func (h *handler) selectBucket(c *memcached.Conn, req *gm.MCRequest) {
 		return
 	}
 	if st.user != nil && !st.user.MayUse(name) {
-		c.WriteStatus(req, gm.EACCESS, nil)
+		h.extended(c, req, gm.EACCESS)
 		return
 	}
 	b, ok := h.srv.buckets[name]
 	if !ok {
-		c.WriteStatus(req, gm.NO_BUCKET, nil)
+		h.extended(c, req, gm.NO_BUCKET)
 		return
 	}
 	st.bucket, c.Bucket = b, name

@@ -123,7 +123,7 @@ var (
 
 // errorCodes lists every status gocache can send, in code order. Names are
 // kv_engine's spellings, which differ from gm.StatusNames for 0x86
-// (ETMPFAIL there, TMPFAIL here); attributes are those kv_engine gives the
+// (ETMPFAIL there, TMPFAIL here) and 0xa0 (DurabilityInvalidLevel); attributes are those kv_engine gives the
 // same codes.
 var errorCodes = []errorCode{
 	{gm.SUCCESS, errorInfo{"SUCCESS", "The operation succeeded", []string{attrSuccess}, nil}},
@@ -147,6 +147,7 @@ var errorCodes = []errorCode{
 	{gm.EBUSY, errorInfo{"EBUSY", "The server is busy; retry", []string{attrTemp, attrRetryNow}, retryNowSpec}},
 	{gm.TMPFAIL, errorInfo{"ETMPFAIL", "A temporary failure occurred; retry", []string{attrTemp, attrRetryNow}, retryNowSpec}},
 	{gm.UNKNOWN_COLLECTION, errorInfo{"UNKNOWN_COLLECTION", "The request names a collection the server does not know", []string{attrInvalidInput}, nil}},
+	{gm.DURABILITY_INVALID_LEVEL, errorInfo{"DurabilityInvalidLevel", "The durability level cannot be met by this server", []string{attrInvalidInput}, nil}},
 }
 
 // errorMapHeader is the document without its errors, which are written by

@@ -3,8 +3,13 @@ package gocache
 import (
 	"bytes"
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	gm "github.com/f8e615c8/gomemcached"
@@ -34,6 +39,52 @@ var errorMapWant = map[gm.Status]string{
 	gm.EBUSY:              "EBUSY",
 	gm.TMPFAIL:            "ETMPFAIL",
 	gm.UNKNOWN_COLLECTION: "UNKNOWN_COLLECTION",
+
+	gm.DURABILITY_INVALID_LEVEL: "DurabilityInvalidLevel",
+}
+
+// TestErrorMapCoversSource checks that every status gocache's code names
+// (gm.X where X is a status's name) is in errorMapWant, so that a status
+// added to a handler without its error map entry fails here.
+func TestErrorMapCoversSource(t *testing.T) {
+	byName := map[string]gm.Status{}
+	for st, name := range gm.StatusNames {
+		byName[name] = st
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	seen := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			if pkg, ok := sel.X.(*ast.Ident); !ok || pkg.Name != "gm" {
+				return true
+			}
+			if st, ok := byName[sel.Sel.Name]; ok {
+				seen++
+				if _, ok := errorMapWant[st]; !ok {
+					t.Errorf("%s: gm.%s is not in the error map", fset.Position(sel.Pos()), sel.Sel.Name)
+				}
+			}
+			return true
+		})
+	}
+	if seen < 10 {
+		t.Fatalf("found only %d status names in gocache's code", seen)
+	}
 }
 
 // errorMapRetryWant lists the statuses that carry a retry specification in
@@ -291,9 +342,13 @@ func TestErrorMapOrder(t *testing.T) {
 
 // The map uses kv_engine's spelling of names. gm.StatusNames follows
 // github.com/couchbase/gomemcached, which differs for 0x86: kv_engine calls
-// it ETMPFAIL, gomemcached TMPFAIL. Every other listed status agrees.
+// it ETMPFAIL, gomemcached TMPFAIL, and kv_engine spells the durability
+// statuses in camel case. Every other listed status agrees.
 func TestErrorMapNamesMatchStatusNames(t *testing.T) {
-	differ := map[gm.Status][2]string{gm.TMPFAIL: {"TMPFAIL", "ETMPFAIL"}}
+	differ := map[gm.Status][2]string{
+		gm.TMPFAIL:                  {"TMPFAIL", "ETMPFAIL"},
+		gm.DURABILITY_INVALID_LEVEL: {"DURABILITY_INVALID_LEVEL", "DurabilityInvalidLevel"},
+	}
 	for _, c := range errorCodes {
 		gmName, ok := gm.StatusNames[c.status]
 		if !ok {

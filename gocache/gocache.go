@@ -58,7 +58,10 @@ type Config struct {
 	Users *sasl.Store
 	// RequireAuth answers AUTH_ERROR to every command but authentication,
 	// HELLO, VERSION, NOOP, QUIT and GET_ERROR_MAP until the connection
-	// has authenticated (memcached's -S). It needs Users.
+	// has authenticated (memcached's -S). It needs Users. Without it,
+	// authentication is optional: a connection that does not authenticate
+	// may use every bucket, and the bucket limits of Users bind only the
+	// users who log in. Set it to make those limits hold.
 	RequireAuth bool
 	// TLS configures the connections served by ServeTLS.
 	TLS *tls.Config

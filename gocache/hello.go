@@ -49,6 +49,21 @@ func (h *handler) hello(c *memcached.Conn, req *gm.MCRequest) {
 	c.WriteResponse(&res)
 }
 
+// extended answers req with a status that memcached's clients do not
+// know (NO_BUCKET, EACCESS, the durability statuses) if the connection
+// negotiated XERROR. Otherwise it closes the connection, as kv_engine
+// does: a client that cannot read the status would misread it as success
+// or as a status it knows.
+func (h *handler) extended(c *memcached.Conn, req *gm.MCRequest, status gm.Status) {
+	if c.Features.Has(featureXError) {
+		c.WriteStatus(req, status, nil)
+		return
+	}
+	h.srv.logger().Info("closing connection: extended status without XERROR",
+		"remote", c.RemoteAddr().String(), "opcode", req.Opcode.String(), "status", status.String())
+	c.Close()
+}
+
 // storedValue returns the value and datatype to store for a mutation: a
 // Snappy value is inflated (only clients that negotiated Snappy may send
 // one), the JSON flag is kept only for clients that negotiated JSON (as
@@ -114,11 +129,11 @@ func (h *handler) frames(c *memcached.Conn, req *gm.MCRequest) (preserveExpiry, 
 			// One node and no disk: a majority of one is met by the
 			// write itself; persistence cannot be.
 			if lvl, _, _, _ := f.GetDurabilityRequirements(); lvl != gm.DuraMajority {
-				c.WriteStatus(req, gm.DURABILITY_INVALID_LEVEL, nil)
+				h.extended(c, req, gm.DURABILITY_INVALID_LEVEL)
 				return false, false
 			}
 		case gm.FrameImpersonate, gm.FrameExtraPrivilege:
-			c.WriteStatus(req, gm.EACCESS, nil)
+			h.extended(c, req, gm.EACCESS)
 			return false, false
 		default: // a stream id outside DCP
 			h.invalid(c, req)
