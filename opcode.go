@@ -262,6 +262,11 @@ func (o CommandCode) String() string {
 // IsQuiet reports whether o is a quiet command: the server sends no response
 // to it on success (mutations) or on a miss (GETQ, GETKQ, GATQ, GATKQ), and
 // never answers QUITQ.
+//
+// The reference (github.com/couchbase/gomemcached) leaves out GATQ and
+// GATKQ, which memcached answers quietly as the others; this one follows
+// memcached. (0x24, GATKQ in memcached, is an ioctl in Couchbase's
+// numbering; a client that counts it quiet only sends a needless fence.)
 func (o CommandCode) IsQuiet() bool {
 	switch o {
 	case GETQ, GETKQ, SETQ, ADDQ, REPLACEQ, DELETEQ, INCREMENTQ, DECREMENTQ,

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -72,6 +73,34 @@ func Memcached(t testing.TB, args ...string) string {
 // MemcachedEnv is Memcached with extra environment variables ("K=V").
 func MemcachedEnv(t testing.TB, env []string, args ...string) string {
 	t.Helper()
+	return MemcachedProcess(t, env, args...).Addr
+}
+
+// Process is a memcached started for a test, for faults that only a real
+// process can show: one that stops answering (Stop), or dies (Kill).
+type Process struct {
+	Addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Stop suspends the process (SIGSTOP): connections stay open and nothing
+// is answered until Continue.
+func (p *Process) Stop() error { return p.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Continue resumes a stopped process (SIGCONT).
+func (p *Process) Continue() error { return p.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Kill kills the process and waits for it to exit; the kernel then closes
+// its connections.
+func (p *Process) Kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// MemcachedProcess is MemcachedEnv returning the process.
+func MemcachedProcess(t testing.TB, env []string, args ...string) *Process {
+	t.Helper()
 	bin := Require(t, "memcached")
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -97,14 +126,12 @@ func MemcachedEnv(t testing.TB, env []string, args ...string) string {
 			lastErr = fmt.Errorf("%v; output: %s", err, strings.TrimSpace(out.String()))
 			continue
 		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			<-done
-		})
-		return addr
+		p := &Process{Addr: addr, cmd: cmd, done: done}
+		t.Cleanup(p.Kill)
+		return p
 	}
 	t.Fatalf("memcached did not start: %v", lastErr)
-	return ""
+	return nil
 }
 
 // waitListening dials addr until it answers, the process exits or the

@@ -1,0 +1,108 @@
+package memcached
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/f8e615c8/gomemcached"
+	"github.com/f8e615c8/gomemcached/internal/peer"
+)
+
+// Faults of a real memcached, where a fake server would only be our guess
+// of them: a server that stops answering (SIGSTOP) and one that dies with
+// calls in flight (SIGKILL).
+
+// TestMemcachedStopsAnswering: while memcached is stopped, calls end at
+// their deadline or with their context, and once it resumes the client
+// is in step: the answers to the abandoned calls are discarded, and every
+// later call gets its own.
+func TestMemcachedStopsAnswering(t *testing.T) {
+	mc := peer.MemcachedProcess(t, nil, "-t", "2")
+	c := dialT(t, mc.Addr, ClientOptions{ReadTimeout: 300 * time.Millisecond})
+	k := keyPrefix(t)
+	for i := range 3 {
+		ok(t)(c.Set(0, fmt.Sprint(k, i), 0, 0, []byte(fmt.Sprint("value ", i))))
+	}
+	if err := mc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			mc.Continue()
+		}
+	}()
+
+	start := time.Now()
+	if _, err := c.Get(0, k+"0"); !isTimeoutErr(err) {
+		t.Fatalf("Get from a stopped server: %v", err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+		t.Errorf("Get timed out after %v, want about 300ms", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Do(ctx, &gomemcached.MCRequest{Opcode: gomemcached.GET, Key: []byte(k + "1")}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Do from a stopped server: %v", err)
+	}
+	if !c.IsHealthy() {
+		t.Fatal("timeouts made the client unhealthy")
+	}
+
+	if err := mc.Continue(); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	waitFor(t, "the abandoned answers", func() bool { return c.Pending() == 0 })
+	for i := range 3 {
+		res, err := c.Get(0, fmt.Sprint(k, i))
+		if err != nil || string(res.Body) != fmt.Sprint("value ", i) {
+			t.Fatalf("Get %d after the server resumed: %q, %v", i, res.Body, err)
+		}
+	}
+}
+
+// TestMemcachedDies: calls in flight when memcached dies all fail at once
+// with a *ConnError, and later calls fail the same way without waiting.
+func TestMemcachedDies(t *testing.T) {
+	mc := peer.MemcachedProcess(t, nil, "-t", "2")
+	c := dialT(t, mc.Addr)
+	k := keyPrefix(t) + "k"
+	ok(t)(c.Set(0, k, 0, 0, []byte("v")))
+	if err := mc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	const calls = 16
+	errs := make(chan error, calls)
+	var wg sync.WaitGroup
+	for range calls {
+		wg.Go(func() {
+			_, err := c.Get(0, k) // no deadline: only the connection's end can answer
+			errs <- err
+		})
+	}
+	waitFor(t, "the calls in flight", func() bool { return c.Pending() == calls })
+	start := time.Now()
+	mc.Kill()
+	wg.Wait()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("waiters answered %v after the server died", d)
+	}
+	close(errs)
+	for err := range errs {
+		var ce *ConnError
+		if !errors.As(err, &ce) {
+			t.Errorf("a call in flight ended with %v, want a *ConnError", err)
+		}
+	}
+	if c.IsHealthy() {
+		t.Error("client healthy after its server died")
+	}
+	if _, err := c.Get(0, k); !errors.As(err, new(*ConnError)) {
+		t.Errorf("Get after the server died: %v", err)
+	}
+}
