@@ -419,10 +419,14 @@ func slowReader(pause time.Duration) func(net.Conn) {
 // it all); either way the connection stays in step.
 func TestDeadlineBoundsWrite(t *testing.T) {
 	big := make([]byte, 16<<20)
+	// The server starts reading after pause; the Set must end long before,
+	// with a timeout. (The margin is wide: on a loaded machine a 200ms
+	// timer may fire late.)
+	const pause = 3 * time.Second
 	check := func(t *testing.T, c *Client) {
 		start := time.Now()
 		_, err := c.Set(0, "k", 0, 0, big)
-		if d := time.Since(start); d > 700*time.Millisecond || !isTimeoutErr(err) {
+		if d := time.Since(start); d > pause/2 || !isTimeoutErr(err) {
 			t.Errorf("Set with ReadTimeout 200ms to a server not reading returned after %v: %v", d, err)
 		}
 		// The write goes on, and the answer comes, once the server reads.
@@ -432,14 +436,14 @@ func TestDeadlineBoundsWrite(t *testing.T) {
 		}
 	}
 	t.Run("tcp", func(t *testing.T) {
-		c := dialT(t, fakeServer(t, slowReader(time.Second)), ClientOptions{ReadTimeout: 200 * time.Millisecond})
+		c := dialT(t, fakeServer(t, slowReader(pause)), ClientOptions{ReadTimeout: 200 * time.Millisecond})
 		if !c.c.resumable {
 			t.Fatal("a TCP connection is not resumable")
 		}
 		check(t, c)
 	})
 	t.Run("pipe", func(t *testing.T) {
-		c := rawServer(t, ClientOptions{ReadTimeout: 200 * time.Millisecond}, slowReader(time.Second))
+		c := rawServer(t, ClientOptions{ReadTimeout: 200 * time.Millisecond}, slowReader(pause))
 		check(t, c)
 	})
 }
