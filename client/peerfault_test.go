@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,5 +106,55 @@ func TestMemcachedDies(t *testing.T) {
 	}
 	if _, err := c.Get(0, k); !errors.As(err, new(*ConnError)) {
 		t.Errorf("Get after the server died: %v", err)
+	}
+}
+
+// TestMemcachedDefaults: the package-level settings apply to clients made
+// afterwards by the reference's entry points, Connect and Wrap, against a
+// real memcached: the default read timeout ends a call to a stopped server,
+// and the connection name carries the default prefix.
+func TestMemcachedDefaults(t *testing.T) {
+	mc := peer.MemcachedProcess(t, nil, "-t", "2")
+	dial, write, name := DefaultDialTimeout, DefaultWriteTimeout, ConnName
+	defer func() {
+		SetDefaultTimeouts(dial, 0, write)
+		SetConnectionName(name)
+	}()
+	SetDefaultTimeouts(2*time.Second, 300*time.Millisecond, 2*time.Second)
+	SetDefaultDialTimeout(3 * time.Second)
+	SetConnectionName("peer-test")
+
+	c, err := Connect("tcp", mc.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	nc, err := net.DialTimeout("tcp", mc.Addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := Wrap(nc)
+	defer w.Close()
+	k := keyPrefix(t) + "k"
+	ok(t)(c.Set(0, k, 0, 0, []byte("v")))
+	if res := ok(t)(w.Get(0, k)); string(res.Body) != "v" {
+		t.Fatalf("Get through Wrap: %q", res.Body)
+	}
+	if !strings.HasPrefix(c.GetConnName(), "peer-test:") {
+		t.Errorf("connection name %q", c.GetConnName())
+	}
+
+	if err := mc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Continue()
+	for _, cl := range []*Client{c, w} {
+		start := time.Now()
+		if _, err := cl.Get(0, k); !isTimeoutErr(err) {
+			t.Errorf("Get from a stopped server: %v", err)
+		}
+		if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+			t.Errorf("Get timed out after %v, want about 300ms", d)
+		}
 	}
 }

@@ -84,9 +84,42 @@ type Process struct {
 	done chan struct{}
 }
 
-// Stop suspends the process (SIGSTOP): connections stay open and nothing
-// is answered until Continue.
-func (p *Process) Stop() error { return p.cmd.Process.Signal(syscall.SIGSTOP) }
+// Stop suspends the process (SIGSTOP) and returns once every thread of it
+// has stopped: connections stay open and nothing is answered until
+// Continue.
+func (p *Process) Stop() error {
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	tasks := fmt.Sprintf("/proc/%d/task", p.cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if allStopped(tasks) {
+			return nil
+		}
+	}
+	return fmt.Errorf("memcached %d did not stop", p.cmd.Process.Pid)
+}
+
+// allStopped reports whether every thread listed under dir (a
+// /proc/PID/task directory) is in the stopped state.
+func allStopped(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) == 0 {
+		return false
+	}
+	for _, e := range ents {
+		stat, err := os.ReadFile(filepath.Join(dir, e.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
 
 // Continue resumes a stopped process (SIGCONT).
 func (p *Process) Continue() error { return p.cmd.Process.Signal(syscall.SIGCONT) }
