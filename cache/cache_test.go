@@ -415,6 +415,11 @@ func TestItemSizeLimit(t *testing.T) {
 	if _, err := c.Store(Append, k("k"), Write{Value: k("x")}); err != ErrNotStored {
 		t.Fatalf("append past the limit = %v", err)
 	}
+	// A value over the limit by itself is too large, and the present one
+	// stays.
+	if _, err := c.Store(Prepend, k("k"), Write{Value: bytes.Repeat([]byte("p"), 1000)}); err != ErrTooLarge {
+		t.Fatalf("prepend of a value over the limit = %v", err)
+	}
 	mustGet(t, c, "k", string(ok))
 	if _, err := c.Store(Set, k("k"), Write{Value: append(ok, 'x')}); err != ErrTooLarge {
 		t.Fatalf("item over the limit = %v", err)
@@ -423,7 +428,7 @@ func TestItemSizeLimit(t *testing.T) {
 	if _, err := c.Store(Add, k("k2"), Write{Value: append(ok, 'x')}); err != ErrTooLarge {
 		t.Fatal(err)
 	}
-	if st := c.Stats(); st.StoreTooLarge != 3 {
+	if st := c.Stats(); st.StoreTooLarge != 4 {
 		t.Fatalf("stats %+v", st)
 	}
 }

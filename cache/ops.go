@@ -122,13 +122,14 @@ type Write struct {
 // Errors: ErrExists (Add of a present key without a CAS, CAS mismatch),
 // ErrNotFound (Replace, or a store with a CAS, of a missing key),
 // ErrNotStored (Append or Prepend to a missing key, or making a value
-// over the item size limit), ErrTooLarge, ErrNoMemory. As in memcached, a
-// Set that fails for size or memory removes the key's old value.
+// over the item size limit), ErrTooLarge (w.Value alone over the limit),
+// ErrNoMemory. As in memcached, a Set that fails for size or memory
+// removes the key's old value.
 func (c *Cache) Store(mode Mode, key []byte, w Write) (uint64, error) {
 	value, cas := w.Value, w.CAS
 	now := c.now()
 	s, h := c.shardFor(key)
-	if mode != Append && mode != Prepend && !c.fits(len(key), len(value)) {
+	if !c.fits(len(key), len(value)) {
 		s.mu.Lock()
 		s.stats.cmdSet++
 		s.stats.storeTooLarge++
@@ -397,8 +398,8 @@ func (c *Cache) delta(key []byte, incr bool, delta, initial uint64, exp uint32, 
 
 // parseCounter reads a counter as memcached's safe_strtoull does: optional
 // leading white space and sign, decimal digits that fit 64 bits, then white
-// space, a NUL (C's end of string) or the end. A minus sign is accepted only when the negated result is
-// still below 2^63 (so "-0" is 0).
+// space, a NUL (C's end of string) or the end. A minus sign is accepted
+// only when the negated result is still below 2^63 (so "-0" is 0).
 func parseCounter(b []byte) (uint64, bool) {
 	i := 0
 	for i < len(b) && isSpace(b[i]) {

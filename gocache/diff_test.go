@@ -127,6 +127,8 @@ func script() []step {
 		one("set just small enough", req(gm.SET, "big", ext(0, 0), strings.Repeat("x", 1<<20-200))),
 		one("get big", req(gm.GET, "big", nil, "")),
 		one("append past the item size limit", req(gm.APPEND, "big", nil, strings.Repeat("y", 400))),
+		one("append of a value over the limit", req(gm.APPEND, "big", nil, strings.Repeat("y", 2<<20))),
+		one("prepend of a value over the limit to a missing key", req(gm.PREPEND, "nobig", nil, strings.Repeat("y", 2<<20))),
 		one("get big after failed append", req(gm.GET, "big", nil, "")),
 		one("set too large drops the old value", req(gm.SET, "big", ext(0, 0), strings.Repeat("x", 1<<20))),
 		one("get big after failed set", req(gm.GET, "big", nil, "")),
