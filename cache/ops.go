@@ -131,7 +131,6 @@ func (c *Cache) Store(mode Mode, key []byte, w Write) (uint64, error) {
 	s, h := c.shardFor(key)
 	if !c.fits(len(key), len(value)) {
 		s.mu.Lock()
-		s.stats.cmdSet++
 		s.stats.storeTooLarge++
 		freed := c.dropForSet(s, mode, key, h)
 		s.mu.Unlock()
@@ -150,7 +149,9 @@ func (c *Cache) Store(mode Mode, key []byte, w Write) (uint64, error) {
 		s.stats.casMisses++
 		return c.fail(s, freed, ErrNotFound)
 	case cas != 0 && old.cas != cas:
-		s.stats.casBadval++
+		if !concat {
+			s.stats.casBadval++
+		}
 		return c.fail(s, freed, ErrExists)
 	case mode == Add && old != nil && cas == 0:
 		return c.fail(s, freed, ErrExists)

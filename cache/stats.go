@@ -18,15 +18,15 @@ type Stats struct {
 	DecrMisses       uint64
 	CasHits          uint64
 	CasMisses        uint64
-	CasBadval        uint64
+	CasBadval        uint64 // CAS mismatches, but of APPEND and PREPEND (as memcached)
 	TouchHits        uint64
 	TouchMisses      uint64
-	CmdSet           uint64
+	CmdSet           uint64 // stores tried, but of values over the item size limit (as memcached's binary protocol)
 	Evictions        uint64
 	EvictedUnfetched uint64
 	ExpiredUnfetched uint64
 	Reclaimed        uint64 // expired items removed
-	StoreTooLarge    uint64
+	StoreTooLarge    uint64 // stores refused for size (memcached counts only its ASCII protocol's)
 	StoreNoMemory    uint64
 }
 

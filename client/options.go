@@ -39,7 +39,10 @@ type ClientOptions struct {
 	// Bucket, when set, is selected (SELECT_BUCKET). Dial then also asks
 	// for FeatureXerror: without it, Couchbase Server and gocache close a
 	// connection rather than answer NO_BUCKET or EACCESS, and Dial would
-	// report a closed connection instead of the refusal.
+	// report a closed connection instead of the refusal. With it, Couchbase
+	// Server answers with its newer statuses where it would otherwise map
+	// them to older ones: LOCKED for a locked item rather than KEY_EEXISTS
+	// (which CASNext retries), for example.
 	Bucket string
 	// Name is the connection's name (SetConnName), the key of HELLO.
 	// Empty means GetConnName's default.

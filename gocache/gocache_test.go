@@ -162,13 +162,13 @@ func TestLimits(t *testing.T) {
 				t.Fatalf("last store: %v, want %v", last.Status, tc.want)
 			}
 			if tc.want == gm.ENOMEM {
-				// memcached 1.6's words, and its answers to an append and an
-				// incr-create when full.
+				// memcached 1.6's words, for a SET and an APPEND when full
+				// (it allocates the appended value first).
 				if string(last.Body) != "Out of memory allocating item" {
 					t.Fatalf("ENOMEM body %q", last.Body)
 				}
 				app := do(t, c, r, gm.MCRequest{Opcode: gm.APPEND, Key: []byte("0"), Body: value})
-				if app.Status != gm.NOT_STORED || string(app.Body) != "Not stored." {
+				if app.Status != gm.ENOMEM || string(app.Body) != "Out of memory allocating item" {
 					t.Fatalf("append when full: %v %q", app.Status, app.Body)
 				}
 			}

@@ -21,8 +21,8 @@ var (
 	msgNotStored  = []byte("Not stored.")
 	msgNonNumeric = []byte("Non-numeric server-side value for incr or decr")
 	msgNoMemory   = []byte("Out of memory")
-	// msgNoMemoryItem is memcached's word for a SET, ADD or REPLACE it has
-	// no memory for.
+	// msgNoMemoryItem is memcached's word for a store it has no memory
+	// for.
 	msgNoMemoryItem = []byte("Out of memory allocating item")
 	msgUnknown      = []byte("Unknown command")
 	msgAuthFailure  = []byte("Auth failure.")
@@ -236,10 +236,6 @@ func (h *handler) store(c *memcached.Conn, req *gm.MCRequest) {
 	cas, err := b.cache.Store(mode, req.Key, w)
 	switch {
 	case err == nil:
-	case errors.Is(err, cache.ErrNoMemory) && concat:
-		// memcached fails to allocate the joined item: not stored.
-		c.WriteStatus(req, gm.NOT_STORED, msgNotStored)
-		return
 	case errors.Is(err, cache.ErrNoMemory):
 		c.WriteStatus(req, gm.ENOMEM, msgNoMemoryItem)
 		return

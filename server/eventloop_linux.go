@@ -391,6 +391,7 @@ func (l *loop) timers(now int64) {
 		if now >= lc.resumeAt {
 			delete(l.paused, c)
 			lc.resumeAt = 0
+			lc.active = now // idle time counts from the end of the pause
 			l.process(c, lc)
 		}
 	}
@@ -560,7 +561,7 @@ func (l *loop) writable(c *Conn, lc *loopConn) {
 // process handles the requests buffered for c, writes the answers and
 // sets what the loop waits for next on c.
 func (l *loop) process(c *Conn, lc *loopConn) {
-	for lc.resumeAt == 0 && !lc.blocked && !c.closing && c.rd.Ready() {
+	for !l.pausedNow(c, lc) && !lc.blocked && !c.closing && c.rd.Ready() {
 		err := c.rd.ReadRequest(&c.req)
 		if err == nil {
 			err = c.checkMagic()
@@ -582,12 +583,7 @@ func (l *loop) process(c *Conn, lc *loopConn) {
 			return
 		}
 	}
-	if lc.resumeAt != 0 {
-		if l.draining {
-			// Shutdown does not wait out pauses.
-			l.drop(c, lc, lc.reason)
-			return
-		}
+	if l.pausedNow(c, lc) {
 		l.paused[c] = struct{}{}
 		lc.watch(0)
 		return
@@ -612,6 +608,16 @@ func (l *loop) process(c *Conn, lc *loopConn) {
 	}
 }
 
+// pausedNow reports whether c is paused. A draining loop ends pauses
+// first: Shutdown does not wait them out, but still answers what c sent.
+func (l *loop) pausedNow(c *Conn, lc *loopConn) bool {
+	if lc.resumeAt != 0 && l.draining {
+		delete(l.paused, c)
+		lc.resumeAt = 0
+	}
+	return lc.resumeAt != 0
+}
+
 // drain makes the loop stop accepting and close its connections once the
 // requests they have sent are answered; now closes them at once.
 func (l *loop) drain(now bool) {
@@ -624,7 +630,7 @@ func (l *loop) drain(now bool) {
 	}
 	for _, c := range l.conns {
 		lc := c.ev.(*loopConn)
-		if now || lc.resumeAt != 0 {
+		if now {
 			l.drop(c, lc, nil)
 			continue
 		}

@@ -192,6 +192,7 @@ func pauser() Handler {
 		c.Flush()
 	}, gm.NOOP)
 	mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
+		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
 		c.Pause(time.Hour)
 	}, gm.VERSION)
 	return mux
@@ -220,14 +221,45 @@ func TestShutdownEndsPause(t *testing.T) {
 	modes(t, func(t *testing.T, loops int) {
 		srv := &Server{EventLoops: loops, Handler: pauser(), Logger: quiet}
 		l, _ := serve(t, srv)
-		c, _ := dial(t, l.Addr().String())
-		send(t, c, gm.MCRequest{Opcode: gm.VERSION})
+		c, r := dial(t, l.Addr().String())
+		send(t, c, gm.MCRequest{Opcode: gm.VERSION, Opaque: 9})
 		time.Sleep(50 * time.Millisecond)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		t0 := time.Now()
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Fatalf("Shutdown with a connection paused for an hour: %v after %v", err, time.Since(t0))
+		}
+		// The answer written before the pause is sent, as Shutdown
+		// promises, then the connection closes.
+		if res := read(t, r); res.Opcode != gm.VERSION || res.Opaque != 9 {
+			t.Fatalf("answer before the pause: %+v", res)
+		}
+		var res gm.MCResponse
+		if err := r.ReadResponse(&res); !errors.Is(err, io.EOF) {
+			t.Fatalf("after the answer: %v, want EOF", err)
+		}
+	})
+}
+
+// Idle time counts from the end of a pause, not across it.
+func TestIdleAfterPause(t *testing.T) {
+	modes(t, func(t *testing.T, loops int) {
+		mux := NewServeMux()
+		mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
+			c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+			if req.Opaque == 1 {
+				c.Pause(400 * time.Millisecond)
+			}
+		}, gm.NOOP)
+		addr := start(t, &Server{EventLoops: loops, Handler: mux, IdleTimeout: 200 * time.Millisecond})
+		c, r := dial(t, addr)
+		send(t, c, gm.MCRequest{Opcode: gm.NOOP, Opaque: 1})
+		read(t, r)
+		time.Sleep(60 * time.Millisecond)
+		send(t, c, gm.MCRequest{Opcode: gm.NOOP, Opaque: 2})
+		if res := read(t, r); res.Opaque != 2 {
+			t.Fatalf("after the pause: %+v", res)
 		}
 	})
 }
