@@ -138,6 +138,18 @@ func (s *Server) serveEventLoop(l net.Listener) (bool, error) {
 	if cerr != nil || err != nil {
 		return false, nil
 	}
+	// Close and Shutdown wait until the socket is closed, so that its
+	// address is free again when they return.
+	s.mu.Lock()
+	if s.shuttingDown() {
+		s.mu.Unlock()
+		syscall.Close(lfd)
+		l.Close()
+		return true, ErrServerClosed
+	}
+	s.loopServes.Add(1)
+	s.mu.Unlock()
+	defer s.loopServes.Done()
 	set := s.startLoops()
 	if set.err != nil {
 		syscall.Close(lfd)

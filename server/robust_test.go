@@ -338,3 +338,30 @@ func TestCloseRacesServe(t *testing.T) {
 		}
 	})
 }
+
+// When Close or Shutdown returns, the listeners' addresses are free: a
+// server can be started again on the same port at once.
+func TestRelistenAfterClose(t *testing.T) {
+	modes(t, func(t *testing.T, loops int) {
+		for _, name := range []string{"Close", "Shutdown"} {
+			for i := range 20 {
+				srv := &Server{EventLoops: loops, Logger: quiet}
+				l, done := serve(t, srv)
+				c, r := dial(t, l.Addr().String())
+				send(t, c, gm.MCRequest{Opcode: gm.NOOP})
+				read(t, r)
+				if name == "Close" {
+					srv.Close()
+				} else if err := srv.Shutdown(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				l2, err := net.Listen("tcp", l.Addr().String())
+				if err != nil {
+					t.Fatalf("%s, round %d: listening again on its address: %v", name, i, err)
+				}
+				l2.Close()
+				<-done
+			}
+		}
+	})
+}

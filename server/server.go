@@ -64,7 +64,9 @@ type Server struct {
 	// loop's goroutine, which serves many connections: they must not block
 	// (see Conn.Pause). The loops read when a socket is readable, handle
 	// every request received and answer each connection's batch with one
-	// write, as memcached does.
+	// write, as memcached does. A listener closed by its owner, rather than
+	// by Close or Shutdown, is noticed within 100ms: until then its address
+	// stays bound and the loops may accept on it.
 	EventLoops int
 
 	mu        sync.Mutex
@@ -72,6 +74,9 @@ type Server struct {
 	conns     map[*Conn]struct{}
 	closing   atomic.Bool
 	wg        sync.WaitGroup
+	// loopServes counts the Serve calls whose listener the event loops
+	// watch, until they have closed it.
+	loopServes sync.WaitGroup
 
 	current  atomic.Int64
 	total    atomic.Uint64
@@ -324,6 +329,8 @@ func (s *Server) untrack(l net.Listener) {
 // requests it has already received, sends their responses and closes it.
 // It returns when every connection is closed, or with ctx's error when ctx
 // ends first, in which case the remaining connections are closed at once.
+// Either way the listeners are closed, their addresses free, before it
+// returns.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.closeOnce.Do(func() { close(s.closedCh()) })
@@ -339,6 +346,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	s.loopServes.Wait()
 	s.shutdownLoops(false)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -352,7 +360,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close closes the listeners and every connection at once.
+// Close closes the listeners and every connection at once, and returns
+// when they are closed.
 func (s *Server) Close() error {
 	s.closing.Store(true)
 	s.closeOnce.Do(func() { close(s.closedCh()) })
@@ -361,6 +370,7 @@ func (s *Server) Close() error {
 		l.Close()
 	}
 	s.mu.Unlock()
+	s.loopServes.Wait()
 	s.closeConns()
 	s.wg.Wait()
 	return nil
