@@ -9,18 +9,13 @@ set -euo pipefail
 rounds=${1:-3}
 secs=${2:-5}
 threads=${3:-2}
-cd "$(dirname "$0")/.."
-tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
-go build -o "$tmp/gocache" ./cmd/gocache
-go build -o "$tmp/mcbench" ./cmd/mcbench
-user=()
-[ "$(id -u)" -eq 0 ] && user=(-u root)
-memcached "${user[@]}" -l 127.0.0.1 -p 21211 -U 0 -t "$threads" -m 1024 &
+. "$(dirname "$0")/lib.sh"
+build gocache mcbench
+start_memcached 21211 "$threads"
 mc=$!
-GOMAXPROCS=$threads "$tmp/gocache" -l 127.0.0.1 -p 21212 -t "$threads" -m 1024 2>/dev/null &
+start_gocache 21212 "$threads"
 gc=$!
-GOMAXPROCS=$threads "$tmp/gocache" -l 127.0.0.1 -p 21213 -t "$threads" -m 1024 -event-loops 0 2>/dev/null &
+start_gocache 21213 "$threads" -event-loops 0
 gg=$!
 sleep 0.5
 run() { # name port pid mode depth

@@ -9,15 +9,11 @@ rounds=${1:-5}
 secs=${2:-4}
 threads=${3:-2}
 conns=${4:-8}
-cd "$(dirname "$0")/.."
-tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
-go build -o "$tmp/gocache" ./cmd/gocache
-user=()
-[ "$(id -u)" -eq 0 ] && user=(-u root)
-memcached "${user[@]}" -l 127.0.0.1 -p 21231 -U 0 -t "$threads" -m 1024 &
+. "$(dirname "$0")/lib.sh"
+build gocache
+start_memcached 21231 "$threads"
 mc=$!
-GOMAXPROCS=$threads "$tmp/gocache" -l 127.0.0.1 -p 21232 -t "$threads" -m 1024 2>/dev/null &
+start_gocache 21232 "$threads"
 gc=$!
 sleep 0.5
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }

@@ -5,17 +5,12 @@
 set -euo pipefail
 items=${1:-1000000}
 size=${2:-100}
-cd "$(dirname "$0")/.."
-tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
-go build -o "$tmp/gocache" ./cmd/gocache
-go build -o "$tmp/mcbench" ./cmd/mcbench
-user=()
-[ "$(id -u)" -eq 0 ] && user=(-u root)
+. "$(dirname "$0")/lib.sh"
+build gocache mcbench
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-memcached "${user[@]}" -l 127.0.0.1 -p 21221 -U 0 -t 2 -m 1024 &
+start_memcached 21221 2
 mc=$!
-GOMAXPROCS=2 "$tmp/gocache" -l 127.0.0.1 -p 21222 -t 2 -m 1024 &
+start_gocache 21222 2
 gc=$!
 sleep 0.5
 echo "server     rss_before_kib  rss_after_kib  items"
