@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -321,21 +322,9 @@ func TestHooks(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	want := []gomemcached.CommandCode{gomemcached.SET, gomemcached.GET}
-	if !equalOps(sent, want) || !equalOps(received, want) {
+	if !slices.Equal(sent, want) || !slices.Equal(received, want) {
 		t.Errorf("hooks saw sent %v, received %v", sent, received)
 	}
-}
-
-func equalOps(a, b []gomemcached.CommandCode) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // rawServer runs serve on the server end of a net.Pipe and returns a client

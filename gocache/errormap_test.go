@@ -8,6 +8,7 @@ import (
 	"go/token"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -257,23 +258,11 @@ func TestErrorMapTemporaryAttrs(t *testing.T) {
 		m := parseErrorMap(t, doc)
 		for st, attrs := range want {
 			e := m.Errors[strconv.FormatUint(uint64(st), 16)]
-			if !equalStrings(e.Attrs, attrs) {
+			if !slices.Equal(e.Attrs, attrs) {
 				t.Errorf("v%d %#x: attrs %v, want %v", version, uint16(st), e.Attrs, attrs)
 			}
 		}
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestErrorMapVersions(t *testing.T) {
@@ -325,7 +314,7 @@ func TestErrorMapV1MatchesV2(t *testing.T) {
 				kept = append(kept, a)
 			}
 		}
-		if *e1.Name != *e2.Name || *e1.Desc != *e2.Desc || !equalStrings(e1.Attrs, kept) {
+		if *e1.Name != *e2.Name || *e1.Desc != *e2.Desc || !slices.Equal(e1.Attrs, kept) {
 			t.Errorf("%s: v1 %+v differs from v2 %+v", key, e1, e2)
 		}
 	}
