@@ -2,6 +2,8 @@ package gomemcached
 
 import (
 	"encoding/binary"
+	"math"
+	"slices"
 	"strconv"
 )
 
@@ -43,6 +45,14 @@ const (
 	ServerResponseMagic = 0x83
 )
 
+// Datatype flags, the header's data type byte (MCRequest.DataType,
+// MCResponse.DataType).
+const (
+	DatatypeFlagJSON       = uint8(0x01) // the value is JSON
+	DatatypeFlagCompressed = uint8(0x02) // the value is Snappy-compressed
+	DatatypeFlagXattrs     = uint8(0x04) // the value starts with an extended attributes section
+)
+
 // HDR_LEN is the length of a packet header in bytes.
 const HDR_LEN = 24
 
@@ -53,6 +63,36 @@ const HDR_LEN = 24
 // allocated for it. Set it, if at all, before any packet is decoded; Reader
 // has a per-reader limit that does not depend on it.
 var MaxBodyLen = int(21 * 1024 * 1024)
+
+// shortPacket reports whether a packet with these sections fits the
+// classic header (key length in 16 bits, extras in 8, body in 32): the
+// common packet, whose header putShortHeader writes.
+func shortPacket(extlen, keylen int, bodylen uint64) bool {
+	return extlen <= math.MaxUint8 && keylen <= math.MaxUint16 && bodylen <= math.MaxUint32
+}
+
+// extend extends dst by n bytes, growing it if it lacks the capacity, and
+// returns it with the offset of the new bytes.
+func extend(dst []byte, n int) ([]byte, int) {
+	start := len(dst)
+	if cap(dst)-start < n {
+		dst = slices.Grow(dst, n)
+	}
+	return dst[:start+n], start
+}
+
+// putShortHeader writes the header of a packet without framing extras into
+// h: magic, opcode, the lengths, datatype, word (the vbucket of a request,
+// the status of a response), opaque and CAS. The lengths must pass
+// shortPacket.
+func putShortHeader(h []byte, magic byte, op CommandCode, extlen, keylen int, datatype uint8, word uint16,
+	bodylen uint64, opaque uint32, cas uint64) {
+	h = h[:HDR_LEN:HDR_LEN]
+	binary.BigEndian.PutUint64(h[0:8], uint64(magic)<<56|uint64(op)<<48|uint64(keylen)<<32|
+		uint64(extlen)<<24|uint64(datatype)<<16|uint64(word))
+	binary.BigEndian.PutUint64(h[8:16], bodylen<<32|uint64(opaque))
+	binary.BigEndian.PutUint64(h[16:24], cas)
+}
 
 // header holds the lengths of a packet, decoded from its header and
 // validated; decoders read the other fields from the header bytes.

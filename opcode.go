@@ -186,8 +186,11 @@ var BufferedCommandCodeMap = map[CommandCode]bool{
 	DCP_OSO_SNAPSHOT: true,
 }
 
-// CommandNames maps every opcode this package names to its name. String
-// consults it, so names added here show up in String.
+// CommandNames maps every opcode this package names to its name, as in the
+// reference. Treat it as read-only: String does not consult it but a copy
+// taken when the package is initialised, so that String is safe for
+// concurrent use whatever a program does to the map; a name added to the
+// map later does not show up in String.
 var CommandNames = map[CommandCode]string{
 	GET: "GET", SET: "SET", ADD: "ADD", REPLACE: "REPLACE", DELETE: "DELETE",
 	INCREMENT: "INCREMENT", DECREMENT: "DECREMENT", QUIT: "QUIT", FLUSH: "FLUSH",
@@ -250,10 +253,19 @@ var CommandNames = map[CommandCode]string{
 	CANCEL_RANGE_SCAN: "CANCEL_RANGE_SCAN", GET_ERROR_MAP: "GET_ERROR_MAP",
 }
 
-// String returns the opcode's name from CommandNames, or its value in hex
+// commandNames is CommandNames as the package defines it, indexed by
+// opcode, for String.
+var commandNames = func() (names [256]string) {
+	for op, name := range CommandNames {
+		names[op] = name
+	}
+	return names
+}()
+
+// String returns the opcode's name (see CommandNames), or its value in hex
 // ("0x2e") when it has none.
 func (o CommandCode) String() string {
-	if s, ok := CommandNames[o]; ok {
+	if s := commandNames[o]; s != "" {
 		return s
 	}
 	return hexByte(uint16(o))

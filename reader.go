@@ -118,11 +118,7 @@ func (r *Reader) next() ([]byte, error) {
 			return nil, r.failed(err)
 		}
 	}
-	limit := r.MaxValue
-	if limit <= 0 {
-		limit = MaxBodyLen
-	}
-	if err := parseHeader(&r.h, r.buf[r.r:r.r+HDR_LEN], limit); err != nil {
+	if err := r.parseHeader(); err != nil {
 		return nil, err
 	}
 	end := HDR_LEN + r.h.bodylen
@@ -171,14 +167,20 @@ func (r *Reader) pending() (int, error) {
 	if r.w-r.r < HDR_LEN {
 		return HDR_LEN, nil
 	}
+	if err := r.parseHeader(); err != nil {
+		return 0, err
+	}
+	return HDR_LEN + r.h.bodylen, nil
+}
+
+// parseHeader validates the header at the front of the buffer into r.h,
+// against the Reader's value limit.
+func (r *Reader) parseHeader() error {
 	limit := r.MaxValue
 	if limit <= 0 {
 		limit = MaxBodyLen
 	}
-	if err := parseHeader(&r.h, r.buf[r.r:r.r+HDR_LEN], limit); err != nil {
-		return 0, err
-	}
-	return HDR_LEN + r.h.bodylen, nil
+	return parseHeader(&r.h, r.buf[r.r:r.r+HDR_LEN], limit)
 }
 
 // failed maps a fill error inside a packet.

@@ -123,19 +123,12 @@ func (req *MCRequest) AppendTo(dst []byte) ([]byte, error) {
 	extlen, keylen := len(req.Extras), len(req.Key)
 	bodylen := uint64(extlen) + uint64(keylen) + uint64(len(req.Body)) + uint64(len(req.ExtMeta))
 	if len(req.FramingExtras) != 0 || req.UserLen != 0 || req.CollIdLen != 0 || isTapMessage(req.Opcode) ||
-		extlen > math.MaxUint8 || keylen > math.MaxUint16 || bodylen > math.MaxUint32 {
+		!shortPacket(extlen, keylen, bodylen) {
 		return req.appendPacket(dst, true)
 	}
-	start, size := len(dst), HDR_LEN+int(bodylen)
-	if cap(dst)-start < size {
-		dst = slices.Grow(dst, size)
-	}
-	dst = dst[:start+size]
-	h := dst[start : start+HDR_LEN : start+HDR_LEN]
-	binary.BigEndian.PutUint64(h[0:8], REQ_MAGIC<<56|uint64(req.Opcode)<<48|uint64(keylen)<<32|
-		uint64(extlen)<<24|uint64(req.DataType)<<16|uint64(req.VBucket))
-	binary.BigEndian.PutUint64(h[8:16], bodylen<<32|uint64(req.Opaque))
-	binary.BigEndian.PutUint64(h[16:24], req.Cas)
+	dst, start := extend(dst, HDR_LEN+int(bodylen))
+	putShortHeader(dst[start:], REQ_MAGIC, req.Opcode, extlen, keylen, req.DataType, req.VBucket,
+		bodylen, req.Opaque, req.Cas)
 	p := start + HDR_LEN
 	p += copyIn(dst[p:], req.Extras)
 	p += copy(dst[p:], req.Key)

@@ -81,19 +81,12 @@ func (res *MCResponse) AppendTo(dst []byte) ([]byte, error) {
 	// The common packet (no frames, short fields) takes a short path.
 	extlen, keylen := len(res.Extras), len(res.Key)
 	bodylen := uint64(extlen) + uint64(keylen) + uint64(len(res.Body))
-	if len(res.FlexibleExtras) != 0 || extlen > math.MaxUint8 || keylen > math.MaxUint16 || bodylen > math.MaxUint32 {
+	if len(res.FlexibleExtras) != 0 || !shortPacket(extlen, keylen, bodylen) {
 		return res.appendPacket(dst, true)
 	}
-	start, size := len(dst), HDR_LEN+int(bodylen)
-	if cap(dst)-start < size {
-		dst = slices.Grow(dst, size)
-	}
-	dst = dst[:start+size]
-	h := dst[start : start+HDR_LEN : start+HDR_LEN]
-	binary.BigEndian.PutUint64(h[0:8], RES_MAGIC<<56|uint64(res.Opcode)<<48|uint64(keylen)<<32|
-		uint64(extlen)<<24|uint64(res.DataType)<<16|uint64(res.Status))
-	binary.BigEndian.PutUint64(h[8:16], bodylen<<32|uint64(res.Opaque))
-	binary.BigEndian.PutUint64(h[16:24], res.Cas)
+	dst, start := extend(dst, HDR_LEN+int(bodylen))
+	putShortHeader(dst[start:], RES_MAGIC, res.Opcode, extlen, keylen, res.DataType, uint16(res.Status),
+		bodylen, res.Opaque, res.Cas)
 	p := start + HDR_LEN
 	p += copyIn(dst[p:], res.Extras)
 	p += copyIn(dst[p:], res.Key)

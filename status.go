@@ -1,5 +1,7 @@
 package gomemcached
 
+import "maps"
+
 // Status is the status field of a response: SUCCESS or the reason a request
 // failed. Values follow couchbase/kv_engine's include/mcbp/protocol/status.h.
 type Status uint16
@@ -95,8 +97,10 @@ const (
 	SUBDOC_INVALID_XATTR_ORDER     = Status(0xd4)
 )
 
-// StatusNames maps every status this package names to its name. String
-// consults it.
+// StatusNames maps every status this package names to its name, as in the
+// reference. Treat it as read-only: String reads a copy taken when the
+// package is initialised, so that it is safe for concurrent use whatever a
+// program does to the map.
 var StatusNames = map[Status]string{
 	SUCCESS: "SUCCESS", KEY_ENOENT: "KEY_ENOENT", KEY_EEXISTS: "KEY_EEXISTS",
 	E2BIG: "E2BIG", EINVAL: "EINVAL", NOT_STORED: "NOT_STORED",
@@ -196,11 +200,24 @@ var StatusDesc = map[Status]string{
 	SUBDOC_BAD_MULTI:         "One or more sub-document paths failed",
 }
 
-// String returns the status's name from StatusNames, or its value in hex
+// statusNames is StatusNames as the package defines it, for String.
+var statusNames = maps.Clone(StatusNames)
+
+// String returns the status's name (see StatusNames), or its value in hex
 // ("0x2e") when it has none.
 func (s Status) String() string {
-	if n, ok := StatusNames[s]; ok {
+	if n, ok := statusNames[s]; ok {
 		return n
 	}
 	return hexByte(uint16(s))
 }
+
+// ErrorMapVersion is the version of the error map GET_ERROR_MAP asks for.
+type ErrorMapVersion uint16
+
+// Error map versions.
+const (
+	ErrorMapInvalidVersion = 0 // no version
+	ErrorMapCB50           = 1 // Couchbase Server 5.0 and later
+	ErrorMapCB75           = 2 // Couchbase Server 7.5 and later
+)

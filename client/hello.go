@@ -12,28 +12,30 @@ import (
 )
 
 // Feature is a HELLO feature: a capability the client asks the server to
-// turn on for the connection (couchbase/kv_engine, feature.h).
-type Feature uint16
+// turn on for the connection. It is the root package's type, so that
+// client, server and gocache share one set of codes.
+type Feature = gomemcached.Feature
 
 // Features is a list of HELLO features.
 type Features []Feature
 
-// The HELLO features the reference names. Other values may be asked for
-// as Feature(n); the server turns on those it knows.
+// The HELLO features, by the reference's names. Other values may be asked
+// for as Feature(n) or by their gomemcached names; the server turns on
+// those it knows.
 const (
-	FeatureTcpNoDelay        = Feature(0x03)
-	FeatureMutationToken     = Feature(0x04) // mutations answer with vbucket UUID and sequence number
-	FeatureXattr             = Feature(0x06)
-	FeatureXerror            = Feature(0x07)
-	FeatureSnappyCompression = Feature(0x0a)
-	FeatureDataType          = Feature(0x0b) // kv_engine's JSON feature
-	FeatureTracing           = Feature(0x0f)
-	FeatureSyncReplication   = Feature(0x11)
-	FeatureCollections       = Feature(0x12)
-	FeatureSnappyEverywhere  = Feature(0x13)
-	FeaturePreserveExpiry    = Feature(0x14)
-	FeatureComputeUnits      = Feature(0x1a)
-	FeatureHandleThrottle    = Feature(0x1b)
+	FeatureTcpNoDelay        = gomemcached.FeatureTCPNoDelay
+	FeatureMutationToken     = gomemcached.FeatureMutationSeqno // mutations answer with vbucket UUID and sequence number
+	FeatureXattr             = gomemcached.FeatureXattr
+	FeatureXerror            = gomemcached.FeatureXError
+	FeatureSnappyCompression = gomemcached.FeatureSnappy
+	FeatureDataType          = gomemcached.FeatureJSON // kv_engine's JSON feature
+	FeatureTracing           = gomemcached.FeatureTracing
+	FeatureSyncReplication   = gomemcached.FeatureSyncReplication
+	FeatureCollections       = gomemcached.FeatureCollections
+	FeatureSnappyEverywhere  = gomemcached.FeatureSnappyEverywhere
+	FeaturePreserveExpiry    = gomemcached.FeaturePreserveExpiry
+	FeatureComputeUnits      = gomemcached.FeatureReportUnitUsage
+	FeatureHandleThrottle    = gomemcached.FeatureNonBlockingThrottling
 )
 
 // Errors of EnableFeatures, as the reference names them.
