@@ -1,12 +1,18 @@
-// Package cache is an in-memory key-value store with memcached's semantics:
-// a memory limit with LRU eviction (or refusal), an item size limit, expiry
-// times as memcached reads them, a CAS value unique to every mutation,
-// append/prepend, and incr/decr on decimal values. It knows nothing of any
-// wire protocol; the gocache package serves it over memcached's binary
-// protocol, and other programs can use it in-process.
+// Package cache is an in-memory key-value store with memcached's semantics
+// and Couchbase's ordering: a memory limit with LRU eviction (or refusal),
+// an item size limit, expiry times as memcached reads them, a CAS value
+// unique to every mutation, append/prepend, and incr/decr on decimal
+// values; every key lives in a vbucket, whose changes are numbered in the
+// order they are applied (sequence numbers) and can be followed with a
+// Cursor. It knows nothing of any wire protocol; the gocache package
+// serves it over memcached's binary protocol, and other programs can use
+// it in-process.
 //
 // A Cache is safe for concurrent use. Keys are spread over shards, each with
-// its own lock, map and LRU list; the memory limit is global.
+// its own lock, map and LRU list; the memory limit is global. Every change
+// goes through one primitive (update) that runs the operation's mutation
+// under the key's shard lock, numbers the change in its vbucket under that
+// lock, and accounts for memory once.
 //
 // Values handed out by Get are never modified afterwards (every mutation
 // stores a new value), so callers may read them without copying, but must
@@ -14,6 +20,7 @@
 package cache
 
 import (
+	"cmp"
 	"errors"
 	"hash/maphash"
 	"math/bits"
@@ -69,6 +76,16 @@ type Config struct {
 	// items, locking one shard at a time; 0 means every second, negative
 	// disables it (expired items are still removed when touched).
 	SweepInterval time.Duration
+	// VBuckets is the number of vbuckets, each with its own sequence of
+	// changes; 0 means DefaultVBuckets.
+	VBuckets int
+	// ChangeLog is how many recent changes a vbucket keeps while a Cursor
+	// follows it; 0 means DefaultChangeLog.
+	ChangeLog int
+	// TombstoneTTL is how long a deleted or expired key leaves a tombstone
+	// (its key, seqno, CAS and revision), which counts against MaxBytes
+	// and may be evicted; 0 leaves none, as memcached.
+	TombstoneTTL time.Duration
 }
 
 // Clock is the source of time for expiry.
@@ -101,6 +118,10 @@ type Cache struct {
 	flushAt   atomic.Int64  // unix nanos of a pending delayed flush, 0 if none
 	evictAt   atomic.Uint64 // round-robin cursor for cross-shard eviction
 
+	vbs          []vbucket
+	logSize      int
+	tombstoneTTL time.Duration
+
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
@@ -124,6 +145,10 @@ func New(cfg Config) *Cache {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+
+		vbs:          newVBuckets(cmp.Or(max(cfg.VBuckets, 0), DefaultVBuckets)),
+		logSize:      cmp.Or(max(cfg.ChangeLog, 0), DefaultChangeLog),
+		tombstoneTTL: cfg.TombstoneTTL,
 	}
 	interval := cfg.SweepInterval
 	if interval == 0 {
@@ -208,18 +233,9 @@ const relativeLimit = 60 * 60 * 24 * 30
 // 0 never expires (0); up to 30 days is relative to now; larger values are
 // an absolute unix time. A deadline at or before now means "already
 // expired".
-func Deadline(exp uint32, now time.Time) int64 {
-	switch {
-	case exp == 0:
-		return 0
-	case exp <= relativeLimit:
-		return now.Add(time.Duration(exp) * time.Second).UnixNano()
-	default:
-		return time.Unix(int64(exp), 0).UnixNano()
-	}
-}
+func Deadline(exp uint32, now time.Time) int64 { return deadline(exp, now.UnixNano()) }
 
-// deadline is Deadline against the cache's clock reading now (unix nanos).
+// deadline is Deadline with now in unix nanoseconds.
 func deadline(exp uint32, now int64) int64 {
 	switch {
 	case exp == 0:
@@ -258,16 +274,17 @@ func (c *Cache) Flush(delay uint32) {
 	c.flushAt.Store(at)
 }
 
-// clear removes every item.
+// clear removes every item and tombstone. A flush is not a numbered
+// change: cursors learn that they lost changes.
 func (c *Cache) clear() {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
 		freed := s.bytes
 		s.reset()
-		s.mu.Unlock()
-		c.bytes.Add(-freed)
+		c.unlock(s, freed)
 	}
+	c.loseChanges()
 }
 
 // clockTick is the precision of the coarse clock: far finer than
@@ -314,15 +331,6 @@ func (c *Cache) sweeper(interval time.Duration) {
 			}
 		}
 	}
-}
-
-// sweepShard removes the expired items of shard i at now.
-func (c *Cache) sweepShard(i int, now int64) {
-	s := &c.shards[i]
-	s.mu.Lock()
-	freed := s.sweep(now)
-	s.mu.Unlock()
-	c.bytes.Add(-freed)
 }
 
 // SweepNow removes every expired item, locking one shard at a time; the

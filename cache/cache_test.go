@@ -50,7 +50,7 @@ func k(s string) []byte { return []byte(s) }
 
 func mustGet(t *testing.T, c *Cache, key, want string) Item {
 	t.Helper()
-	it, ok := c.Get(k(key))
+	it, ok := c.Get(0, k(key))
 	if !ok || string(it.Value) != want {
 		t.Fatalf("Get(%q) = %q, %v; want %q", key, it.Value, ok, want)
 	}
@@ -59,7 +59,7 @@ func mustGet(t *testing.T, c *Cache, key, want string) Item {
 
 func mustMiss(t *testing.T, c *Cache, key string) {
 	t.Helper()
-	if it, ok := c.Get(k(key)); ok {
+	if it, ok := c.Get(0, k(key)); ok {
 		t.Fatalf("Get(%q) = %q, want a miss", key, it.Value)
 	}
 }
@@ -85,7 +85,7 @@ func TestStoreModes(t *testing.T) {
 		{Set, "", "empty key", nil, "empty key"},
 	}
 	for i, s := range steps {
-		_, err := c.Store(s.mode, k(s.key), Write{Value: k(s.value), Flags: 7})
+		_, err := c.Store(0, s.mode, k(s.key), Write{Value: k(s.value), Flags: 7})
 		if err != s.want {
 			t.Fatalf("step %d: Store = %v, want %v", i, err, s.want)
 		}
@@ -99,25 +99,26 @@ func TestStoreModes(t *testing.T) {
 		t.Fatalf("flags %d", it.Flags)
 	}
 	// Append keeps the flags and expiry of the present item.
-	c.Store(Set, k("f"), Write{Value: k("v"), Flags: 42, Expiry: 100})
+	c.Store(0, Set, k("f"), Write{Value: k("v"), Flags: 42, Expiry: 100})
 	before := mustGet(t, c, "f", "v")
-	c.Store(Append, k("f"), Write{Value: k("w"), Flags: 9, Expiry: 5})
+	c.Store(0, Append, k("f"), Write{Value: k("w"), Flags: 9, Expiry: 5})
 	after := mustGet(t, c, "f", "vw")
 	if after.Flags != 42 || !after.Expires.Equal(before.Expires) {
 		t.Fatalf("append changed flags or expiry: %+v", after)
 	}
-	if err := c.Delete(k("a"), 0); err != nil {
+	if _, err := c.Delete(0, k("a"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Delete(k("a"), 0); err != ErrNotFound {
+	if _, err := c.Delete(0, k("a"), 0); err != ErrNotFound {
 		t.Fatalf("second Delete = %v", err)
 	}
 }
 
 func TestCAS(t *testing.T) {
 	c, _ := newTest(t, Config{})
-	cas1, _ := c.Store(Set, k("a"), Write{Value: k("1")})
-	cas2, _ := c.Store(Set, k("b"), Write{Value: k("1")})
+	m1, _ := c.Store(0, Set, k("a"), Write{Value: k("1")})
+	m2, _ := c.Store(0, Set, k("b"), Write{Value: k("1")})
+	cas1, cas2 := m1.CAS, m2.CAS
 	if cas1 == 0 || cas2 <= cas1 {
 		t.Fatalf("CAS values %d, %d", cas1, cas2)
 	}
@@ -129,17 +130,26 @@ func TestCAS(t *testing.T) {
 		name string
 		op   func(cas uint64) error
 	}{
-		{"set", func(cas uint64) error { _, err := c.Store(Set, k("a"), Write{Value: k("s"), CAS: cas}); return err }},
-		{"replace", func(cas uint64) error { _, err := c.Store(Replace, k("a"), Write{Value: k("r"), CAS: cas}); return err }},
-		{"append", func(cas uint64) error { _, err := c.Store(Append, k("a"), Write{Value: k("+"), CAS: cas}); return err }},
-		{"prepend", func(cas uint64) error { _, err := c.Store(Prepend, k("a"), Write{Value: k("-"), CAS: cas}); return err }},
-		{"touch", func(cas uint64) error { _, err := c.Touch(k("a"), 10, cas); return err }},
-		{"incr", func(cas uint64) error { _, _, err := c.Incr(k("a"), 1, 0, 0, cas); return err }},
-		{"decr", func(cas uint64) error { _, _, err := c.Decr(k("a"), 1, 0, 0, cas); return err }},
-		{"delete", func(cas uint64) error { return c.Delete(k("a"), cas) }},
+		{"set", func(cas uint64) error { _, err := c.Store(0, Set, k("a"), Write{Value: k("s"), CAS: cas}); return err }},
+		{"replace", func(cas uint64) error {
+			_, err := c.Store(0, Replace, k("a"), Write{Value: k("r"), CAS: cas})
+			return err
+		}},
+		{"append", func(cas uint64) error {
+			_, err := c.Store(0, Append, k("a"), Write{Value: k("+"), CAS: cas})
+			return err
+		}},
+		{"prepend", func(cas uint64) error {
+			_, err := c.Store(0, Prepend, k("a"), Write{Value: k("-"), CAS: cas})
+			return err
+		}},
+		{"touch", func(cas uint64) error { _, err := c.Touch(0, k("a"), 10, cas); return err }},
+		{"incr", func(cas uint64) error { _, _, err := c.Incr(0, k("a"), 1, 0, 0, cas); return err }},
+		{"decr", func(cas uint64) error { _, _, err := c.Decr(0, k("a"), 1, 0, 0, cas); return err }},
+		{"delete", func(cas uint64) error { _, err := c.Delete(0, k("a"), cas); return err }},
 	}
 	for _, ch := range checks {
-		c.Store(Set, k("a"), Write{Value: k("10")})
+		c.Store(0, Set, k("a"), Write{Value: k("10")})
 		cur := mustGet(t, c, "a", "10").CAS
 		if err := ch.op(bad); err != ErrExists {
 			t.Errorf("%s with a wrong CAS = %v, want ErrExists", ch.name, err)
@@ -149,17 +159,17 @@ func TestCAS(t *testing.T) {
 		}
 	}
 	// Every mutation gets a new CAS.
-	c.Store(Set, k("n"), Write{Value: k("1")})
+	c.Store(0, Set, k("n"), Write{Value: k("1")})
 	seen := map[uint64]bool{mustGet(t, c, "n", "1").CAS: true}
 	for i := range 5 {
-		_, cas, err := c.Incr(k("n"), 1, 0, 0, 0)
-		if err != nil || seen[cas] {
-			t.Fatalf("incr %d: CAS %d repeated or %v", i, cas, err)
+		_, m, err := c.Incr(0, k("n"), 1, 0, 0, 0)
+		if err != nil || seen[m.CAS] {
+			t.Fatalf("incr %d: CAS %d repeated or %v", i, m.CAS, err)
 		}
-		seen[cas] = true
+		seen[m.CAS] = true
 	}
 	// A CAS on a missing key is not found.
-	if _, err := c.Store(Set, k("missing"), Write{Value: k("x"), CAS: 5}); err != ErrNotFound {
+	if _, err := c.Store(0, Set, k("missing"), Write{Value: k("x"), CAS: 5}); err != ErrNotFound {
 		t.Fatalf("Set with CAS on a missing key = %v", err)
 	}
 	st := c.Stats()
@@ -169,23 +179,23 @@ func TestCAS(t *testing.T) {
 
 	// memcached's binary protocol stores with a CAS alike for Set, Add and
 	// Replace: Add with the present item's CAS replaces it.
-	c.Store(Set, k("a"), Write{Value: k("10")})
+	c.Store(0, Set, k("a"), Write{Value: k("10")})
 	cur := mustGet(t, c, "a", "10").CAS
-	if _, err := c.Store(Add, k("a"), Write{Value: k("added"), Flags: 7, CAS: cur}); err != nil {
+	if _, err := c.Store(0, Add, k("a"), Write{Value: k("added"), Flags: 7, CAS: cur}); err != nil {
 		t.Fatalf("Add with the right CAS = %v", err)
 	}
 	if it := mustGet(t, c, "a", "added"); it.Flags != 7 {
 		t.Fatalf("Add with CAS kept flags %d", it.Flags)
 	}
-	if _, err := c.Store(Add, k("a"), Write{Value: k("x"), CAS: bad}); err != ErrExists {
+	if _, err := c.Store(0, Add, k("a"), Write{Value: k("x"), CAS: bad}); err != ErrExists {
 		t.Fatalf("Add with a wrong CAS = %v", err)
 	}
-	if _, err := c.Store(Add, k("missing"), Write{Value: k("x"), CAS: 5}); err != ErrNotFound {
+	if _, err := c.Store(0, Add, k("missing"), Write{Value: k("x"), CAS: 5}); err != ErrNotFound {
 		t.Fatalf("Add with a CAS on a missing key = %v", err)
 	}
 	// Append and Prepend to a missing key are not stored, CAS or not.
 	for _, mode := range []Mode{Append, Prepend} {
-		if _, err := c.Store(mode, k("missing"), Write{Value: k("x"), CAS: 5}); err != ErrNotStored {
+		if _, err := c.Store(0, mode, k("missing"), Write{Value: k("x"), CAS: 5}); err != ErrNotStored {
 			t.Fatalf("mode %d with a CAS on a missing key = %v", mode, err)
 		}
 	}
@@ -218,13 +228,13 @@ func TestIncrDecr(t *testing.T) {
 		{"7", false, 100, 0, "0", nil},
 		{"abc", false, 1, 0, "abc", ErrNonNumeric},
 	} {
-		c.Store(Set, k("n"), Write{Value: k(tc.stored), Flags: 3})
+		c.Store(0, Set, k("n"), Write{Value: k(tc.stored), Flags: 3})
 		var got uint64
 		var err error
 		if tc.incr {
-			got, _, err = c.Incr(k("n"), tc.delta, 0, 0, 0)
+			got, _, err = c.Incr(0, k("n"), tc.delta, 0, 0, 0)
 		} else {
-			got, _, err = c.Decr(k("n"), tc.delta, 0, 0, 0)
+			got, _, err = c.Decr(0, k("n"), tc.delta, 0, 0, 0)
 		}
 		if err != tc.err || got != tc.want {
 			t.Errorf("%q incr=%v %d: %d, %v; want %d, %v", tc.stored, tc.incr, tc.delta, got, err, tc.want, tc.err)
@@ -234,12 +244,12 @@ func TestIncrDecr(t *testing.T) {
 		}
 	}
 	// Missing keys: created with the initial value unless NoCreate.
-	if _, _, err := c.Incr(k("new"), 1, 5, NoCreate, 0); err != ErrNotFound {
+	if _, _, err := c.Incr(0, k("new"), 1, 5, NoCreate, 0); err != ErrNotFound {
 		t.Fatalf("NoCreate: %v", err)
 	}
 	mustMiss(t, c, "new")
-	if v, cas, err := c.Decr(k("new"), 1, 5, 0, 0); v != 5 || cas == 0 || err != nil {
-		t.Fatalf("create: %d %d %v", v, cas, err)
+	if v, m, err := c.Decr(0, k("new"), 1, 5, 0, 0); v != 5 || m.CAS == 0 || err != nil {
+		t.Fatalf("create: %d %+v %v", v, m, err)
 	}
 	if it := mustGet(t, c, "new", "5"); it.Flags != 0 {
 		t.Fatalf("created with flags %d", it.Flags)
@@ -248,12 +258,12 @@ func TestIncrDecr(t *testing.T) {
 
 func TestExpiry(t *testing.T) {
 	c, clk := newTest(t, Config{})
-	c.Store(Set, k("never"), Write{Value: k("v")})
-	c.Store(Set, k("rel"), Write{Value: k("v"), Expiry: 10})
-	c.Store(Set, k("30d"), Write{Value: k("v"), Expiry: relativeLimit})
-	c.Store(Set, k("abs-past"), Write{Value: k("v"), Expiry: relativeLimit + 1}) // 1970: expired at once
+	c.Store(0, Set, k("never"), Write{Value: k("v")})
+	c.Store(0, Set, k("rel"), Write{Value: k("v"), Expiry: 10})
+	c.Store(0, Set, k("30d"), Write{Value: k("v"), Expiry: relativeLimit})
+	c.Store(0, Set, k("abs-past"), Write{Value: k("v"), Expiry: relativeLimit + 1}) // 1970: expired at once
 	future := uint32(clk.Now().Add(time.Hour).Unix())
-	c.Store(Set, k("abs"), Write{Value: k("v"), Expiry: future})
+	c.Store(0, Set, k("abs"), Write{Value: k("v"), Expiry: future})
 	mustMiss(t, c, "abs-past")
 	mustGet(t, c, "rel", "v")
 
@@ -270,23 +280,23 @@ func TestExpiry(t *testing.T) {
 	mustGet(t, c, "never", "v")
 
 	// Touch moves the expiry; an expiry in the past removes at once.
-	c.Store(Set, k("t"), Write{Value: k("v"), Expiry: 5})
-	if _, err := c.Touch(k("t"), 100, 0); err != nil {
+	c.Store(0, Set, k("t"), Write{Value: k("v"), Expiry: 5})
+	if _, err := c.Touch(0, k("t"), 100, 0); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(50 * time.Second)
 	mustGet(t, c, "t", "v")
 	// As memcached, the touch into the past succeeds and returns the item.
-	if it, err := c.Touch(k("t"), relativeLimit+1, 0); err != nil || string(it.Value) != "v" {
+	if it, err := c.Touch(0, k("t"), relativeLimit+1, 0); err != nil || string(it.Value) != "v" {
 		t.Fatalf("touch into the past: %q, %v", it.Value, err)
 	}
 	mustMiss(t, c, "t")
-	if _, err := c.Touch(k("t"), 1, 0); err != ErrNotFound {
+	if _, err := c.Touch(0, k("t"), 1, 0); err != ErrNotFound {
 		t.Fatalf("touch of a missing key: %v", err)
 	}
 
 	// Counters created with an expiry expire.
-	c.Incr(k("ctr"), 1, 1, 2, 0)
+	c.Incr(0, k("ctr"), 1, 1, 2, 0)
 	clk.Advance(2 * time.Second)
 	mustMiss(t, c, "ctr")
 
@@ -301,9 +311,9 @@ func TestSweeperAndExpiredUnfetched(t *testing.T) {
 	c := New(Config{Clock: clk, SweepInterval: 10 * time.Millisecond, Shards: 4})
 	defer c.Close()
 	for i := range 100 {
-		c.Store(Set, fmt.Appendf(nil, "k%d", i), Write{Value: k("v"), Expiry: 1})
+		c.Store(0, Set, fmt.Appendf(nil, "k%d", i), Write{Value: k("v"), Expiry: 1})
 	}
-	c.Get(k("k1"))
+	c.Get(0, k("k1"))
 	clk.Advance(2 * time.Second)
 	deadline := time.Now().Add(5 * time.Second)
 	for c.Len() > 0 && time.Now().Before(deadline) {
@@ -320,7 +330,7 @@ func TestSweeperAndExpiredUnfetched(t *testing.T) {
 
 func TestFlush(t *testing.T) {
 	c, clk := newTest(t, Config{})
-	c.Store(Set, k("a"), Write{Value: k("1")})
+	c.Store(0, Set, k("a"), Write{Value: k("1")})
 	c.Flush(0)
 	mustMiss(t, c, "a")
 	if st := c.Stats(); st.Bytes != 0 || st.CurrItems != 0 {
@@ -330,16 +340,16 @@ func TestFlush(t *testing.T) {
 	// Delayed: everything present at the deadline goes, including items
 	// stored after the flush command.
 	// As memcached, the flush comes one second before the delay is up.
-	c.Store(Set, k("old"), Write{Value: k("1")})
+	c.Store(0, Set, k("old"), Write{Value: k("1")})
 	c.Flush(10)
 	clk.Advance(5 * time.Second)
-	c.Store(Set, k("mid"), Write{Value: k("2")})
+	c.Store(0, Set, k("mid"), Write{Value: k("2")})
 	clk.Advance(4*time.Second - time.Millisecond)
 	mustGet(t, c, "old", "1")
 	clk.Advance(time.Millisecond)
 	mustMiss(t, c, "old")
 	mustMiss(t, c, "mid")
-	c.Store(Set, k("new"), Write{Value: k("3")})
+	c.Store(0, Set, k("new"), Write{Value: k("3")})
 	clk.Advance(time.Hour)
 	mustGet(t, c, "new", "3")
 	// A delay of one second flushes at once.
@@ -352,14 +362,14 @@ func TestEvictionLRU(t *testing.T) {
 	per := int64(len(value)) + 4 + ItemOverhead
 	c, _ := newTest(t, Config{MaxBytes: 10 * per, Shards: 1})
 	for i := range 10 {
-		if _, err := c.Store(Set, fmt.Appendf(nil, "k%03d", i), Write{Value: value}); err != nil {
+		if _, err := c.Store(0, Set, fmt.Appendf(nil, "k%03d", i), Write{Value: value}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.Get(k("k000")) // k000 becomes the most recently used; k001 the least
-	c.Store(Set, k("k010"), Write{Value: value})
+	c.Get(0, k("k000")) // k000 becomes the most recently used; k001 the least
+	c.Store(0, Set, k("k010"), Write{Value: value})
 	mustMiss(t, c, "k001")
-	if _, ok := c.Get(k("k000")); !ok {
+	if _, ok := c.Get(0, k("k000")); !ok {
 		t.Fatal("recently used item evicted")
 	}
 	st := c.Stats()
@@ -369,7 +379,7 @@ func TestEvictionLRU(t *testing.T) {
 	// Memory stays within the limit over many stores, across shards.
 	c2, _ := newTest(t, Config{MaxBytes: 50 * per, Shards: 8})
 	for i := range 1000 {
-		c2.Store(Set, fmt.Appendf(nil, "key:%d", i), Write{Value: value})
+		c2.Store(0, Set, fmt.Appendf(nil, "key:%d", i), Write{Value: value})
 		if b := c2.Stats().Bytes; b > 50*per {
 			t.Fatalf("store %d: %d bytes over a limit of %d", i, b, 50*per)
 		}
@@ -381,23 +391,23 @@ func TestNoEvict(t *testing.T) {
 	per := int64(len(value)) + 2 + ItemOverhead
 	c, clk := newTest(t, Config{MaxBytes: 3 * per, NoEvict: true, Shards: 1})
 	for _, key := range []string{"a", "b", "c"} {
-		if _, err := c.Store(Set, k(key), Write{Value: value}); err != nil {
+		if _, err := c.Store(0, Set, k(key), Write{Value: value}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.Store(Set, k("d"), Write{Value: value}); err != ErrNoMemory {
+	if _, err := c.Store(0, Set, k("d"), Write{Value: value}); err != ErrNoMemory {
 		t.Fatalf("store when full = %v, want ErrNoMemory", err)
 	}
 	mustGet(t, c, "a", string(value))
 	// A failed Set removes the old value, as memcached does.
-	if _, err := c.Store(Set, k("a"), Write{Value: append(value, "more"...)}); err != ErrNoMemory {
+	if _, err := c.Store(0, Set, k("a"), Write{Value: append(value, "more"...)}); err != ErrNoMemory {
 		t.Fatalf("growing store = %v", err)
 	}
 	mustMiss(t, c, "a")
 	// Expired items are reclaimed even without eviction.
-	c.Store(Set, k("a"), Write{Value: value, Expiry: 1})
+	c.Store(0, Set, k("a"), Write{Value: value, Expiry: 1})
 	clk.Advance(2 * time.Second)
-	if _, err := c.Store(Set, k("e"), Write{Value: value}); err != nil {
+	if _, err := c.Store(0, Set, k("e"), Write{Value: value}); err != nil {
 		t.Fatalf("store after expiry = %v", err)
 	}
 	if st := c.Stats(); st.StoreNoMemory != 2 || st.Evictions != 0 {
@@ -408,24 +418,24 @@ func TestNoEvict(t *testing.T) {
 func TestItemSizeLimit(t *testing.T) {
 	c, _ := newTest(t, Config{MaxItemSize: 1000})
 	ok := bytes.Repeat([]byte("v"), 1000-itemSizeOverhead-1)
-	if _, err := c.Store(Set, k("k"), Write{Value: ok}); err != nil {
+	if _, err := c.Store(0, Set, k("k"), Write{Value: ok}); err != nil {
 		t.Fatalf("item at the limit: %v", err)
 	}
 	// memcached fails to allocate the longer item and answers NOT_STORED.
-	if _, err := c.Store(Append, k("k"), Write{Value: k("x")}); err != ErrNotStored {
+	if _, err := c.Store(0, Append, k("k"), Write{Value: k("x")}); err != ErrNotStored {
 		t.Fatalf("append past the limit = %v", err)
 	}
 	// A value over the limit by itself is too large, and the present one
 	// stays.
-	if _, err := c.Store(Prepend, k("k"), Write{Value: bytes.Repeat([]byte("p"), 1000)}); err != ErrTooLarge {
+	if _, err := c.Store(0, Prepend, k("k"), Write{Value: bytes.Repeat([]byte("p"), 1000)}); err != ErrTooLarge {
 		t.Fatalf("prepend of a value over the limit = %v", err)
 	}
 	mustGet(t, c, "k", string(ok))
-	if _, err := c.Store(Set, k("k"), Write{Value: append(ok, 'x')}); err != ErrTooLarge {
+	if _, err := c.Store(0, Set, k("k"), Write{Value: append(ok, 'x')}); err != ErrTooLarge {
 		t.Fatalf("item over the limit = %v", err)
 	}
 	mustMiss(t, c, "k") // a failed Set removes the old value
-	if _, err := c.Store(Add, k("k2"), Write{Value: append(ok, 'x')}); err != ErrTooLarge {
+	if _, err := c.Store(0, Add, k("k2"), Write{Value: append(ok, 'x')}); err != ErrTooLarge {
 		t.Fatal(err)
 	}
 	// As memcached's binary protocol, a value over the limit by itself is
@@ -437,10 +447,10 @@ func TestItemSizeLimit(t *testing.T) {
 
 func TestGetValueIsStable(t *testing.T) {
 	c, _ := newTest(t, Config{})
-	c.Store(Set, k("a"), Write{Value: k("first")})
+	c.Store(0, Set, k("a"), Write{Value: k("first")})
 	it := mustGet(t, c, "a", "first")
-	c.Store(Append, k("a"), Write{Value: k("!")})
-	c.Store(Set, k("a"), Write{Value: k("other")})
+	c.Store(0, Append, k("a"), Write{Value: k("!")})
+	c.Store(0, Set, k("a"), Write{Value: k("other")})
 	if string(it.Value) != "first" || cap(it.Value) != len(it.Value) {
 		t.Fatalf("value changed under the caller: %q", it.Value)
 	}
@@ -460,17 +470,17 @@ func TestConcurrent(t *testing.T) {
 				key := fmt.Appendf(nil, "k%d", rng.IntN(300))
 				switch rng.IntN(7) {
 				case 0:
-					c.Store(Set, key, Write{Value: bytes.Repeat([]byte("x"), rng.IntN(50))})
+					c.Store(0, Set, key, Write{Value: bytes.Repeat([]byte("x"), rng.IntN(50))})
 				case 1:
-					c.Store(Append, key, Write{Value: k("y")})
+					c.Store(0, Append, key, Write{Value: k("y")})
 				case 2:
-					c.Delete(key, 0)
+					c.Delete(0, key, 0)
 				case 3:
-					c.Incr(key, 1, 0, 0, 0)
+					c.Incr(0, key, 1, 0, 0, 0)
 				case 4:
-					c.Touch(key, 100, 0)
+					c.Touch(0, key, 100, 0)
 				default:
-					if it, ok := c.Get(key); ok {
+					if it, ok := c.Get(0, key); ok {
 						_ = bytes.Count(it.Value, k("x"))
 					}
 				}
@@ -528,7 +538,7 @@ func BenchmarkGetParallel(b *testing.B) {
 	c := New(Config{})
 	defer c.Close()
 	for i := range 10000 {
-		c.Store(Set, fmt.Appendf(nil, "key:%d", i), Write{Value: make([]byte, 100)})
+		c.Store(0, Set, fmt.Appendf(nil, "key:%d", i), Write{Value: make([]byte, 100)})
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -536,7 +546,7 @@ func BenchmarkGetParallel(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			key = fmt.Appendf(key[:0], "key:%d", i%10000)
-			c.Get(key)
+			c.Get(0, key)
 			i++
 		}
 	})
@@ -552,16 +562,16 @@ func BenchmarkSetParallel(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			key = fmt.Appendf(key[:0], "key:%d", i%10000)
-			c.Store(Set, key, Write{Value: value})
+			c.Store(0, Set, key, Write{Value: value})
 			i++
 		}
 	})
 }
 
-// The item record must stay in Go's 64-byte size class: it is most of the
+// The item record must stay in Go's 80-byte size class: it is most of the
 // per-item memory beyond the data.
 func TestItemRecordSize(t *testing.T) {
-	if n := unsafe.Sizeof(item{}); n > 64 {
+	if n := unsafe.Sizeof(item{}); n != 80 {
 		t.Fatalf("item is %d bytes", n)
 	}
 }
@@ -579,7 +589,7 @@ func TestSystemClockExpiry(t *testing.T) {
 	if c.ticking.Load() {
 		t.Fatal("the clock ticks on an idle cache")
 	}
-	c.Store(Set, k("a"), Write{Value: k("v"), Expiry: 1}) // wakes the clock
+	c.Store(0, Set, k("a"), Write{Value: k("v"), Expiry: 1}) // wakes the clock
 	time.Sleep(50 * time.Millisecond)
 	if !c.ticking.Load() {
 		t.Fatal("the clock did not wake")
@@ -591,38 +601,48 @@ func TestSystemClockExpiry(t *testing.T) {
 
 func TestDatatypeAndKeepExpiry(t *testing.T) {
 	c, _ := newTest(t, Config{})
-	c.Store(Set, k("j"), Write{Value: k(`{"a":1}`), Datatype: 1, Expiry: 100})
+	c.Store(0, Set, k("j"), Write{Value: k(`{"a":1}`), Datatype: 1, Expiry: 100})
 	before := mustGet(t, c, "j", `{"a":1}`)
-	c.Store(Append, k("j"), Write{Value: k(" "), Datatype: 0})
+	c.Store(0, Append, k("j"), Write{Value: k(" "), Datatype: 0})
 	if it := mustGet(t, c, "j", `{"a":1} `); it.Datatype != 1 {
 		t.Fatalf("append changed the datatype: %d", it.Datatype)
 	}
-	c.Store(Set, k("j"), Write{Value: k("v"), KeepExpiry: true})
+	c.Store(0, Set, k("j"), Write{Value: k("v"), KeepExpiry: true})
 	if it := mustGet(t, c, "j", "v"); !it.Expires.Equal(before.Expires) || it.Datatype != 0 {
 		t.Fatalf("KeepExpiry: %v, want %v", it.Expires, before.Expires)
 	}
-	c.Store(Set, k("new"), Write{Value: k("v"), Expiry: 5, KeepExpiry: true})
+	c.Store(0, Set, k("new"), Write{Value: k("v"), Expiry: 5, KeepExpiry: true})
 	if it := mustGet(t, c, "new", "v"); it.Expires.IsZero() {
 		t.Fatal("KeepExpiry on a new key dropped its expiry")
 	}
 }
 
-// Each inline item type is the record plus its buffer exactly, and
-// allocItem gives every size a buffer of that size.
+// Each inline item type is the record plus its buffer exactly, fills a
+// size class of Go's allocator, and allocItem gives every size a buffer of
+// that size, from the smallest inline type that holds it.
 func TestAllocItem(t *testing.T) {
-	for _, n := range []int{0, 1, 63, 64, 65, 100, 500, maxInline, maxInline + 1, 5000} {
+	for n := range maxInline + 100 {
 		it, buf := allocItem(n)
 		if len(buf) != n || cap(buf) != n || int(it.size) != n || (n > 0 && it.data != &buf[0]) {
 			t.Fatalf("allocItem(%d): len %d cap %d size %d", n, len(buf), cap(buf), it.size)
 		}
-	}
-	for _, sz := range []uintptr{unsafe.Sizeof(item64{}), unsafe.Sizeof(item96{}), unsafe.Sizeof(item960{})} {
-		if sz%16 != 0 {
-			t.Fatalf("inline item of %d bytes", sz)
+		if n <= maxInline {
+			i := inlineClass[(n+15)/16]
+			if inlineSizes[i].size < n || i > 0 && inlineSizes[i-1].size >= n {
+				t.Fatalf("allocItem(%d): buffer of %d", n, inlineSizes[i].size)
+			}
 		}
 	}
-	if unsafe.Sizeof(item128{}) != unsafe.Sizeof(item{})+128 {
-		t.Fatalf("record and buffer are not packed: %d", unsafe.Sizeof(item128{}))
+	if unsafe.Sizeof(inline[[128]byte]{}) != unsafe.Sizeof(item{})+128 {
+		t.Fatalf("record and buffer are not packed: %d", unsafe.Sizeof(inline[[128]byte]{}))
+	}
+	// Go's size classes from 96 to 1024 bytes (runtime/sizeclasses.go).
+	classes := []int{96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320, 352, 384, 416, 448, 480,
+		512, 576, 640, 704, 768, 896, 1024}
+	for i, in := range inlineSizes {
+		if total := int(unsafe.Sizeof(item{})) + in.size; total != classes[i] {
+			t.Errorf("inline buffer of %d: %d bytes, not size class %d", in.size, total, classes[i])
+		}
 	}
 }
 
@@ -630,13 +650,13 @@ func TestAllocItem(t *testing.T) {
 // created.
 func TestCounterMissStats(t *testing.T) {
 	c, _ := newTest(t, Config{})
-	c.Incr(k("i"), 1, 5, 0, 0)
-	c.Decr(k("d"), 1, 5, 0, 0)
+	c.Incr(0, k("i"), 1, 5, 0, 0)
+	c.Decr(0, k("d"), 1, 5, 0, 0)
 	if st := c.Stats(); st.IncrMisses != 0 || st.DecrMisses != 0 {
 		t.Fatalf("created counters counted as misses: %+v", st)
 	}
-	c.Incr(k("i2"), 1, 5, NoCreate, 0)
-	c.Decr(k("d2"), 1, 5, NoCreate, 0)
+	c.Incr(0, k("i2"), 1, 5, NoCreate, 0)
+	c.Decr(0, k("d2"), 1, 5, NoCreate, 0)
 	if st := c.Stats(); st.IncrMisses != 1 || st.DecrMisses != 1 {
 		t.Fatalf("misses %d, %d; want 1, 1", st.IncrMisses, st.DecrMisses)
 	}

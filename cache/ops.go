@@ -16,10 +16,17 @@ type Item struct {
 	Datatype uint8
 	// Expires is when the item expires; the zero Time means never.
 	Expires time.Time
+	// Seqno is the sequence number of the item's last change in its
+	// vbucket.
+	Seqno uint64
+	// Rev is the item's revision: 1 when the key is first stored, one more
+	// with every change (continued across a deletion while the key's
+	// tombstone lasts).
+	Rev uint64
 }
 
 func (it *item) export() Item {
-	out := Item{Value: it.value(), Flags: it.flags, CAS: it.cas, Datatype: it.datatype}
+	out := Item{Value: it.value(), Flags: it.flags, CAS: it.cas, Datatype: it.datatype, Seqno: it.seqno, Rev: it.rev()}
 	if it.exp != 0 {
 		out.Expires = time.Unix(0, it.exp)
 	}
@@ -38,65 +45,61 @@ const (
 	Prepend             // add to the start of the present value
 )
 
-// Get returns the item stored under key and whether there is one. A hit
-// makes the item the most recently used.
-func (c *Cache) Get(key []byte) (Item, bool) {
+// Get returns the item stored under key in vbucket vb and whether there is
+// one. A hit makes the item the most recently used. A vbucket id not below
+// VBuckets holds nothing.
+func (c *Cache) Get(vb uint16, key []byte) (Item, bool) {
+	if int(vb) >= len(c.vbs) {
+		return Item{}, false
+	}
 	now := c.now()
 	s, h := c.shardFor(key)
 	s.mu.Lock()
-	it, freed := s.lookup(key, h, now)
+	it, _, freed := c.lookup(s, vb, key, h, now)
+	var out Item
 	if it == nil {
 		if freed != 0 {
 			s.stats.getExpired++
 		}
 		s.stats.getMisses++
-		s.mu.Unlock()
-		c.bytes.Add(-freed)
-		return Item{}, false
+	} else {
+		s.stats.getHits++
+		it.markFetched()
+		s.bump(it)
+		out = it.export()
 	}
-	s.stats.getHits++
-	it.fetched = true
-	s.bump(it)
-	out := it.export()
-	s.mu.Unlock()
-	return out, true
+	c.unlock(s, freed)
+	return out, it != nil
 }
 
 // Touch sets the expiry of the item under key (see Deadline) and returns it.
-// A non-zero cas must match the item's. An expiry in the past removes the
-// item, which Touch still returns, as memcached does. Errors: ErrNotFound,
-// ErrExists.
-func (c *Cache) Touch(key []byte, exp uint32, cas uint64) (Item, error) {
-	now := c.now()
-	s, h := c.shardFor(key)
-	s.mu.Lock()
-	it, freed := s.lookup(key, h, now)
-	switch {
-	case it == nil:
-		s.stats.touchMisses++
-	case cas != 0 && cas != it.cas:
-		s.stats.casBadval++
-		s.mu.Unlock()
-		c.bytes.Add(-freed)
-		return Item{}, ErrExists
-	default:
-		s.stats.touchHits++
-		it.exp = deadline(exp, now)
-		it.fetched = true
-		out := it.export()
-		if it.expired(now) {
-			// As memcached: the touch succeeds, and the item is gone.
-			freed += s.remove(it)
-		} else {
-			s.bump(it)
+// A non-zero cas must match the item's. A touch is a change of the item
+// (it gets a new seqno and revision) that keeps its CAS, as memcached's.
+// An expiry in the past removes the item, which Touch still returns, as
+// memcached does. Errors: ErrNotFound, ErrExists, ErrNoVBucket.
+func (c *Cache) Touch(vb uint16, key []byte, exp uint32, cas uint64) (Item, error) {
+	var out Item
+	m, err := c.update(vb, key, func(s *shard, old *item, now int64) (outcome, error) {
+		switch {
+		case old == nil:
+			s.stats.touchMisses++
+			return outcome{}, ErrNotFound
+		case cas != 0 && cas != old.cas:
+			s.stats.casBadval++
+			return outcome{}, ErrExists
 		}
-		s.mu.Unlock()
-		c.bytes.Add(-freed)
-		return out, nil
-	}
-	s.mu.Unlock()
-	c.bytes.Add(-freed)
-	return Item{}, ErrNotFound
+		s.stats.touchHits++
+		old.exp = deadline(exp, now)
+		old.markFetched()
+		if !old.expired(now) {
+			s.bump(old)
+		}
+		out = old.export()
+		out.Rev++ // the touch is the item's next revision, which update gives it
+		return outcome{touched: true}, nil
+	})
+	out.Seqno = m.Seqno
+	return out, err
 }
 
 // Write is what Store stores.
@@ -110,10 +113,10 @@ type Write struct {
 	KeepExpiry bool
 }
 
-// Store stores w.Value under key as mode says, with w's flags, expiry and
-// datatype; a non-zero w.CAS must match the present item's. Append and
-// Prepend keep the present item's flags, expiry and datatype. It returns
-// the new item's CAS.
+// Store stores w.Value under key in vbucket vb as mode says, with w's
+// flags, expiry and datatype; a non-zero w.CAS must match the present
+// item's. Append and Prepend keep the present item's flags, expiry and
+// datatype. It returns the change: the new item's seqno and CAS.
 //
 // As memcached's binary protocol, a CAS makes Set, Add and Replace alike:
 // each then stores only over a present item with that CAS. Append and
@@ -123,278 +126,168 @@ type Write struct {
 // ErrNotFound (Replace, or a store with a CAS, of a missing key),
 // ErrNotStored (Append or Prepend to a missing key, or making a value
 // over the item size limit), ErrTooLarge (w.Value alone over the limit),
-// ErrNoMemory. As in memcached, a Set that fails for size or memory
-// removes the key's old value.
-func (c *Cache) Store(mode Mode, key []byte, w Write) (uint64, error) {
+// ErrNoMemory, ErrNoVBucket. As in memcached, a Set that fails for size or
+// memory removes the key's old value (a deletion).
+func (c *Cache) Store(vb uint16, mode Mode, key []byte, w Write) (Mutation, error) {
+	return c.update(vb, key, func(s *shard, old *item, now int64) (outcome, error) {
+		return c.store(s, old, now, mode, key, &w)
+	})
+}
+
+// store is Store's mutation.
+func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *Write) (outcome, error) {
 	value, cas := w.Value, w.CAS
-	now := c.now()
-	s, h := c.shardFor(key)
 	if !c.fits(len(key), len(value)) {
-		s.mu.Lock()
 		s.stats.storeTooLarge++
-		freed := c.dropForSet(s, mode, key, h)
-		s.mu.Unlock()
-		c.bytes.Add(-freed)
-		return 0, ErrTooLarge
+		return outcome{remove: mode == Set}, ErrTooLarge
 	}
-	s.mu.Lock()
 	s.stats.cmdSet++
-	old, freed := s.lookup(key, h, now)
-	var it *item
 	concat := mode == Append || mode == Prepend
 	switch {
 	case concat && old == nil:
-		return c.fail(s, freed, ErrNotStored)
+		return outcome{}, ErrNotStored
 	case cas != 0 && old == nil:
 		s.stats.casMisses++
-		return c.fail(s, freed, ErrNotFound)
+		return outcome{}, ErrNotFound
 	case cas != 0 && old.cas != cas:
 		if !concat {
 			s.stats.casBadval++
 		}
-		return c.fail(s, freed, ErrExists)
+		return outcome{}, ErrExists
 	case mode == Add && old != nil && cas == 0:
-		return c.fail(s, freed, ErrExists)
+		return outcome{}, ErrExists
 	case mode == Replace && old == nil:
-		return c.fail(s, freed, ErrNotFound)
-	case concat:
-		ov := old.value()
-		if !c.fits(len(key), len(ov)+len(value)) {
-			s.stats.storeTooLarge++
-			return c.fail(s, freed, ErrNotStored)
-		}
-		var data []byte
-		it, data = allocItem(len(key) + len(ov) + len(value))
-		n := copy(data, key)
-		if mode == Append {
-			n += copy(data[n:], ov)
-			copy(data[n:], value)
-		} else {
-			n += copy(data[n:], value)
-			copy(data[n:], ov)
-		}
-		it.keyLen = uint16(len(key))
-		it.flags, it.exp, it.datatype = old.flags, old.exp, old.datatype
-	default:
-		it = newItem(key, value)
+		return outcome{}, ErrNotFound
+	}
+	if cas != 0 {
+		s.stats.casHits++
+	}
+	if !concat {
+		it := newItem(key, value)
 		it.flags, it.datatype = w.Flags, w.Datatype
 		if w.KeepExpiry && old != nil {
 			it.exp = old.exp
 		} else {
 			it.exp = deadline(w.Expiry, now)
 		}
+		return outcome{store: it, dropOnFail: mode == Set}, nil
 	}
-	it.hash = h
-	if cas != 0 {
-		s.stats.casHits++
+	ov := old.value()
+	if !c.fits(len(key), len(ov)+len(value)) {
+		s.stats.storeTooLarge++
+		return outcome{}, ErrNotStored
 	}
-	if it.expired(now) {
-		// Stored already expired: the old value is gone and nothing new is
-		// visible.
-		if old != nil {
-			freed += s.remove(old)
-		}
-		s.mu.Unlock()
-		c.bytes.Add(-freed)
-		return c.nextCAS(), nil
+	it, data := allocItem(len(key) + len(ov) + len(value))
+	n := copy(data, key)
+	if mode == Append {
+		n += copy(data[n:], ov)
+		copy(data[n:], value)
+	} else {
+		n += copy(data[n:], value)
+		copy(data[n:], ov)
 	}
-	if err := c.insert(s, it, old, now, freed); err != nil {
-		if mode == Set {
-			c.bytes.Add(-c.dropForSet(s, mode, key, h))
-		}
-		s.mu.Unlock()
-		return 0, err
-	}
-	s.mu.Unlock()
-	c.evictElsewhere()
-	return it.cas, nil
+	it.keyLen = uint16(len(key))
+	it.flags, it.exp, it.datatype = old.flags, old.exp, old.datatype
+	return outcome{store: it}, nil
 }
 
-// fail unlocks s, accounts for bytes freed by lookup and returns err.
-func (c *Cache) fail(s *shard, freed int64, err error) (uint64, error) {
-	s.mu.Unlock()
-	c.bytes.Add(-freed)
-	return 0, err
-}
-
-// dropForSet removes key's item after a failed Set, as memcached does so
-// that no stale value survives; s must be locked. It returns the bytes
-// freed.
-func (c *Cache) dropForSet(s *shard, mode Mode, key []byte, hash uint32) int64 {
-	if mode != Set {
-		return 0
-	}
-	if it := s.find(key, hash); it != nil {
-		return s.remove(it)
-	}
-	return 0
-}
-
-// insert stores it in place of old in the locked shard s, giving it a new
-// CAS, and keeps memory within the limit: by evicting from s, or, with
-// NoEvict, by refusing with ErrNoMemory (expired items are reclaimed
-// first). freed is what lookup already released.
-func (c *Cache) insert(s *shard, it, old *item, now int64, freed int64) error {
-	grow := it.footprint()
-	if old != nil {
-		grow -= old.footprint()
-	}
-	if c.noEvict && c.bytes.Load()-freed+grow > c.maxBytes {
-		freed += s.reclaimExpired(old, now, reclaimSearch)
-		if c.bytes.Load()-freed+grow > c.maxBytes {
-			s.stats.storeNoMemory++
-			c.bytes.Add(-freed)
-			return ErrNoMemory
+// Delete removes the item under key in vbucket vb; a non-zero cas must
+// match it. It returns the deletion's seqno and CAS; with
+// Config.TombstoneTTL the key leaves a tombstone. Errors: ErrNotFound,
+// ErrExists, ErrNoVBucket.
+func (c *Cache) Delete(vb uint16, key []byte, cas uint64) (Mutation, error) {
+	return c.update(vb, key, func(s *shard, old *item, now int64) (outcome, error) {
+		switch {
+		case old == nil:
+			s.stats.deleteMisses++
+			return outcome{}, ErrNotFound
+		case cas != 0 && cas != old.cas:
+			s.stats.casBadval++
+			return outcome{}, ErrExists
 		}
-	}
-	it.cas = c.nextCAS()
-	total := c.bytes.Add(s.put(it, old) - freed)
-	for total > c.maxBytes && !c.noEvict {
-		n := s.evictOne(it, now)
-		if n == 0 {
-			break
-		}
-		total = c.bytes.Add(-n)
-	}
-	return nil
-}
-
-// evictElsewhere evicts from other shards, one item at a time, while memory
-// is over the limit. It runs with no lock held, so shards are never locked
-// two at a time.
-func (c *Cache) evictElsewhere() {
-	if c.noEvict || c.bytes.Load() <= c.maxBytes {
-		return
-	}
-	idle := 0
-	for c.bytes.Load() > c.maxBytes && idle < len(c.shards) {
-		i := c.evictAt.Add(1) & c.mask
-		s := &c.shards[i]
-		s.mu.Lock()
-		n := s.evictOne(nil, c.now())
-		s.mu.Unlock()
-		if n == 0 {
-			idle++
-			continue
-		}
-		idle = 0
-		c.bytes.Add(-n)
-	}
-}
-
-// Delete removes the item under key; a non-zero cas must match it. Errors:
-// ErrNotFound, ErrExists.
-func (c *Cache) Delete(key []byte, cas uint64) error {
-	now := c.now()
-	s, h := c.shardFor(key)
-	s.mu.Lock()
-	it, freed := s.lookup(key, h, now)
-	var err error
-	switch {
-	case it == nil:
-		s.stats.deleteMisses++
-		err = ErrNotFound
-	case cas != 0 && cas != it.cas:
-		s.stats.casBadval++
-		err = ErrExists
-	default:
 		s.stats.deleteHits++
-		freed += s.remove(it)
-	}
-	s.mu.Unlock()
-	c.bytes.Add(-freed)
-	return err
+		return outcome{remove: true}, nil
+	})
 }
 
 // NoCreate as the expiry of Incr and Decr means "do not create a missing
 // key": they fail with ErrNotFound instead.
 const NoCreate = 0xffffffff
 
-// Incr adds delta to the decimal value under key, wrapping at 2^64, and
-// returns the new value and CAS. A missing key is created with initial
-// (flags 0, expiry exp) unless exp is NoCreate. A non-zero cas must match.
-// Errors: ErrNotFound, ErrExists, ErrNonNumeric, ErrNoMemory.
-func (c *Cache) Incr(key []byte, delta, initial uint64, exp uint32, cas uint64) (uint64, uint64, error) {
-	return c.delta(key, true, delta, initial, exp, cas)
+// Incr adds delta to the decimal value under key in vbucket vb, wrapping
+// at 2^64, and returns the new value and the change. A missing key is
+// created with initial (flags 0, expiry exp) unless exp is NoCreate. A
+// non-zero cas must match. Errors: ErrNotFound, ErrExists, ErrNonNumeric,
+// ErrNoMemory, ErrNoVBucket.
+func (c *Cache) Incr(vb uint16, key []byte, delta, initial uint64, exp uint32, cas uint64) (uint64, Mutation, error) {
+	return c.delta(vb, key, true, delta, initial, exp, cas)
 }
 
 // Decr subtracts delta from the decimal value under key, stopping at 0;
 // otherwise as Incr.
-func (c *Cache) Decr(key []byte, delta, initial uint64, exp uint32, cas uint64) (uint64, uint64, error) {
-	return c.delta(key, false, delta, initial, exp, cas)
+func (c *Cache) Decr(vb uint16, key []byte, delta, initial uint64, exp uint32, cas uint64) (uint64, Mutation, error) {
+	return c.delta(vb, key, false, delta, initial, exp, cas)
 }
 
-func (c *Cache) delta(key []byte, incr bool, delta, initial uint64, exp uint32, cas uint64) (uint64, uint64, error) {
-	now := c.now()
-	s, h := c.shardFor(key)
-	s.mu.Lock()
-	old, freed := s.lookup(key, h, now)
-	var it *item
+func (c *Cache) delta(vb uint16, key []byte, incr bool, delta, initial uint64, exp uint32, cas uint64) (uint64, Mutation, error) {
 	var value uint64
+	m, err := c.update(vb, key, func(s *shard, old *item, now int64) (outcome, error) {
+		var o outcome
+		var err error
+		value, o, err = counter(s, old, now, key, incr, delta, initial, exp, cas)
+		return o, err
+	})
+	if err != nil {
+		return 0, Mutation{}, err
+	}
+	return value, m, nil
+}
+
+// counter is Incr's and Decr's mutation.
+func counter(s *shard, old *item, now int64, key []byte, incr bool, delta, initial uint64, exp uint32, cas uint64) (uint64, outcome, error) {
+	var buf [20]byte
 	switch {
-	case old == nil:
-		if exp == NoCreate {
-			// memcached counts a miss only when it does not create.
-			if incr {
-				s.stats.incrMisses++
-			} else {
-				s.stats.decrMisses++
-			}
-			c.fail(s, freed, nil)
-			return 0, 0, ErrNotFound
+	case old == nil && exp == NoCreate:
+		// memcached counts a miss only when it does not create.
+		if incr {
+			s.stats.incrMisses++
+		} else {
+			s.stats.decrMisses++
 		}
-		var buf [20]byte
-		value = initial
-		it = newItem(key, strconv.AppendUint(buf[:0], initial, 10))
+		return 0, outcome{}, ErrNotFound
+	case old == nil:
+		it := newItem(key, strconv.AppendUint(buf[:0], initial, 10))
 		it.exp = deadline(exp, now)
+		return initial, outcome{store: it}, nil
 	case cas != 0 && cas != old.cas:
 		s.stats.casBadval++
-		c.fail(s, freed, nil)
-		return 0, 0, ErrExists
-	default:
-		cur, ok := parseCounter(old.value())
-		if !ok {
-			c.fail(s, freed, nil)
-			return 0, 0, ErrNonNumeric
-		}
-		if incr {
-			s.stats.incrHits++
-			value = cur + delta
-		} else {
-			s.stats.decrHits++
-			value = cur - min(delta, cur)
-		}
-		var buf [20]byte
-		digits := strconv.AppendUint(buf[:0], value, 10)
-		// memcached rewrites a shorter number in place, padded with
-		// spaces to the old length; clients see the padding.
-		n := max(len(digits), len(old.value()))
-		var data []byte
-		it, data = allocItem(len(key) + n)
-		copy(data, key)
-		copy(data[len(key):], digits)
-		for i := len(key) + len(digits); i < len(data); i++ {
-			data[i] = ' '
-		}
-		it.keyLen = uint16(len(key))
-		it.flags, it.exp, it.datatype = old.flags, old.exp, old.datatype
+		return 0, outcome{}, ErrExists
 	}
-	it.hash = h
-	if it.expired(now) {
-		if old != nil {
-			freed += s.remove(old)
-		}
-		s.mu.Unlock()
-		c.bytes.Add(-freed)
-		return value, c.nextCAS(), nil
+	cur, ok := parseCounter(old.value())
+	if !ok {
+		return 0, outcome{}, ErrNonNumeric
 	}
-	if err := c.insert(s, it, old, now, freed); err != nil {
-		s.mu.Unlock()
-		return 0, 0, err
+	var value uint64
+	if incr {
+		s.stats.incrHits++
+		value = cur + delta
+	} else {
+		s.stats.decrHits++
+		value = cur - min(delta, cur)
 	}
-	s.mu.Unlock()
-	c.evictElsewhere()
-	return value, it.cas, nil
+	digits := strconv.AppendUint(buf[:0], value, 10)
+	// memcached rewrites a shorter number in place, padded with spaces to
+	// the old length; clients see the padding.
+	n := max(len(digits), len(old.value()))
+	it, data := allocItem(len(key) + n)
+	copy(data, key)
+	copy(data[len(key):], digits)
+	for i := len(key) + len(digits); i < len(data); i++ {
+		data[i] = ' '
+	}
+	it.keyLen = uint16(len(key))
+	it.flags, it.exp, it.datatype = old.flags, old.exp, old.datatype
+	return value, outcome{store: it}, nil
 }
 
 // parseCounter reads a counter as memcached's safe_strtoull does: optional

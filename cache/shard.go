@@ -6,26 +6,41 @@ import (
 	"unsafe"
 )
 
-// item is one stored key and value. Its data (key then value, one
-// allocation) is never modified once stored: a mutation stores a new item,
-// so values handed out stay valid.
+// item is one stored key and value, or a tombstone: what is left of a
+// deleted key for a while, so that its deletion can be streamed and its
+// revision continued. Its data (key then value, one allocation) is never
+// modified once stored: a mutation stores a new item, so values handed out
+// stay valid. Its metadata (expiry, seqno, revision) is changed in place
+// only under its shard's lock, by a touch.
 //
-// The record is laid out to fit Go's 64-byte size class. Later work adds
-// per-vbucket sequence numbers and tombstones for a change feed; they
-// belong beside cas.
+// The record is 80 bytes, one of Go's size classes: memcached's fields fit
+// in 64, and the vbucket, its sequence number and the revision take 16
+// more. A seqno is a full word; the revision is 48 bits, as kv_engine keeps
+// it, and shares a word with the 16-bit vbucket id.
 type item struct {
 	data       *byte // key then value, size bytes
 	prev, next *item // LRU list; head is the most recently used
 	hnext      *item // hash chain
 	cas        uint64
-	exp        int64 // unix nanos; 0 never expires
+	exp        int64 // unix nanos; 0 never expires. A tombstone: when it is purged
+	seqno      uint64
+	revvb      uint64 // revision << 16 | vbucket
 	size       uint32
 	hash       uint32 // high bits of the key's hash
 	flags      uint32
 	keyLen     uint16
 	datatype   uint8
-	fetched    bool
+	bits       uint8 // fetched, deleted
 }
+
+// Bits of item.bits.
+const (
+	fetchedBit = 1 << iota // read since it was stored
+	deletedBit             // a tombstone
+)
+
+// maxRev is the largest revision: 48 bits.
+const maxRev = 1<<48 - 1
 
 func (it *item) bytes() []byte { return unsafe.Slice(it.data, it.size) }
 func (it *item) key() []byte   { return it.bytes()[:it.keyLen] }
@@ -36,6 +51,16 @@ func (it *item) value() []byte {
 	b := it.bytes()
 	return b[it.keyLen:len(b):len(b)]
 }
+
+func (it *item) vbucket() uint16 { return uint16(it.revvb) }
+func (it *item) rev() uint64     { return it.revvb >> 16 }
+func (it *item) fetched() bool   { return it.bits&fetchedBit != 0 }
+func (it *item) deleted() bool   { return it.bits&deletedBit != 0 }
+func (it *item) markFetched()    { it.bits |= fetchedBit }
+
+// setRev sets the vbucket and revision; revisions past 48 bits stay at the
+// largest.
+func (it *item) setRev(vb uint16, rev uint64) { it.revvb = min(rev, maxRev)<<16 | uint64(vb) }
 
 // footprint is what the item counts against the memory limit.
 func (it *item) footprint() int64 { return int64(it.size) + ItemOverhead }
@@ -72,7 +97,8 @@ const minBuckets = 64
 type shard struct {
 	mu         sync.Mutex
 	buckets    []*item
-	count      int
+	count      int // items in the table, tombstones included
+	tombs      int // tombstones in the table
 	head, tail *item
 	bytes      int64
 	stats      counters
@@ -84,7 +110,7 @@ func (s *shard) init() { s.buckets = make([]*item, minBuckets) }
 // reset drops every item, keeping statistics.
 func (s *shard) reset() {
 	s.buckets = make([]*item, minBuckets)
-	s.count = 0
+	s.count, s.tombs = 0, 0
 	s.head, s.tail = nil, nil
 	s.bytes = 0
 }
@@ -92,10 +118,11 @@ func (s *shard) reset() {
 // slot returns the bucket of a hash.
 func (s *shard) slot(hash uint32) **item { return &s.buckets[hash&uint32(len(s.buckets)-1)] }
 
-// find returns the item for key, whatever its expiry, or nil.
-func (s *shard) find(key []byte, hash uint32) *item {
+// find returns the item for key in vbucket vb, whatever its expiry, live
+// or a tombstone, or nil.
+func (s *shard) find(vb uint16, key []byte, hash uint32) *item {
 	for it := *s.slot(hash); it != nil; it = it.hnext {
-		if it.hash == hash && int(it.keyLen) == len(key) && bytes.Equal(it.key(), key) {
+		if it.hash == hash && int(it.keyLen) == len(key) && it.vbucket() == vb && bytes.Equal(it.key(), key) {
 			return it
 		}
 	}
@@ -112,17 +139,28 @@ func (s *shard) link(it *item) {
 	it.hnext = *b
 	*b = it
 	s.count++
+	if it.deleted() {
+		s.tombs++
+	}
+}
+
+// chain returns the pointer in it's hash chain that points to it.
+func (s *shard) chain(it *item) **item {
+	p := s.slot(it.hash)
+	for *p != it {
+		p = &(*p).hnext
+	}
+	return p
 }
 
 // unlink removes it from the hash table.
 func (s *shard) unlink(it *item) {
-	for p := s.slot(it.hash); *p != nil; p = &(*p).hnext {
-		if *p == it {
-			*p = it.hnext
-			it.hnext = nil
-			s.count--
-			return
-		}
+	p := s.chain(it)
+	*p = it.hnext
+	it.hnext = nil
+	s.count--
+	if it.deleted() {
+		s.tombs--
 	}
 }
 
@@ -183,29 +221,8 @@ func (s *shard) bump(it *item) {
 	}
 }
 
-// lookup returns the live item for key, removing it if it has expired, and
-// the bytes that removal freed.
-func (s *shard) lookup(key []byte, hash uint32, now int64) (*item, int64) {
-	it := s.find(key, hash)
-	if it == nil {
-		return nil, 0
-	}
-	if it.expired(now) {
-		s.countExpired(it)
-		return nil, s.remove(it)
-	}
-	return it, 0
-}
-
-// countExpired records the removal of an expired item.
-func (s *shard) countExpired(it *item) {
-	if !it.fetched {
-		s.stats.expiredUnfetched++
-	}
-	s.stats.reclaimed++
-}
-
-// remove unlinks it and returns the bytes freed.
+// remove takes it out of the table and the LRU list and returns the bytes
+// freed.
 func (s *shard) remove(it *item) int64 {
 	s.unlink(it)
 	s.unlinkLRU(it)
@@ -214,69 +231,41 @@ func (s *shard) remove(it *item) int64 {
 	return n
 }
 
-// put stores it in place of old (which may be nil) and returns the change in
-// bytes.
+// put stores it, the most recently used, in place of old (nil if the key
+// has no item), which keeps its place in the hash chain, so that a walk of
+// the table (each) goes on past it. It returns the change in bytes.
 func (s *shard) put(it, old *item) int64 {
-	var delta int64
-	if old != nil {
-		delta -= s.remove(old)
+	if old == nil {
+		s.link(it)
+	} else {
+		p := s.chain(old)
+		it.hnext = old.hnext
+		*p = it
+		old.hnext = nil
+		s.unlinkLRU(old)
+		if old.deleted() {
+			s.tombs--
+		}
+		if it.deleted() {
+			s.tombs++
+		}
 	}
-	s.link(it)
 	s.pushFront(it)
 	n := it.footprint()
+	if old != nil {
+		n -= old.footprint()
+	}
 	s.bytes += n
-	s.stats.totalItems++
-	return delta + n
+	if !it.deleted() {
+		s.stats.totalItems++
+	}
+	return n
 }
 
-// evictOne removes the least recently used item, other than keep, and
-// returns the bytes freed (0 if there was none).
-func (s *shard) evictOne(keep *item, now int64) int64 {
-	victim := s.tail
-	if victim == keep {
-		victim = victim.prev
+// countExpired records the removal of an expired item.
+func (s *shard) countExpired(it *item) {
+	if !it.fetched() {
+		s.stats.expiredUnfetched++
 	}
-	if victim == nil {
-		return 0
-	}
-	if victim.expired(now) {
-		s.countExpired(victim)
-	} else {
-		s.stats.evictions++
-		if !victim.fetched {
-			s.stats.evictedUnfetched++
-		}
-	}
-	return s.remove(victim)
-}
-
-// reclaimSearch is how many items from the LRU tail a store looks at for
-// expired ones when memory is full and eviction is off (memcached: 5).
-const reclaimSearch = 5
-
-// reclaimExpired removes expired items among the n least recently used,
-// other than keep, and returns the bytes freed.
-func (s *shard) reclaimExpired(keep *item, now int64, n int) int64 {
-	var freed int64
-	for it := s.tail; it != nil && n > 0; n-- {
-		prev := it.prev
-		if it != keep && it.expired(now) {
-			s.countExpired(it)
-			freed += s.remove(it)
-		}
-		it = prev
-	}
-	return freed
-}
-
-// sweep removes expired items and returns the bytes freed.
-func (s *shard) sweep(now int64) int64 {
-	var freed int64
-	s.each(func(it *item) {
-		if it.expired(now) {
-			s.countExpired(it)
-			freed += s.remove(it)
-		}
-	})
-	return freed
+	s.stats.reclaimed++
 }

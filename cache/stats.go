@@ -3,6 +3,7 @@ package cache
 // Stats are the store's counters, named after memcached's statistics.
 type Stats struct {
 	CurrItems        uint64 // items stored now
+	Tombstones       uint64 // tombstones kept now (see Config.TombstoneTTL)
 	TotalItems       uint64 // items stored since start
 	Bytes            int64  // memory in use, as the limit counts it
 	LimitMaxBytes    int64
@@ -37,7 +38,8 @@ func (c *Cache) Stats() Stats {
 		s := &c.shards[i]
 		s.mu.Lock()
 		k := s.stats
-		st.CurrItems += uint64(s.count)
+		st.CurrItems += uint64(s.count - s.tombs)
+		st.Tombstones += uint64(s.tombs)
 		s.mu.Unlock()
 		st.TotalItems += k.totalItems
 		st.GetHits += k.getHits
@@ -78,13 +80,13 @@ func (c *Cache) ResetStats() {
 }
 
 // Len returns the number of items stored, expired ones not yet removed
-// included.
+// included, tombstones not.
 func (c *Cache) Len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		n += s.count
+		n += s.count - s.tombs
 		s.mu.Unlock()
 	}
 	return n

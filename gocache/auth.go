@@ -27,85 +27,83 @@ func beforeAuth(op gm.CommandCode) bool {
 	return false
 }
 
-func (h *handler) listMechs(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) listMechs(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if !shape(req, 0, false, false) {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
 	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: []byte(sasl.Mechanisms)}
-	c.WriteResponse(&res)
+	w.WriteResponse(&res)
 }
 
 // saslAuth starts an authentication: the key names the mechanism, the value
 // is the client's first message.
-func (h *handler) saslAuth(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) saslAuth(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if len(req.Extras) != 0 || len(req.Key) == 0 {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
 	h.srv.authCmds.Add(1)
-	st := state(c)
-	sess, out, done, err := h.srv.users.Start(string(req.Key), req.Body)
+	st := state(w)
+	sess, out, done, err := h.srv.cfg.Users.Start(string(req.Key), req.Body)
 	switch {
 	case err != nil:
-		h.authFailed(c, req)
+		h.authFailed(w, req)
 	case done:
 		st.sasl = nil
-		h.authenticated(c, req, sess.User(), []byte("Authenticated"))
+		h.authenticated(w, req, sess.User(), []byte("Authenticated"))
 	default:
 		st.sasl = sess
 		res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: gm.AUTH_CONTINUE, Body: out}
-		c.WriteResponse(&res)
+		w.WriteResponse(&res)
 	}
 }
 
 // saslStep continues a SCRAM authentication.
-func (h *handler) saslStep(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) saslStep(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if len(req.Extras) != 0 || len(req.Key) == 0 {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
 	h.srv.authCmds.Add(1)
-	st := state(c)
+	st := state(w)
 	sess := st.sasl
 	st.sasl = nil
 	out, _, err := sess.Step(string(req.Key), req.Body)
 	if err != nil {
-		h.authFailed(c, req)
+		h.authFailed(w, req)
 		return
 	}
-	h.authenticated(c, req, sess.User(), out)
+	h.authenticated(w, req, sess.User(), out)
 }
 
 // authenticated binds the connection to u and answers SUCCESS. A bucket
 // the user may not use is left.
-func (h *handler) authenticated(c *memcached.Conn, req *gm.MCRequest, u *sasl.User, body []byte) {
-	st := state(c)
+func (h *handler) authenticated(w memcached.ResponseWriter, req *gm.MCRequest, u *sasl.User, body []byte) {
+	st := state(w)
 	st.user, st.failures = u, 0
-	c.User = u.Name
 	if st.bucket != nil && !u.MayUse(st.bucket.name) {
-		st.bucket, c.Bucket = nil, ""
+		st.bucket = nil
 	}
-	h.srv.logger().Debug("authenticated", "remote", c.RemoteAddr().String(), "user", u.Name)
+	h.srv.logger().Debug("authenticated", "remote", w.Conn().RemoteAddr().String(), "user", u.Name)
 	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: body}
-	c.WriteResponse(&res)
+	w.WriteResponse(&res)
 }
 
 // authFailed answers AUTH_ERROR, forgets any earlier authentication, and
 // slows down a connection that keeps failing, closing it at maxAttempts.
-func (h *handler) authFailed(c *memcached.Conn, req *gm.MCRequest) {
-	st := state(c)
+func (h *handler) authFailed(w memcached.ResponseWriter, req *gm.MCRequest) {
+	st := state(w)
 	h.srv.authErrs.Add(1)
 	st.user, st.sasl = nil, nil
-	c.User = ""
 	st.failures++
 	if st.failures > freeAttempts {
-		c.Pause(min(maxPenalty, 100*time.Millisecond<<(st.failures-freeAttempts-1)))
+		w.Conn().Pause(min(maxPenalty, 100*time.Millisecond<<(st.failures-freeAttempts-1)))
 	}
-	c.WriteStatus(req, gm.AUTH_ERROR, msgAuthFailure)
+	w.WriteStatus(req, gm.AUTH_ERROR, msgAuthFailure)
 	if st.failures >= maxAttempts {
 		h.srv.logger().Info("closing connection after repeated authentication failures",
-			"remote", c.RemoteAddr().String(), "attempts", st.failures)
-		c.Close()
+			"remote", w.Conn().RemoteAddr().String(), "attempts", st.failures)
+		w.Close()
 	}
 }

@@ -192,7 +192,7 @@ func TestUnauthenticatedAccess(t *testing.T) {
 			t.Errorf("%v before auth: %v", req.Opcode, res.Status)
 		}
 	}
-	if _, ok := srv.Cache(gocache.DefaultBucket).Get([]byte("secret")); ok {
+	if _, ok := srv.Cache(gocache.DefaultBucket).Get(0, []byte("secret")); ok {
 		t.Fatal("an unauthenticated SET stored its value")
 	}
 	for _, op := range []gm.CommandCode{gm.NOOP, gm.VERSION} {

@@ -1,10 +1,6 @@
 package gocache
 
 import (
-	"crypto/rand"
-	"encoding/binary"
-	"sync/atomic"
-
 	gm "github.com/f8e615c8/gomemcached"
 	"github.com/f8e615c8/gomemcached/cache"
 	"github.com/f8e615c8/gomemcached/sasl"
@@ -18,78 +14,71 @@ const DefaultBucket = "default"
 // noBucket is the name SELECT_BUCKET takes to leave every bucket.
 const noBucket = "@no bucket@"
 
-// numVBuckets is the number of vbuckets mutation tokens count sequence
-// numbers for.
-const numVBuckets = 1024
-
-// bucket is a named store. Mutation tokens (vbucket UUID and sequence
-// number) are counted here, per vbucket; the change feed will move the
-// sequence numbers into the store.
+// bucket is a named store. Its vbuckets number their changes; mutation
+// tokens come from there.
 type bucket struct {
-	name   string
-	cache  *cache.Cache
-	uuid   uint64
-	seqnos [numVBuckets]atomic.Uint64
+	name  string
+	cache *cache.Cache
 }
 
 func newBucket(name string, cfg cache.Config) *bucket {
-	var b [8]byte
-	rand.Read(b[:])
-	return &bucket{name: name, cache: cache.New(cfg), uuid: binary.BigEndian.Uint64(b[:])}
+	return &bucket{name: name, cache: cache.New(cfg)}
 }
 
-// token returns the mutation token extras of a new mutation in vb.
-func (b *bucket) token(vb uint16, dst *[16]byte) []byte {
-	binary.BigEndian.PutUint64(dst[:8], b.uuid)
-	binary.BigEndian.PutUint64(dst[8:], b.seqnos[vb%numVBuckets].Add(1))
-	return dst[:]
+// vbucket returns the store's vbucket for a request. As memcached, which
+// has no vbuckets, gocache takes every vbucket id: ids past the store's
+// count fold onto it.
+func (b *bucket) vbucket(req *gm.MCRequest) uint16 {
+	return req.VBucket % uint16(b.cache.VBuckets())
 }
 
-// connState is what gocache keeps per connection.
+// connState is what gocache keeps per connection, the one place it is
+// kept: the server holds it for gocache as the connection's Data.
 type connState struct {
 	bucket   *bucket
 	user     *sasl.User
 	sasl     *sasl.Session
-	failures int // failed authentications in a row
+	failures int           // failed authentications in a row
+	features gm.FeatureSet // negotiated with HELLO
 }
 
 // state returns the connection's gocache state.
-func state(c *memcached.Conn) *connState { return c.Data.(*connState) }
+func state(w memcached.ResponseWriter) *connState { return w.Conn().Data.(*connState) }
 
 // bucketFor returns the connection's bucket, or answers NO_BUCKET (see
 // extended) and returns nil.
-func (h *handler) bucketFor(c *memcached.Conn, req *gm.MCRequest) *bucket {
-	if b := state(c).bucket; b != nil {
+func (h *handler) bucketFor(w memcached.ResponseWriter, req *gm.MCRequest) *bucket {
+	if b := state(w).bucket; b != nil {
 		return b
 	}
-	h.extended(c, req, gm.NO_BUCKET)
+	h.extended(w, req, gm.NO_BUCKET)
 	return nil
 }
 
 // selectBucket serves SELECT_BUCKET: the key names the bucket, or
 // "@no bucket@" to leave buckets. A user limited to some buckets gets
 // EACCESS for others.
-func (h *handler) selectBucket(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) selectBucket(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if len(req.Extras) != 0 || len(req.Body) != 0 || len(req.Key) == 0 {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
-	st := state(c)
+	st := state(w)
 	name := string(req.Key)
 	if name == noBucket {
-		st.bucket, c.Bucket = nil, ""
-		stored(c, req, 0)
+		st.bucket = nil
+		succeeded(w, req)
 		return
 	}
 	if st.user != nil && !st.user.MayUse(name) {
-		h.extended(c, req, gm.EACCESS)
+		h.extended(w, req, gm.EACCESS)
 		return
 	}
 	b, ok := h.srv.buckets[name]
 	if !ok {
-		h.extended(c, req, gm.NO_BUCKET)
+		h.extended(w, req, gm.NO_BUCKET)
 		return
 	}
-	st.bucket, c.Bucket = b, name
-	stored(c, req, 0)
+	st.bucket = b
+	succeeded(w, req)
 }

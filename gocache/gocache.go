@@ -73,15 +73,11 @@ type Config struct {
 
 // Server is a gocache server. Create it with New.
 type Server struct {
-	srv         *memcached.Server
-	buckets     map[string]*bucket
-	users       *sasl.Store
-	requireAuth bool
-	cfg         Config
-	started     time.Time
-	version     []byte
-	threads     int
-	maxConns    int
+	srv     *memcached.Server
+	buckets map[string]*bucket
+	cfg     Config // with defaults filled in
+	started time.Time
+	version []byte
 
 	verbosity atomic.Uint32
 	cmdFlush  atomic.Uint64
@@ -96,27 +92,22 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RequireAuth && cfg.Users == nil {
 		return nil, errors.New("gocache: RequireAuth needs Users")
 	}
-	names := cfg.Buckets
-	if len(names) == 0 {
-		names = []string{DefaultBucket}
+	if len(cfg.Buckets) == 0 {
+		cfg.Buckets = []string{DefaultBucket}
+	}
+	if cfg.Threads <= 0 {
+		cfg.Threads = runtime.GOMAXPROCS(0)
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 1024
 	}
 	s := &Server{
-		buckets:     make(map[string]*bucket, len(names)),
-		users:       cfg.Users,
-		requireAuth: cfg.RequireAuth,
-		cfg:         cfg,
-		started:     time.Now(),
-		version:     []byte(Version),
-		threads:     cfg.Threads,
-		maxConns:    cfg.MaxConns,
+		buckets: make(map[string]*bucket, len(cfg.Buckets)),
+		cfg:     cfg,
+		started: time.Now(),
+		version: []byte(Version),
 	}
-	if s.threads <= 0 {
-		s.threads = runtime.GOMAXPROCS(0)
-	}
-	if s.maxConns <= 0 {
-		s.maxConns = 1024
-	}
-	for _, name := range names {
+	for _, name := range cfg.Buckets {
 		if name == "" || len(name) > maxKeyLen || name == noBucket {
 			return nil, fmt.Errorf("gocache: bad bucket name %q", name)
 		}
@@ -129,17 +120,12 @@ func New(cfg Config) (*Server, error) {
 	start := s.buckets[DefaultBucket]
 	s.srv = &memcached.Server{
 		Handler:     newHandler(s),
-		MaxConns:    s.maxConns,
+		MaxConns:    cfg.MaxConns,
 		IdleTimeout: cfg.IdleTimeout,
 		Logger:      cfg.Logger,
 		TLSConfig:   cfg.TLS,
 		EventLoops:  cfg.EventLoops,
-		ConnContext: func(c *memcached.Conn) {
-			c.Data = &connState{bucket: start}
-			if start != nil {
-				c.Bucket = start.name
-			}
-		},
+		ConnContext: func(c *memcached.Conn) { c.Data = &connState{bucket: start} },
 	}
 	return s, nil
 }

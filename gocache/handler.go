@@ -24,7 +24,6 @@ var (
 	// msgNoMemoryItem is memcached's word for a store it has no memory
 	// for.
 	msgNoMemoryItem = []byte("Out of memory allocating item")
-	msgUnknown      = []byte("Unknown command")
 	msgAuthFailure  = []byte("Auth failure.")
 )
 
@@ -52,38 +51,33 @@ func newHandler(s *Server) *handler {
 	m.HandleFunc(h.hello, gm.HELLO)
 	m.HandleFunc(h.selectBucket, gm.SELECT_BUCKET)
 	m.HandleFunc(h.errorMap, gm.GET_ERROR_MAP)
-	if s.users != nil {
+	if s.cfg.Users != nil {
 		m.HandleFunc(h.listMechs, gm.SASL_LIST_MECHS)
 		m.HandleFunc(h.saslAuth, gm.SASL_AUTH)
 		m.HandleFunc(h.saslStep, gm.SASL_STEP)
 	}
-	m.NotFound = memcached.HandlerFunc(h.unknown)
 	return h
 }
 
 // ServeMC checks what applies to every request (key length,
 // authentication), then dispatches.
-func (h *handler) ServeMC(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) ServeMC(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if len(req.Key) > maxKeyLen {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
-	if h.srv.requireAuth && state(c).user == nil && !beforeAuth(req.Opcode) {
-		c.WriteStatus(req, gm.AUTH_ERROR, msgAuthFailure)
+	if h.srv.cfg.RequireAuth && state(w).user == nil && !beforeAuth(req.Opcode) {
+		w.WriteStatus(req, gm.AUTH_ERROR, msgAuthFailure)
 		return
 	}
-	h.mux.ServeMC(c, req)
+	h.mux.ServeMC(w, req)
 }
 
 // invalid answers a malformed request as memcached does: EINVAL, then the
 // connection is closed.
-func (h *handler) invalid(c *memcached.Conn, req *gm.MCRequest) {
-	c.WriteStatus(req, gm.EINVAL, msgInvalid)
-	c.Close()
-}
-
-func (h *handler) unknown(c *memcached.Conn, req *gm.MCRequest) {
-	c.WriteStatus(req, gm.UNKNOWN_COMMAND, msgUnknown)
+func (h *handler) invalid(w memcached.ResponseWriter, req *gm.MCRequest) {
+	w.WriteStatus(req, gm.EINVAL, msgInvalid)
+	w.Close()
 }
 
 // shape reports whether req has exactly extlen bytes of extras, a key (or
@@ -93,72 +87,73 @@ func shape(req *gm.MCRequest, extlen int, key, value bool) bool {
 }
 
 // fail answers a store error with memcached's status and message.
-func (h *handler) fail(c *memcached.Conn, req *gm.MCRequest, err error) {
+func (h *handler) fail(w memcached.ResponseWriter, req *gm.MCRequest, err error) {
 	switch {
 	case errors.Is(err, cache.ErrNotFound):
-		c.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
+		w.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
 	case errors.Is(err, cache.ErrExists):
-		c.WriteStatus(req, gm.KEY_EEXISTS, msgExists)
+		w.WriteStatus(req, gm.KEY_EEXISTS, msgExists)
 	case errors.Is(err, cache.ErrNotStored):
-		c.WriteStatus(req, gm.NOT_STORED, msgNotStored)
+		w.WriteStatus(req, gm.NOT_STORED, msgNotStored)
 	case errors.Is(err, cache.ErrTooLarge):
-		c.WriteStatus(req, gm.E2BIG, msgTooLarge)
+		w.WriteStatus(req, gm.E2BIG, msgTooLarge)
 	case errors.Is(err, cache.ErrNoMemory):
-		c.WriteStatus(req, gm.ENOMEM, msgNoMemory)
+		w.WriteStatus(req, gm.ENOMEM, msgNoMemory)
 	case errors.Is(err, cache.ErrNonNumeric):
-		c.WriteStatus(req, gm.DELTA_BADVAL, msgNonNumeric)
+		w.WriteStatus(req, gm.DELTA_BADVAL, msgNonNumeric)
 	default:
-		c.WriteStatus(req, gm.EINTERNAL, []byte(err.Error()))
+		w.WriteStatus(req, gm.EINTERNAL, []byte(err.Error()))
 	}
 }
 
-// start does what every data command does first: framing extras, then the
-// connection's bucket. It returns nil, having answered, if the request
-// goes no further.
-func (h *handler) start(c *memcached.Conn, req *gm.MCRequest) (*bucket, bool) {
-	keep, ok := h.frames(c, req)
+// target finds the bucket a data command is for, once its framing extras
+// pass (see frames), and reports whether they ask to keep the item's
+// expiry. It returns a nil bucket, having answered, if the command goes no
+// further.
+func (h *handler) target(w memcached.ResponseWriter, req *gm.MCRequest) (b *bucket, keepExpiry bool) {
+	keep, ok := h.frames(w, req)
 	if !ok {
 		return nil, false
 	}
-	b := h.bucketFor(c, req)
-	return b, keep
+	return h.bucketFor(w, req), keep
 }
 
-// begin is start for a request that must have extlen bytes of extras, a
-// key or none, and no value: one that does not is answered EINVAL.
-func (h *handler) begin(c *memcached.Conn, req *gm.MCRequest, extlen int, key bool) *bucket {
+// targetNoValue is target for a command that carries no value and must
+// have extlen bytes of extras and a key (or none): one that does not is
+// answered EINVAL.
+func (h *handler) targetNoValue(w memcached.ResponseWriter, req *gm.MCRequest, extlen int, key bool) *bucket {
 	if !shape(req, extlen, key, false) {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return nil
 	}
-	b, _ := h.start(c, req)
+	b, _ := h.target(w, req)
 	return b
 }
 
-func (h *handler) get(c *memcached.Conn, req *gm.MCRequest) {
-	b := h.begin(c, req, 0, true)
+func (h *handler) get(w memcached.ResponseWriter, req *gm.MCRequest) {
+	b := h.targetNoValue(w, req, 0, true)
 	if b == nil {
 		return
 	}
 	withKey := req.Opcode == gm.GETK || req.Opcode == gm.GETKQ
-	it, ok := b.cache.Get(req.Key)
+	it, ok := b.cache.Get(b.vbucket(req), req.Key)
 	if !ok {
 		switch {
 		case req.Opcode.IsQuiet():
 		case withKey:
 			res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: gm.KEY_ENOENT, Key: req.Key}
-			c.WriteResponse(&res)
+			w.WriteResponse(&res)
 		default:
-			c.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
+			w.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
 		}
 		return
 	}
-	h.writeItem(c, req, &it, withKey, true)
+	h.writeItem(w, req, &it, withKey, true)
 }
 
 // writeItem answers with an item: flags in the extras, the key if asked,
 // the value if asked.
-func (h *handler) writeItem(c *memcached.Conn, req *gm.MCRequest, it *cache.Item, withKey, withValue bool) {
+func (h *handler) writeItem(w memcached.ResponseWriter, req *gm.MCRequest, it *cache.Item, withKey, withValue bool) {
 	var flags [4]byte
 	binary.BigEndian.PutUint32(flags[:], it.Flags)
 	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Cas: it.CAS, Extras: flags[:]}
@@ -167,35 +162,38 @@ func (h *handler) writeItem(c *memcached.Conn, req *gm.MCRequest, it *cache.Item
 	}
 	if withValue {
 		res.Body = it.Value
-		res.DataType = sentDatatype(c, it.Datatype)
+		res.DataType = sentDatatype(state(w), it.Datatype)
 	}
-	c.WriteResponse(&res)
+	w.WriteResponse(&res)
 }
 
-// mutated answers a successful mutation: its CAS and, for clients that
-// negotiated MutationSeqno, the mutation token; quiet commands get no
-// answer.
-func mutated(c *memcached.Conn, req *gm.MCRequest, b *bucket, cas uint64, body []byte) {
+// mutated answers a successful mutation: cas and, for clients that
+// negotiated MutationSeqno, the mutation token (vbucket UUID and seqno);
+// quiet commands get no answer.
+func mutated(w memcached.ResponseWriter, req *gm.MCRequest, m cache.Mutation, cas uint64, body []byte) {
+	if req.Opcode.IsQuiet() {
+		return
+	}
 	var token [16]byte
 	var extras []byte
-	if c.Features.Has(featureMutationSeqno) {
-		extras = b.token(req.VBucket, &token)
-	}
-	if req.Opcode.IsQuiet() {
-		return
+	if state(w).features.Has(gm.FeatureMutationSeqno) {
+		binary.BigEndian.PutUint64(token[:8], m.VBUUID)
+		binary.BigEndian.PutUint64(token[8:], m.Seqno)
+		extras = token[:]
 	}
 	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Cas: cas, Extras: extras, Body: body}
-	c.WriteResponse(&res)
+	w.WriteResponse(&res)
 }
 
-// stored answers a successful command without a mutation token: nothing
-// for quiet commands.
-func stored(c *memcached.Conn, req *gm.MCRequest, cas uint64) {
+// succeeded answers a command that succeeded and has nothing to say (a
+// selected bucket, a flush, a NOOP): a bare SUCCESS, nothing for quiet
+// commands.
+func succeeded(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if req.Opcode.IsQuiet() {
 		return
 	}
-	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Cas: cas}
-	c.WriteResponse(&res)
+	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque}
+	w.WriteResponse(&res)
 }
 
 // storeModes maps the storing commands to the store's modes. SET, ADD and
@@ -207,7 +205,7 @@ var storeModes = map[gm.CommandCode]cache.Mode{
 	gm.APPEND: cache.Append, gm.APPENDQ: cache.Append, gm.PREPEND: cache.Prepend, gm.PREPENDQ: cache.Prepend,
 }
 
-func (h *handler) store(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) store(w memcached.ResponseWriter, req *gm.MCRequest) {
 	mode := storeModes[req.Opcode]
 	concat := mode == cache.Append || mode == cache.Prepend
 	extlen := 8
@@ -215,103 +213,105 @@ func (h *handler) store(c *memcached.Conn, req *gm.MCRequest) {
 		extlen = 0
 	}
 	if !shape(req, extlen, true, true) {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
-	value, datatype, ok := storedValue(c, req)
+	value, datatype, ok := storedValue(state(w), req)
 	if !ok {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
-	b, keep := h.start(c, req)
+	b, keep := h.target(w, req)
 	if b == nil {
 		return
 	}
-	w := cache.Write{Value: value, CAS: req.Cas}
+	wr := cache.Write{Value: value, CAS: req.Cas}
 	if !concat {
-		w.Flags = binary.BigEndian.Uint32(req.Extras)
-		w.Expiry = binary.BigEndian.Uint32(req.Extras[4:])
-		w.Datatype, w.KeepExpiry = datatype, keep
+		wr.Flags = binary.BigEndian.Uint32(req.Extras)
+		wr.Expiry = binary.BigEndian.Uint32(req.Extras[4:])
+		wr.Datatype, wr.KeepExpiry = datatype, keep
 	}
-	cas, err := b.cache.Store(mode, req.Key, w)
+	m, err := b.cache.Store(b.vbucket(req), mode, req.Key, wr)
 	switch {
 	case err == nil:
 	case errors.Is(err, cache.ErrNoMemory):
-		c.WriteStatus(req, gm.ENOMEM, msgNoMemoryItem)
+		w.WriteStatus(req, gm.ENOMEM, msgNoMemoryItem)
 		return
 	default:
-		h.fail(c, req, err)
+		h.fail(w, req, err)
 		return
 	}
-	mutated(c, req, b, cas, nil)
+	mutated(w, req, m, m.CAS, nil)
 }
 
-func (h *handler) delete(c *memcached.Conn, req *gm.MCRequest) {
-	b := h.begin(c, req, 0, true)
+func (h *handler) delete(w memcached.ResponseWriter, req *gm.MCRequest) {
+	b := h.targetNoValue(w, req, 0, true)
 	if b == nil {
 		return
 	}
-	if err := b.cache.Delete(req.Key, req.Cas); err != nil {
-		h.fail(c, req, err)
+	m, err := b.cache.Delete(b.vbucket(req), req.Key, req.Cas)
+	if err != nil {
+		h.fail(w, req, err)
 		return
 	}
-	mutated(c, req, b, 0, nil)
+	mutated(w, req, m, 0, nil) // memcached answers a deletion with no CAS
 }
 
-func (h *handler) delta(c *memcached.Conn, req *gm.MCRequest) {
-	b := h.begin(c, req, 20, true)
+func (h *handler) delta(w memcached.ResponseWriter, req *gm.MCRequest) {
+	b := h.targetNoValue(w, req, 20, true)
 	if b == nil {
 		return
 	}
 	delta := binary.BigEndian.Uint64(req.Extras)
 	initial := binary.BigEndian.Uint64(req.Extras[8:])
 	exp := binary.BigEndian.Uint32(req.Extras[16:])
-	var value, cas uint64
+	var value uint64
+	var m cache.Mutation
 	var err error
 	if req.Opcode == gm.INCREMENT || req.Opcode == gm.INCREMENTQ {
-		value, cas, err = b.cache.Incr(req.Key, delta, initial, exp, req.Cas)
+		value, m, err = b.cache.Incr(b.vbucket(req), req.Key, delta, initial, exp, req.Cas)
 	} else {
-		value, cas, err = b.cache.Decr(req.Key, delta, initial, exp, req.Cas)
+		value, m, err = b.cache.Decr(b.vbucket(req), req.Key, delta, initial, exp, req.Cas)
 	}
 	if err != nil {
-		h.fail(c, req, err)
+		h.fail(w, req, err)
 		return
 	}
 	var body [8]byte
 	binary.BigEndian.PutUint64(body[:], value)
-	mutated(c, req, b, cas, body[:])
+	mutated(w, req, m, m.CAS, body[:])
 }
 
 // touch serves TOUCH and the get-and-touch family. TOUCH answers with the
 // flags only; GAT and GATQ add the value, GATK and GATKQ the key too.
-func (h *handler) touch(c *memcached.Conn, req *gm.MCRequest) {
-	b := h.begin(c, req, 4, true)
+func (h *handler) touch(w memcached.ResponseWriter, req *gm.MCRequest) {
+	b := h.targetNoValue(w, req, 4, true)
 	if b == nil {
 		return
 	}
 	h.srv.cmdTouch.Add(1)
 	withKey := req.Opcode == gm.GATK || req.Opcode == gm.GATKQ
-	it, err := b.cache.Touch(req.Key, binary.BigEndian.Uint32(req.Extras), req.Cas)
+	it, err := b.cache.Touch(b.vbucket(req), req.Key, binary.BigEndian.Uint32(req.Extras), req.Cas)
 	if err != nil {
 		switch {
 		case errors.Is(err, cache.ErrNotFound) && req.Opcode.IsQuiet():
 		case errors.Is(err, cache.ErrNotFound) && withKey:
 			res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: gm.KEY_ENOENT, Key: req.Key}
-			c.WriteResponse(&res)
+			w.WriteResponse(&res)
 		default:
-			h.fail(c, req, err)
+			h.fail(w, req, err)
 		}
 		return
 	}
-	h.writeItem(c, req, &it, withKey, req.Opcode != gm.TOUCH)
+	h.writeItem(w, req, &it, withKey, req.Opcode != gm.TOUCH)
 }
 
-func (h *handler) flush(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) flush(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if len(req.Key) != 0 || len(req.Body) != 0 || (len(req.Extras) != 0 && len(req.Extras) != 4) {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
-	b := h.bucketFor(c, req)
+	b := h.bucketFor(w, req)
 	if b == nil {
 		return
 	}
@@ -321,61 +321,61 @@ func (h *handler) flush(c *memcached.Conn, req *gm.MCRequest) {
 	}
 	h.srv.cmdFlush.Add(1)
 	b.cache.Flush(delay)
-	stored(c, req, 0)
+	succeeded(w, req)
 }
 
-func (h *handler) noop(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) noop(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if !shape(req, 0, false, false) {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
-	stored(c, req, 0)
+	succeeded(w, req)
 }
 
-func (h *handler) version(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) version(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if !shape(req, 0, false, false) {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
 	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: h.srv.version}
-	c.WriteResponse(&res)
+	w.WriteResponse(&res)
 }
 
-func (h *handler) quit(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) quit(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if !shape(req, 0, false, false) {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
-	stored(c, req, 0)
-	c.Close()
+	succeeded(w, req)
+	w.Close()
 }
 
 // verbosity accepts a level and answers SUCCESS. (memcached 1.6 treats the
 // opcode as unknown, and leaves it unanswered when it has extras.)
-func (h *handler) verbosity(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) verbosity(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if !shape(req, 4, false, false) {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
 	h.srv.verbosity.Store(binary.BigEndian.Uint32(req.Extras))
-	stored(c, req, 0)
+	succeeded(w, req)
 }
 
 // errorMap serves GET_ERROR_MAP: the value is the highest version the
 // client reads.
-func (h *handler) errorMap(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) errorMap(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if len(req.Extras) != 0 || len(req.Key) != 0 || len(req.Body) != 2 {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
 	doc, _, ok := errorMap(binary.BigEndian.Uint16(req.Body))
 	if !ok { // version 0: kv_engine has no such map
-		c.WriteStatus(req, gm.KEY_ENOENT, nil)
+		w.WriteStatus(req, gm.KEY_ENOENT, nil)
 		return
 	}
 	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: doc}
-	if c.Features.Has(featureJSON) {
+	if state(w).features.Has(gm.FeatureJSON) {
 		res.DataType = gm.DatatypeFlagJSON
 	}
-	c.WriteResponse(&res)
+	w.WriteResponse(&res)
 }

@@ -11,7 +11,7 @@ import (
 
 // statWriter answers a STAT request with one packet per statistic.
 type statWriter struct {
-	c   *memcached.Conn
+	w   memcached.ResponseWriter
 	req *gm.MCRequest
 	buf []byte
 }
@@ -38,36 +38,36 @@ func (w *statWriter) seconds(name string, d time.Duration) {
 
 func (w *statWriter) send(name string) {
 	res := gm.MCResponse{Opcode: w.req.Opcode, Opaque: w.req.Opaque, Key: []byte(name), Body: w.buf}
-	w.c.WriteResponse(&res)
+	w.w.WriteResponse(&res)
 }
 
 // end sends the empty packet that ends the statistics.
 func (w *statWriter) end() {
 	res := gm.MCResponse{Opcode: w.req.Opcode, Opaque: w.req.Opaque}
-	w.c.WriteResponse(&res)
+	w.w.WriteResponse(&res)
 }
 
-func (h *handler) stat(c *memcached.Conn, req *gm.MCRequest) {
+func (h *handler) stat(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if len(req.Extras) != 0 || len(req.Body) != 0 {
-		h.invalid(c, req)
+		h.invalid(w, req)
 		return
 	}
-	w := &statWriter{c: c, req: req, buf: make([]byte, 0, 32)}
-	b := state(c).bucket
+	sw := &statWriter{w: w, req: req, buf: make([]byte, 0, 32)}
+	b := state(w).bucket
 	switch string(req.Key) {
 	case "":
-		h.srv.generalStats(w, b)
+		h.srv.generalStats(sw, b)
 	case "settings":
-		h.srv.settingsStats(w)
+		h.srv.settingsStats(sw)
 	case "items":
-		h.srv.itemStats(w, b)
+		h.srv.itemStats(sw, b)
 	case "reset":
 		h.srv.resetStats(b)
 	default:
-		c.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
+		w.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
 		return
 	}
-	w.end()
+	sw.end()
 }
 
 // bucketStats returns the counters of b, or none (with the configured
@@ -97,7 +97,7 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.int("pointer_size", 64)
 	w.seconds("rusage_user", user)
 	w.seconds("rusage_system", system)
-	w.int("max_connections", int64(s.maxConns))
+	w.int("max_connections", int64(s.cfg.MaxConns))
 	w.int("curr_connections", ss.CurrConnections)
 	w.uint("total_connections", ss.TotalConnections)
 	w.uint("rejected_connections", ss.RejectedConnections)
@@ -129,7 +129,7 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.uint("bytes_written", ss.BytesWritten)
 	w.int("limit_maxbytes", cs.LimitMaxBytes)
 	w.int("accepting_conns", 1)
-	w.int("threads", int64(s.threads))
+	w.int("threads", int64(s.cfg.Threads))
 	w.int("bytes", cs.Bytes)
 	w.uint("curr_items", cs.CurrItems)
 	w.uint("total_items", cs.TotalItems)
@@ -142,7 +142,7 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 func (s *Server) settingsStats(w *statWriter) {
 	c := s.bucketStats(nil)
 	w.int("maxbytes", c.LimitMaxBytes)
-	w.int("maxconns", int64(s.maxConns))
+	w.int("maxconns", int64(s.cfg.MaxConns))
 	for _, name := range []string{"tcpport", "udpport", "interface", "domain_socket", "umask"} {
 		if v, ok := s.cfg.Settings[name]; ok {
 			w.str(name, v)
@@ -155,10 +155,10 @@ func (s *Server) settingsStats(w *statWriter) {
 	} else {
 		w.str("evictions", "on")
 	}
-	w.int("num_threads", int64(s.threads))
+	w.int("num_threads", int64(s.cfg.Threads))
 	w.str("cas_enabled", "yes")
 	w.str("binding_protocol", "binary")
-	if s.requireAuth {
+	if s.cfg.RequireAuth {
 		w.str("auth_enabled_sasl", "yes")
 	} else {
 		w.str("auth_enabled_sasl", "no")

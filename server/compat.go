@@ -140,17 +140,17 @@ func ownRequest(req *gomemcached.MCRequest) *gomemcached.MCRequest {
 // Adapt serves a RequestHandler with a Server: each request is copied so
 // that the handler may keep it, and its answer sent as HandleMessage does.
 func Adapt(h RequestHandler) Handler {
-	return HandlerFunc(func(c *Conn, req *gomemcached.MCRequest) {
+	return HandlerFunc(func(w ResponseWriter, req *gomemcached.MCRequest) {
 		owned := ownRequest(req)
-		res := h.HandleMessage(c, owned)
+		res := h.HandleMessage(w, owned)
 		if res == nil {
 			return
 		}
 		if res.Fatal {
-			c.Close()
+			w.Close()
 			return
 		}
 		res.Opcode, res.Opaque = owned.Opcode, owned.Opaque
-		c.WriteResponse(res)
+		w.WriteResponse(res)
 	})
 }

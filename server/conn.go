@@ -1,14 +1,14 @@
 package memcached
 
 import (
-	"crypto/tls"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,52 +26,80 @@ const (
 	maxRetainedOut = 1 << 20
 )
 
-// Conn is one client connection, as a Handler sees it: where responses are
-// written and where per-connection state lives. Its methods are for the
-// connection's own goroutine (the one calling the handler).
+// Conn is one client connection: its addresses, the handler's state for
+// it, and the queue through which other goroutines send to it. The same
+// Conn serves every connection model (a goroutine per connection, or an
+// event loop) and every protocol; Handlers reach it through
+// ResponseWriter.Conn. Its methods are for the goroutine serving it (the
+// one calling the handler), but Send, Done, RemoteAddr, LocalAddr, Server
+// and Logger, which are safe for concurrent use.
 type Conn struct {
-	// User is the authenticated user; the server never reads it.
-	User string
-	// Bucket is the selected bucket; the server never reads it.
-	Bucket string
-	// Features are the negotiated HELLO features; the server never reads
-	// them.
-	Features FeatureSet
-	// Data is for the handler's own per-connection state.
+	// Data is the handler's per-connection state, set by
+	// Server.ConnContext; the server never reads it.
 	Data any
 
-	srv      *Server
-	nc       net.Conn // nil when an event loop serves the connection
-	ev       loopSide // set when an event loop serves the connection
-	raddr    net.Addr
-	laddr    net.Addr
-	rd       *gomemcached.Reader
-	out      []byte
+	srv   *Server
+	t     transport
+	src   io.Reader // the socket, counting what it reads
+	raddr net.Addr
+	laddr net.Addr
+	log   *slog.Logger
+	done  chan struct{} // closed when the connection has ended
+
+	// The protocol, chosen by the first byte (decoder.go).
+	dec   decoder
+	w     ResponseWriter
+	bw    binaryWriter
+	first [1]byte
+	pre   prefixed
+
 	req      gomemcached.MCRequest
+	out      []byte // answers not yet sent
 	closing  bool
 	werr     error
+	sendq    atomic.Pointer[sendQueue]
+	qmu      sync.Mutex // for making sendq, and ended
+	ended    bool
 	bytesIn  atomic.Uint64
 	bytesOut atomic.Uint64
-	log      *slog.Logger
 }
 
-// countingReader counts the bytes read from the network.
-type countingReader struct{ c *Conn }
-
-func (r countingReader) Read(p []byte) (int, error) {
-	n, err := r.c.nc.Read(p)
-	r.c.bytesIn.Add(uint64(n))
-	return n, err
-}
-
-// loopSide is the event loop's part of a connection it serves
-// (eventloop_linux.go).
-type loopSide interface {
-	// flushConn sends c's output now, unless the connection is paused or
-	// its output is waiting for the socket to drain.
-	flushConn(c *Conn) error
-	writeLarge(c *Conn, body []byte)
+// transport is what a connection model does for a connection: how its
+// output is sent, how it pauses, how it is woken and closed. conn.go holds
+// what is common; stream.go (a goroutine per connection) and, on Linux,
+// eventloop_conn_linux.go (an event loop) each implement it.
+type transport interface {
+	// flush sends the connection's output and what other goroutines
+	// have queued for it. A stream blocks until all is written; a loop
+	// writes what the socket takes, keeps the rest for when it is
+	// writable, and sends nothing while the connection is paused.
+	flush() error
+	// writeLarge sends the output and then body, copying body only if it
+	// cannot go at once.
+	writeLarge(body []byte)
+	// serving reports whether the connection may handle requests now:
+	// it is not paused and its output is not waiting for the socket.
+	serving() bool
+	// pause stops the connection for d (see Conn.Pause).
 	pause(d time.Duration)
+	// queued tells the transport that other goroutines queued output
+	// for an idle connection (any goroutine may call it).
+	queued()
+	// netConn returns the net.Conn, nil under an event loop.
+	netConn() net.Conn
+	// interrupt wakes the connection if it is waiting to read, so that it
+	// sees the server shutting down; abort closes it at once. (The event
+	// loops do both for all their connections at once.)
+	interrupt()
+	abort()
+}
+
+// newConn returns a connection served by t, reading from src.
+func (s *Server) newConn(t transport, src io.Reader, raddr, laddr net.Addr) *Conn {
+	c := &Conn{srv: s, t: t, src: src, raddr: raddr, laddr: laddr, done: make(chan struct{})}
+	c.bw.c = c
+	c.log = s.logger().With("remote", raddr.String())
+	return c
 }
 
 // RemoteAddr returns the client's address.
@@ -83,28 +111,7 @@ func (c *Conn) LocalAddr() net.Addr { return c.laddr }
 // NetConn returns the underlying connection (a *tls.Conn for TLS
 // listeners), or nil when an event loop serves the connection. Reading from
 // it or writing to it directly breaks the stream.
-func (c *Conn) NetConn() net.Conn { return c.nc }
-
-// Pause stops the connection for d: no request of it is read and nothing
-// is sent to it until d has passed, responses already written included.
-// Other connections go on; a handler uses it to slow a client down (after
-// failed authentications, say). On a connection's own goroutine it sleeps;
-// on an event loop it only marks the connection. Pauses add up.
-func (c *Conn) Pause(d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	if c.ev != nil {
-		c.ev.pause(d)
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-c.srv.closedCh(): // Shutdown does not wait out pauses
-	}
-}
+func (c *Conn) NetConn() net.Conn { return c.t.netConn() }
 
 // Server returns the server the connection belongs to.
 func (c *Conn) Server() *Server { return c.srv }
@@ -112,46 +119,80 @@ func (c *Conn) Server() *Server { return c.srv }
 // Logger returns the server's logger with the connection's address.
 func (c *Conn) Logger() *slog.Logger { return c.log }
 
-// Close closes the connection once the responses written so far are sent.
-func (c *Conn) Close() { c.closing = true }
+// Done returns a channel that is closed when the connection has ended:
+// producers that Send to it stop there.
+func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// WriteResponse queues res to be sent. The response is copied: its slices
-// may be reused once WriteResponse returns. It returns the connection's
-// write error, if sending has already failed.
-func (c *Conn) WriteResponse(res *gomemcached.MCResponse) error {
-	if c.werr != nil {
-		return c.werr
+// Pause stops the connection for d: no request of it is read and nothing
+// is sent to it until d has passed, answers already written included.
+// Other connections go on; a handler uses it to slow a client down (after
+// failed authentications, say). On a connection's own goroutine it sleeps;
+// on an event loop it only marks the connection. Pauses add up.
+func (c *Conn) Pause(d time.Duration) {
+	if d > 0 {
+		c.t.pause(d)
 	}
-	var err error
-	if len(res.Body) < largeValue {
-		out, err := res.AppendTo(c.out)
-		if err != nil {
-			return err
-		}
-		c.out = out
-		return nil
-	}
-	if c.out, err = res.AppendHeaderTo(c.out); err != nil {
-		return err
-	}
-	if c.ev != nil {
-		c.ev.writeLarge(c, res.Body)
-	} else {
-		c.writeBuffers(res.Body)
-	}
-	return c.werr
 }
 
-// WriteStatus queues a response to req with the given status and value
-// and no extras, key or CAS: the usual error reply.
-func (c *Conn) WriteStatus(req *gomemcached.MCRequest, status gomemcached.Status, body []byte) error {
-	res := gomemcached.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: status, Body: body}
-	return c.WriteResponse(&res)
+// ErrConnClosed is the error of Send to a connection that has ended.
+var ErrConnClosed = errors.New("memcached: connection closed")
+
+// A Packet is what Send queues: a *gomemcached.MCRequest (a DCP or TAP
+// message, or another request a server makes of its client) or a
+// *gomemcached.MCResponse.
+type Packet interface {
+	Size() int
+	AppendTo(dst []byte) ([]byte, error)
 }
 
-// Write queues raw bytes, for handlers that encode their own packets. It
-// implements io.Writer.
-func (c *Conn) Write(p []byte) (int, error) {
+var (
+	_ Packet = (*gomemcached.MCRequest)(nil)
+	_ Packet = (*gomemcached.MCResponse)(nil)
+)
+
+// Send queues p for the connection, from a goroutine other than the one
+// serving it: a change feed, a pushed cluster map. p is encoded at once,
+// and may be reused when Send returns. Queued packets go in the same
+// batched writes as answers, in the order they were queued; they are never
+// sent in the middle of another packet. The queue holds at most
+// Server.SendQueueSize bytes (or one larger packet): while it is full, Send
+// waits for the client to read, until ctx ends (its error) or the
+// connection does (ErrConnClosed). A handler must not call Send for its
+// own connection, which would wait for itself: it answers through its
+// ResponseWriter.
+func (c *Conn) Send(ctx context.Context, p Packet) error {
+	q := c.sendq.Load()
+	if q == nil {
+		q = c.newQueue()
+	}
+	return q.put(ctx, p, c.t)
+}
+
+// newQueue returns the connection's send queue, making it at the first
+// Send; a connection that has ended gets a closed one.
+func (c *Conn) newQueue() *sendQueue {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if q := c.sendq.Load(); q != nil {
+		return q
+	}
+	q := newSendQueue(c.srv.sendQueueSize())
+	if c.ended {
+		q.close()
+	}
+	c.sendq.Store(q)
+	return q
+}
+
+// takeQueued moves what other goroutines queued into the output.
+func (c *Conn) takeQueued() {
+	if q := c.sendq.Load(); q != nil {
+		c.out = q.take(c.out)
+	}
+}
+
+// write queues raw bytes.
+func (c *Conn) write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
@@ -159,151 +200,74 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Flush sends what has been queued now rather than when the server would.
-// On an event loop it never blocks: what the socket does not take goes
-// when it can, and a paused connection sends nothing until its pause ends.
-func (c *Conn) Flush() error {
-	if c.werr != nil || len(c.out) == 0 {
+// flush sends the output, unless sending has failed already.
+func (c *Conn) flush() error {
+	if c.werr != nil {
 		return c.werr
 	}
-	if c.ev != nil {
-		return c.ev.flushConn(c)
-	}
-	c.armWrite()
-	c.srv.writes.Add(1)
-	n, err := c.nc.Write(c.out)
-	c.bytesOut.Add(uint64(n))
+	return c.t.flush()
+}
+
+// sent drops the output once it is all written, and a buffer that grew
+// past maxRetainedOut with it.
+func (c *Conn) sent() {
 	c.out = c.out[:0]
 	if cap(c.out) > maxRetainedOut {
 		c.out = nil
 	}
-	if err != nil {
-		c.werr = err
-	}
-	return err
 }
 
-// writeBuffers sends the queued output and then body with one writev.
-func (c *Conn) writeBuffers(body []byte) {
-	c.armWrite()
-	bufs := net.Buffers{c.out, body}
-	c.srv.writes.Add(1)
-	n, err := bufs.WriteTo(c.nc)
-	c.bytesOut.Add(uint64(n))
-	c.out = c.out[:0]
-	if err != nil {
-		c.werr = err
+// fill reads once from the socket into the protocol's buffer, choosing
+// the protocol at the first byte.
+func (c *Conn) fill() (int, error) {
+	if c.dec == nil {
+		return c.sniff()
 	}
+	return c.dec.fill()
 }
 
-func (c *Conn) armWrite() {
-	if t := c.srv.WriteTimeout; t > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(t))
+// buffered returns the bytes read and not yet decoded.
+func (c *Conn) buffered() int {
+	if c.dec == nil {
+		return 0
 	}
+	return c.dec.buffered()
 }
 
-// unknownCommands answers every request with UNKNOWN_COMMAND.
-var unknownCommands = NewServeMux()
+// errMidPacket ends a connection whose client closed it inside a request.
+var errMidPacket = &gomemcached.ProtocolError{Kind: gomemcached.ErrTruncated, Detail: "connection closed in mid-request"}
 
-// serve runs the connection until it ends.
-func (c *Conn) serve() {
-	defer c.srv.forget(c)
-	defer c.nc.Close()
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		if err := c.handshake(tc); err != nil {
-			c.log.Info("connection closed: TLS handshake failed", "reason", err)
-			return
-		}
-	}
-	reason := c.loop()
-	c.Flush()
-	c.logClose(reason)
-}
-
-// logClose logs why the connection ended: malformed input at Info, the
-// rest at Debug.
-func (c *Conn) logClose(reason error) {
-	switch {
-	case reason == nil:
-		c.log.Debug("connection closed")
-	case errors.Is(reason, gomemcached.ErrProtocol):
-		c.log.Info("connection closed: malformed input", "reason", reason)
-	default:
-		c.log.Debug("connection closed", "reason", reason)
-	}
-}
-
-// checkMagic refuses packets that are not requests.
-func (c *Conn) checkMagic() error {
-	if m := c.rd.Magic(); m != gomemcached.REQ_MAGIC && m != gomemcached.FLEX_MAGIC {
-		return &gomemcached.ProtocolError{Kind: gomemcached.ErrBadMagic,
-			Detail: fmt.Sprintf("magic 0x%02x is not a request", m)}
-	}
-	return nil
-}
-
-// handshake runs the TLS handshake within the server's HandshakeTimeout.
-func (c *Conn) handshake(tc *tls.Conn) error {
-	timeout := c.srv.HandshakeTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	tc.SetDeadline(time.Now().Add(timeout))
-	if c.srv.shuttingDown() {
-		return ErrServerClosed
-	}
-	if err := tc.Handshake(); err != nil {
-		return err
-	}
-	tc.SetDeadline(time.Time{})
-	return nil
-}
-
-// loop reads and handles requests; it returns why it stopped (nil for a
-// normal end).
-func (c *Conn) loop() error {
-	for {
-		if !c.rd.Ready() {
-			if err := c.Flush(); err != nil {
-				return err
-			}
-			if c.srv.shuttingDown() {
-				return nil
-			}
-			if t := c.srv.IdleTimeout; t > 0 {
-				c.nc.SetReadDeadline(time.Now().Add(t))
-				if c.srv.shuttingDown() {
-					return nil
-				}
-			}
-		}
-		if err := c.rd.ReadRequest(&c.req); err != nil {
-			if err == io.EOF || c.srv.shuttingDown() {
-				return nil
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return errors.New("idle timeout")
-			}
-			return err
-		}
-		if err := c.checkMagic(); err != nil {
-			return err
+// step is a connection's work once input has arrived, the same for every
+// connection model and protocol: each complete request buffered is
+// decoded and handed to the handler, in order, until none is left or the
+// connection must stop (paused, output blocked, closing); then the
+// answers are flushed. It returns why the connection must close: a
+// request that could not be decoded (after the answers to those before
+// it are sent), a handler that panicked, or a failed write.
+func (c *Conn) step() error {
+	var stop error
+	for c.t.serving() && !c.closing && c.dec != nil && c.dec.ready() {
+		if err := c.dec.next(&c.req); err != nil {
+			c.closing, stop = true, err
+			break
 		}
 		if err := c.handle(); err != nil {
-			return err
-		}
-		if c.closing {
-			return nil
+			c.closing, stop = true, err
+			break
 		}
 		if c.werr != nil {
 			return c.werr
 		}
 		if len(c.out) >= flushThreshold {
-			if err := c.Flush(); err != nil {
+			if err := c.flush(); err != nil {
 				return err
 			}
 		}
 	}
+	if err := c.flush(); err != nil {
+		return err
+	}
+	return stop
 }
 
 // handle runs the handler on the current request; a panic closes only this
@@ -319,6 +283,32 @@ func (c *Conn) handle() (err error) {
 	if h == nil {
 		h = unknownCommands
 	}
-	h.ServeMC(c, &c.req)
+	h.ServeMC(c.w, &c.req)
 	return nil
+}
+
+// end is the last thing done for a closed connection: producers waiting
+// to send to it are told, then Done is closed.
+func (c *Conn) end() {
+	c.qmu.Lock()
+	c.ended = true
+	q := c.sendq.Load()
+	c.qmu.Unlock()
+	if q != nil {
+		q.close()
+	}
+	close(c.done)
+}
+
+// logClose logs why the connection ended: malformed input at Info, the
+// rest at Debug.
+func (c *Conn) logClose(reason error) {
+	switch {
+	case reason == nil:
+		c.log.Debug("connection closed")
+	case errors.Is(reason, gomemcached.ErrProtocol):
+		c.log.Info("connection closed: malformed input", "reason", reason)
+	default:
+		c.log.Debug("connection closed", "reason", reason)
+	}
 }

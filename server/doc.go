@@ -3,15 +3,26 @@
 //
 // A Server accepts connections and serves each with a Handler, in the style
 // of net/http: ServeMC is called once per request, in order, and answers by
-// writing responses to the Conn (or nothing, for a quiet command that
-// succeeded). ServeMux routes requests by opcode. Each connection is one
-// goroutine that reads pipelined requests through a reused buffer and
-// writes responses to a buffer that is flushed once every request already
-// received has been handled, so a batch of quiet requests and a NOOP costs
-// one write.
+// writing responses to its ResponseWriter (or nothing, for a quiet command
+// that succeeded). ServeMux routes requests by opcode. A connection reads
+// pipelined requests through a reused buffer and queues the answers, which
+// are sent once every request already received has been handled, so a
+// batch of quiet requests and a NOOP costs one write.
+//
+// Every connection runs the same step, whatever serves it (a goroutine of
+// its own, or, with Server.EventLoops, an epoll loop as in memcached) and
+// whatever protocol it speaks: decode each complete request buffered, hand
+// it to the handler, flush the answers. The protocol is chosen by the
+// connection's first byte; a protocol is a decoder of requests and a
+// ResponseWriter that encodes answers, so that a handler answers without
+// knowing which.
 //
 // The request passed to ServeMC, and every slice in it, is valid only
 // during the call: a handler that keeps data (a store, say) copies it.
+// Per-connection state is the handler's: Server.ConnContext sets Conn.Data.
+// Goroutines other than a connection's own (a change feed, a pushed
+// cluster map) send to it with Conn.Send, through a queue bounded in bytes
+// that the same batched writes drain.
 //
 // The reference's API (RequestHandler, FuncHandler, HandleIO, HandleMessage,
 // ReadPacket) keeps its meaning; Adapt serves a RequestHandler with a

@@ -47,9 +47,8 @@ func loopConns(srv *Server) []loopConnState {
 	var states []loopConnState
 	for _, lp := range set.loops {
 		lp.call(func() {
-			for _, c := range lp.conns {
-				lc := c.ev.(*loopConn)
-				states = append(states, loopConnState{lc.fd, len(c.out) - lc.wpos, lc.blocked})
+			for _, lc := range lp.conns {
+				states = append(states, loopConnState{lc.fd, len(lc.c.out) - lc.wpos, lc.blocked})
 			}
 		})
 	}

@@ -15,23 +15,23 @@ func ExampleServer() {
 	var mu sync.Mutex
 	store := map[string][]byte{}
 	mux := memcached.NewServeMux()
-	mux.HandleFunc(func(c *memcached.Conn, req *gm.MCRequest) {
+	mux.HandleFunc(func(w memcached.ResponseWriter, req *gm.MCRequest) {
 		mu.Lock()
 		store[string(req.Key)] = append([]byte(nil), req.Body...) // req is only valid during the call
 		mu.Unlock()
 		if !req.Opcode.IsQuiet() {
-			c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+			w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
 		}
 	}, gm.SET, gm.SETQ)
-	mux.HandleFunc(func(c *memcached.Conn, req *gm.MCRequest) {
+	mux.HandleFunc(func(w memcached.ResponseWriter, req *gm.MCRequest) {
 		mu.Lock()
 		v, ok := store[string(req.Key)]
 		mu.Unlock()
 		if !ok {
-			c.WriteStatus(req, gm.KEY_ENOENT, []byte("Not found"))
+			w.WriteStatus(req, gm.KEY_ENOENT, []byte("Not found"))
 			return
 		}
-		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: v})
+		w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: v})
 	}, gm.GET)
 
 	l, _ := net.Listen("tcp", "127.0.0.1:0")

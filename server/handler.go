@@ -4,17 +4,17 @@ import (
 	"github.com/f8e615c8/gomemcached"
 )
 
-// A Handler answers requests. ServeMC writes zero or more responses to c;
-// it must not keep req, or any slice of it, after returning.
+// A Handler answers requests. ServeMC writes zero or more answers to w; it
+// must not keep req, or any slice of it, after returning.
 type Handler interface {
-	ServeMC(c *Conn, req *gomemcached.MCRequest)
+	ServeMC(w ResponseWriter, req *gomemcached.MCRequest)
 }
 
 // HandlerFunc adapts a function to a Handler.
-type HandlerFunc func(c *Conn, req *gomemcached.MCRequest)
+type HandlerFunc func(w ResponseWriter, req *gomemcached.MCRequest)
 
-// ServeMC calls f(c, req).
-func (f HandlerFunc) ServeMC(c *Conn, req *gomemcached.MCRequest) { f(c, req) }
+// ServeMC calls f(w, req).
+func (f HandlerFunc) ServeMC(w ResponseWriter, req *gomemcached.MCRequest) { f(w, req) }
 
 // ServeMux routes requests to handlers by opcode. Opcodes with no handler
 // go to NotFound, or get UNKNOWN_COMMAND if it is nil. Register handlers
@@ -38,7 +38,7 @@ func (m *ServeMux) Handle(h Handler, ops ...gomemcached.CommandCode) {
 }
 
 // HandleFunc registers f for the opcodes ops.
-func (m *ServeMux) HandleFunc(f func(c *Conn, req *gomemcached.MCRequest), ops ...gomemcached.CommandCode) {
+func (m *ServeMux) HandleFunc(f func(w ResponseWriter, req *gomemcached.MCRequest), ops ...gomemcached.CommandCode) {
 	m.Handle(HandlerFunc(f), ops...)
 }
 
@@ -46,33 +46,22 @@ func (m *ServeMux) HandleFunc(f func(c *Conn, req *gomemcached.MCRequest), ops .
 func (m *ServeMux) Handler(op gomemcached.CommandCode) Handler { return m.handlers[op] }
 
 // ServeMC dispatches req to the handler for its opcode.
-func (m *ServeMux) ServeMC(c *Conn, req *gomemcached.MCRequest) {
+func (m *ServeMux) ServeMC(w ResponseWriter, req *gomemcached.MCRequest) {
 	if h := m.handlers[req.Opcode]; h != nil {
-		h.ServeMC(c, req)
+		h.ServeMC(w, req)
 		return
 	}
 	if m.NotFound != nil {
-		m.NotFound.ServeMC(c, req)
+		m.NotFound.ServeMC(w, req)
 		return
 	}
-	c.WriteStatus(req, gomemcached.UNKNOWN_COMMAND, unknownCommandBody)
+	w.WriteStatus(req, gomemcached.UNKNOWN_COMMAND, UnknownCommand)
 }
 
-var unknownCommandBody = []byte("Unknown command")
+// UnknownCommand is the value of the UNKNOWN_COMMAND answer a ServeMux
+// gives an opcode it has no handler for, as memcached words it.
+var UnknownCommand = []byte("Unknown command")
 
-// FeatureSet is a set of HELLO feature codes, for handlers to record what a
-// connection negotiated.
-type FeatureSet struct{ bits [4]uint64 }
-
-// Has reports whether f is in the set.
-func (s *FeatureSet) Has(f uint16) bool { return f < 256 && s.bits[f/64]&(1<<(f%64)) != 0 }
-
-// Add adds f (codes over 255 are ignored).
-func (s *FeatureSet) Add(f uint16) {
-	if f < 256 {
-		s.bits[f/64] |= 1 << (f % 64)
-	}
-}
-
-// Clear empties the set.
-func (s *FeatureSet) Clear() { s.bits = [4]uint64{} }
+// unknownCommands answers every request with UNKNOWN_COMMAND: the handler
+// of a Server without one.
+var unknownCommands = NewServeMux()

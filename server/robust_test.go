@@ -185,15 +185,15 @@ func TestConnContextPanic(t *testing.T) {
 // and flushes it.
 func pauser() Handler {
 	mux := NewServeMux()
-	mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
-		c.Pause(50 * time.Millisecond)
-		c.Pause(50 * time.Millisecond)
-		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
-		c.Flush()
+	mux.HandleFunc(func(w ResponseWriter, req *gm.MCRequest) {
+		w.Conn().Pause(50 * time.Millisecond)
+		w.Conn().Pause(50 * time.Millisecond)
+		w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+		w.Flush()
 	}, gm.NOOP)
-	mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
-		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
-		c.Pause(time.Hour)
+	mux.HandleFunc(func(w ResponseWriter, req *gm.MCRequest) {
+		w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+		w.Conn().Pause(time.Hour)
 	}, gm.VERSION)
 	return mux
 }
@@ -246,10 +246,10 @@ func TestShutdownEndsPause(t *testing.T) {
 func TestIdleAfterPause(t *testing.T) {
 	modes(t, func(t *testing.T, loops int) {
 		mux := NewServeMux()
-		mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
-			c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+		mux.HandleFunc(func(w ResponseWriter, req *gm.MCRequest) {
+			w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
 			if req.Opaque == 1 {
-				c.Pause(400 * time.Millisecond)
+				w.Conn().Pause(400 * time.Millisecond)
 			}
 		}, gm.NOOP)
 		addr := start(t, &Server{EventLoops: loops, Handler: mux, IdleTimeout: 200 * time.Millisecond})

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/f8e615c8/gomemcached"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or
@@ -58,6 +56,10 @@ type Server struct {
 	TLSConfig *tls.Config
 	// HandshakeTimeout bounds a TLS handshake; 0 means 10 seconds.
 	HandshakeTimeout time.Duration
+	// SendQueueSize bounds, in bytes, what other goroutines may queue for
+	// a connection with Conn.Send before they wait for the client to
+	// read; 0 means DefaultSendQueueSize.
+	SendQueueSize int
 	// EventLoops, on Linux, serves TCP and unix listeners (not TLS) with
 	// this many epoll loops instead of a goroutine per connection; -1 means
 	// one per GOMAXPROCS, 0 (the default) none. Handlers then run on a
@@ -89,6 +91,10 @@ type Server struct {
 	loopsOnce sync.Once
 	closed    chan struct{} // closed by Shutdown and Close
 	closeOnce sync.Once
+
+	// textProtocol, if set, serves connections whose first byte is not a
+	// binary magic (decoder.go): the seam for the text protocol.
+	textProtocol func(c *Conn, src io.Reader) protocol
 }
 
 // DefaultReadBufferSize is a connection's read buffer unless
@@ -135,6 +141,13 @@ func (s *Server) ResetStats() {
 		c.bytesOut.Store(0)
 	}
 	s.mu.Unlock()
+}
+
+func (s *Server) sendQueueSize() int {
+	if s.SendQueueSize > 0 {
+		return s.SendQueueSize
+	}
+	return DefaultSendQueueSize
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -216,15 +229,15 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		delay = 0
-		c, err := s.newConn(nc)
-		if err != nil {
+		t := s.newStream(nc)
+		if err := s.register(t.c); err != nil {
 			nc.Close()
 			if err == ErrServerClosed {
 				return err
 			}
 			continue // over MaxConns, or ConnContext panicked
 		}
-		go c.serve()
+		go t.serve()
 	}
 }
 
@@ -233,38 +246,25 @@ func isTemporary(err error) bool {
 	return ok && t.Temporary()
 }
 
-// newConn registers a connection served by its own goroutine.
-func (s *Server) newConn(nc net.Conn) (*Conn, error) {
-	c := &Conn{srv: s, nc: nc, raddr: nc.RemoteAddr(), laddr: nc.LocalAddr()}
-	return s.register(c, countingReader{c})
-}
-
 // errConnLimit refuses a connection over Server.MaxConns.
 var errConnLimit = errors.New("memcached: connection limit reached")
 
-// register sets up c to read from src and registers it. It fails with
-// ErrServerClosed when the server is closing, errConnLimit when it serves
-// MaxConns connections already, or the error of a ConnContext that
-// panicked.
-func (s *Server) register(c *Conn, src io.Reader) (*Conn, error) {
+// register registers a new connection. It fails with ErrServerClosed when
+// the server is closing, errConnLimit when it serves MaxConns connections
+// already, or the error of a ConnContext that panicked; the caller then
+// closes the socket.
+func (s *Server) register(c *Conn) error {
 	s.total.Add(1)
-	size := s.ReadBufferSize
-	if size <= 0 {
-		size = DefaultReadBufferSize
-	}
-	c.rd = gomemcached.NewReaderSize(src, size)
-	c.rd.MaxValue = s.MaxValueSize
-	c.log = s.logger().With("remote", c.raddr.String())
 	s.mu.Lock()
 	switch {
 	case s.shuttingDown():
 		s.mu.Unlock()
-		return nil, ErrServerClosed
+		return ErrServerClosed
 	case s.MaxConns > 0 && s.current.Load() >= int64(s.MaxConns):
 		s.mu.Unlock()
 		s.rejected.Add(1)
 		c.log.Warn("connection limit reached; closing new connection", "max_conns", s.MaxConns)
-		return nil, errConnLimit
+		return errConnLimit
 	}
 	if s.conns == nil {
 		s.conns = make(map[*Conn]struct{})
@@ -277,10 +277,10 @@ func (s *Server) register(c *Conn, src io.Reader) (*Conn, error) {
 		if err := s.connContext(c); err != nil {
 			c.log.Error("connection closed: ConnContext panicked", "reason", err)
 			s.forget(c)
-			return nil, err
+			return err
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // connContext runs s.ConnContext on c; a panic becomes an error.
@@ -301,6 +301,7 @@ func (s *Server) forget(c *Conn) {
 	s.bytesIn.Add(c.bytesIn.Load())
 	s.bytesOut.Add(c.bytesOut.Load())
 	s.mu.Unlock()
+	c.end()
 	s.current.Add(-1)
 	s.wg.Done()
 }
@@ -341,9 +342,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		// Wake a connection blocked in a read; it then sees the
 		// shutdown and ends.
-		if c.nc != nil {
-			c.nc.SetReadDeadline(time.Unix(1, 0))
-		}
+		c.t.interrupt()
 	}
 	s.mu.Unlock()
 	s.loopServes.Wait()
@@ -379,9 +378,7 @@ func (s *Server) Close() error {
 func (s *Server) closeConns() {
 	s.mu.Lock()
 	for c := range s.conns {
-		if c.nc != nil {
-			c.nc.Close()
-		}
+		c.t.abort()
 	}
 	s.mu.Unlock()
 	s.shutdownLoops(true)

@@ -29,14 +29,14 @@ type echoStore struct {
 	data map[string][]byte
 }
 
-func (e *echoStore) ServeMC(c *Conn, req *gm.MCRequest) {
+func (e *echoStore) ServeMC(w ResponseWriter, req *gm.MCRequest) {
 	switch req.Opcode {
 	case gm.SET, gm.SETQ:
 		e.mu.Lock()
 		e.data[string(req.Key)] = bytes.Clone(req.Body)
 		e.mu.Unlock()
 		if req.Opcode == gm.SET {
-			c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Cas: 1})
+			w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Cas: 1})
 		}
 	case gm.GET, gm.GETKQ:
 		e.mu.Lock()
@@ -44,7 +44,7 @@ func (e *echoStore) ServeMC(c *Conn, req *gm.MCRequest) {
 		e.mu.Unlock()
 		if !ok {
 			if req.Opcode == gm.GET {
-				c.WriteStatus(req, gm.KEY_ENOENT, nil)
+				w.WriteStatus(req, gm.KEY_ENOENT, nil)
 			}
 			return
 		}
@@ -52,16 +52,16 @@ func (e *echoStore) ServeMC(c *Conn, req *gm.MCRequest) {
 		if req.Opcode == gm.GETKQ {
 			res.Key = req.Key
 		}
-		c.WriteResponse(&res)
+		w.WriteResponse(&res)
 	case gm.NOOP:
-		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+		w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
 	case gm.QUIT:
-		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
-		c.Close()
+		w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+		w.Close()
 	case 0xee:
 		panic("boom")
 	default:
-		c.WriteStatus(req, gm.UNKNOWN_COMMAND, nil)
+		w.WriteStatus(req, gm.UNKNOWN_COMMAND, nil)
 	}
 }
 
@@ -224,8 +224,8 @@ func TestLargeValueWritev(t *testing.T) {
 func TestServeMux(t *testing.T) {
 	modes(t, func(t *testing.T, loops int) {
 		mux := NewServeMux()
-		mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
-			c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: []byte("v")})
+		mux.HandleFunc(func(w ResponseWriter, req *gm.MCRequest) {
+			w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: []byte("v")})
 		}, gm.VERSION)
 		addr := start(t, &Server{EventLoops: loops, Handler: mux})
 		c, r := dial(t, addr)
@@ -405,13 +405,13 @@ func TestShutdown(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	mux := NewServeMux()
-	mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
+	mux.HandleFunc(func(w ResponseWriter, req *gm.MCRequest) {
 		close(entered)
 		<-release
-		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: []byte("slow")})
+		w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: []byte("slow")})
 	}, gm.GET)
-	mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
-		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+	mux.HandleFunc(func(w ResponseWriter, req *gm.MCRequest) {
+		w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
 	}, gm.NOOP)
 	srv := &Server{Handler: mux, Logger: quiet}
 	addr := start(t, srv)
@@ -460,12 +460,12 @@ func TestShutdownEventLoops(t *testing.T) {
 		t.Skip("event loops need Linux")
 	}
 	mux := NewServeMux()
-	mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
-		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
-		c.Pause(time.Hour)
+	mux.HandleFunc(func(w ResponseWriter, req *gm.MCRequest) {
+		w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+		w.Conn().Pause(time.Hour)
 	}, gm.GET)
-	mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
-		c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+	mux.HandleFunc(func(w ResponseWriter, req *gm.MCRequest) {
+		w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
 	}, gm.NOOP)
 	srv := &Server{Handler: mux, EventLoops: 2}
 	addr := start(t, srv)
@@ -503,7 +503,7 @@ func TestShutdownTimeout(t *testing.T) {
 	modes(t, func(t *testing.T, loops int) {
 		block := make(chan struct{})
 		defer close(block)
-		srv := &Server{EventLoops: loops, Handler: HandlerFunc(func(c *Conn, req *gm.MCRequest) { <-block }), Logger: quiet}
+		srv := &Server{EventLoops: loops, Handler: HandlerFunc(func(w ResponseWriter, req *gm.MCRequest) { <-block }), Logger: quiet}
 		addr := start(t, srv)
 		c, _ := dial(t, addr)
 		send(t, c, gm.MCRequest{Opcode: gm.GET, Key: []byte("k")})
@@ -546,22 +546,33 @@ func TestUnixSocket(t *testing.T) {
 	}
 }
 
+// connState is a handler's per-connection state in TestConnState.
+type connState struct {
+	user     string
+	features gm.FeatureSet
+	greeting string
+}
+
+// Per-connection state lives in Conn.Data, set by ConnContext: each
+// connection sees its own.
 func TestConnState(t *testing.T) {
 	modes(t, func(t *testing.T, loops int) {
 		mux := NewServeMux()
-		mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
-			c.User = string(req.Key)
-			c.Features.Add(0x12)
-			c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+		mux.HandleFunc(func(w ResponseWriter, req *gm.MCRequest) {
+			st := w.Conn().Data.(*connState)
+			st.user = string(req.Key)
+			st.features.Add(gm.FeatureCollections)
+			w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
 		}, gm.SASL_AUTH)
-		mux.HandleFunc(func(c *Conn, req *gm.MCRequest) {
-			body := c.User + "/" + c.Data.(string)
-			if c.Features.Has(0x12) && !c.Features.Has(0x13) {
+		mux.HandleFunc(func(w ResponseWriter, req *gm.MCRequest) {
+			st := w.Conn().Data.(*connState)
+			body := st.user + "/" + st.greeting
+			if st.features.Has(gm.FeatureCollections) && !st.features.Has(gm.FeatureSnappyEverywhere) {
 				body += "/collections"
 			}
-			c.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: []byte(body)})
+			w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: []byte(body)})
 		}, gm.GET)
-		srv := &Server{EventLoops: loops, Handler: mux, ConnContext: func(c *Conn) { c.Data = "fresh" }}
+		srv := &Server{EventLoops: loops, Handler: mux, ConnContext: func(c *Conn) { c.Data = &connState{greeting: "fresh"} }}
 		addr := start(t, srv)
 		a, ar := dial(t, addr)
 		b, brd := dial(t, addr)

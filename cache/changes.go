@@ -1,0 +1,211 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ChangeKind says what a change did to its key.
+type ChangeKind uint8
+
+// Kinds of change.
+const (
+	Mutated ChangeKind = iota + 1 // stored, or touched (a new expiry)
+	Deleted                       // deleted; also a store that failed for size or memory and so removed the old value
+	Expired                       // removed because its time had passed
+	Evicted                       // removed to make room (LRU)
+)
+
+func (k ChangeKind) String() string {
+	switch k {
+	case Mutated:
+		return "mutated"
+	case Deleted:
+		return "deleted"
+	case Expired:
+		return "expired"
+	case Evicted:
+		return "evicted"
+	}
+	return "unknown"
+}
+
+// Change is one change of a vbucket, as a Cursor reads it: the key and the
+// item the change left. A removal has no value; its CAS, seqno and
+// revision are the removal's. Key and Value are shared with the store and
+// must not be modified.
+type Change struct {
+	Kind ChangeKind
+	Key  []byte
+	Item
+}
+
+// Errors of a Cursor.
+var (
+	// ErrChangesLost: changes the cursor had not read are gone: it fell
+	// more than Config.ChangeLog changes behind, or the cache was flushed.
+	// A follower must start again from the items stored now.
+	ErrChangesLost = errors.New("cache: changes lost")
+	// ErrCursorClosed: the cursor was closed.
+	ErrCursorClosed = errors.New("cache: cursor closed")
+)
+
+// DefaultChangeLog is how many changes a vbucket keeps for its cursors
+// unless Config.ChangeLog says otherwise.
+const DefaultChangeLog = 1024
+
+// logEntry is one change in a vbucket's log. it is immutable in what a
+// change reads of it (key, value, flags, datatype); the fields a touch
+// changes in place are copied.
+type logEntry struct {
+	seqno, cas, rev uint64
+	exp             int64
+	it              *item
+	kind            ChangeKind
+}
+
+// changeLog is a vbucket's recent changes, kept while a cursor follows the
+// vbucket: a ring in which the change numbered n is at n modulo its
+// length. It is guarded by the vbucket's lock.
+type changeLog struct {
+	ring    []logEntry
+	first   uint64 // the oldest seqno still held
+	cursors []*Cursor
+}
+
+func (l *changeLog) add(e logEntry) {
+	l.ring[e.seqno%uint64(len(l.ring))] = e
+	if e.seqno-l.first >= uint64(len(l.ring)) {
+		l.first = e.seqno - uint64(len(l.ring)) + 1
+	}
+	for _, cur := range l.cursors {
+		cur.notify()
+	}
+}
+
+// lose drops every change up to high and tells the cursors.
+func (l *changeLog) lose(high uint64) {
+	clear(l.ring)
+	l.first = high + 1
+	for _, cur := range l.cursors {
+		cur.lost = true
+		cur.notify()
+	}
+}
+
+// Cursor follows the changes of one vbucket in seqno order, from the first
+// change after it was opened. The vbucket keeps its recent changes for its
+// cursors (Config.ChangeLog of them); a cursor that falls further behind
+// has lost changes. A Cursor is safe for concurrent use, though its changes
+// come in order only to one reader.
+type Cursor struct {
+	c    *Cache
+	v    *vbucket
+	wake chan struct{}
+	// Guarded by v.mu:
+	next   uint64 // seqno of the next change to read
+	lost   bool
+	closed bool
+}
+
+// Changes opens a cursor on vbucket vb's changes, from its next change on.
+// Close it when done: while cursors are open, the vbucket keeps its recent
+// changes, and the values they stored, in memory. It fails with
+// ErrNoVBucket for a vbucket id not below VBuckets.
+func (c *Cache) Changes(vb uint16) (*Cursor, error) {
+	if int(vb) >= len(c.vbs) {
+		return nil, ErrNoVBucket
+	}
+	v := &c.vbs[vb]
+	cur := &Cursor{c: c, v: v, wake: make(chan struct{}, 1)}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.log == nil {
+		v.log = &changeLog{ring: make([]logEntry, c.logSize), first: v.high + 1}
+	}
+	v.log.cursors = append(v.log.cursors, cur)
+	cur.next = v.high + 1
+	return cur, nil
+}
+
+func (cur *Cursor) notify() {
+	select {
+	case cur.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Next appends to dst the changes not yet read, oldest first, at most max
+// of them (max <= 0: all), and returns it. It returns dst as it was when
+// there are none. Once changes are lost it fails with ErrChangesLost, and
+// keeps failing.
+func (cur *Cursor) Next(dst []Change, max int) ([]Change, error) {
+	v := cur.v
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch {
+	case cur.closed:
+		return dst, ErrCursorClosed
+	case cur.lost || cur.next < v.log.first:
+		cur.lost = true
+		return dst, ErrChangesLost
+	}
+	ring := v.log.ring
+	for n := 0; cur.next <= v.high && (max <= 0 || n < max); n++ {
+		e := &ring[cur.next%uint64(len(ring))]
+		ch := Change{Kind: e.kind, Key: e.it.key(),
+			Item: Item{CAS: e.cas, Seqno: e.seqno, Rev: e.rev}}
+		if e.kind == Mutated {
+			ch.Value, ch.Flags, ch.Datatype = e.it.value(), e.it.flags, e.it.datatype
+			if e.exp != 0 {
+				ch.Expires = time.Unix(0, e.exp)
+			}
+		}
+		dst = append(dst, ch)
+		cur.next++
+	}
+	return dst, nil
+}
+
+// Wait blocks until there is a change to read, changes are lost, the
+// cursor is closed, or ctx ends (its error).
+func (cur *Cursor) Wait(ctx context.Context) error {
+	for {
+		v := cur.v
+		v.mu.Lock()
+		ready := cur.closed || cur.lost || cur.next <= v.high
+		v.mu.Unlock()
+		if ready {
+			return nil
+		}
+		select {
+		case <-cur.wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close closes the cursor; once a vbucket has no cursors it lets go of its
+// change log.
+func (cur *Cursor) Close() {
+	v := cur.v
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if cur.closed {
+		return
+	}
+	cur.closed = true
+	cur.notify()
+	l := v.log
+	for i, other := range l.cursors {
+		if other == cur {
+			l.cursors = append(l.cursors[:i], l.cursors[i+1:]...)
+			break
+		}
+	}
+	if len(l.cursors) == 0 {
+		v.log = nil
+	}
+}

@@ -1,0 +1,280 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// drain reads every change a cursor has now.
+func drain(t *testing.T, cur *Cursor) []Change {
+	t.Helper()
+	changes, err := cur.Next(nil, 0)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return changes
+}
+
+// Concurrent writers to one vbucket, on a few keys over several shards:
+// every change gets the next seqno, seqno order is CAS order, each key's
+// last change is what it holds, and the change log replayed in seqno order
+// rebuilds the store.
+func TestSeqnosInApplyOrder(t *testing.T) {
+	const vb, writers, ops = 7, 8, 3000
+	c, _ := newTest(t, Config{Shards: 8, ChangeLog: writers * ops})
+	cur, err := c.Changes(vb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	type result struct {
+		key string
+		m   Mutation
+		del bool
+	}
+	results := make([][]result, writers)
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 2))
+			for i := range ops {
+				key := fmt.Sprintf("k%d", rng.IntN(12))
+				var m Mutation
+				var err error
+				del := false
+				switch rng.IntN(4) {
+				case 0:
+					m, err = c.Store(vb, Set, []byte(key), Write{Value: fmt.Appendf(nil, "%d/%d", g, i)})
+				case 1:
+					m, err = c.Store(vb, Append, []byte(key), Write{Value: []byte("+")})
+				case 2:
+					_, m, err = c.Incr(vb, []byte(key), 1, 0, 0, 0)
+				case 3:
+					m, err = c.Delete(vb, []byte(key), 0)
+					del = true
+				}
+				if err == nil {
+					results[g] = append(results[g], result{key, m, del})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	all := slices.Concat(results...)
+	slices.SortFunc(all, func(a, b result) int { return int(a.m.Seqno) - int(b.m.Seqno) })
+	high, uuid := c.HighSeqno(vb)
+	if len(all) == 0 || high != uint64(len(all)) {
+		t.Fatalf("%d changes, high seqno %d", len(all), high)
+	}
+	for i, r := range all {
+		if r.m.Seqno != uint64(i+1) || r.m.VBUUID != uuid {
+			t.Fatalf("change %d: %+v, want seqno %d of vbucket %x", i, r.m, i+1, uuid)
+		}
+		if i > 0 && r.m.CAS <= all[i-1].m.CAS {
+			t.Fatalf("seqno %d has CAS %d, after CAS %d: numbered out of apply order", r.m.Seqno, r.m.CAS, all[i-1].m.CAS)
+		}
+	}
+	changes := drain(t, cur)
+	if len(changes) != len(all) {
+		t.Fatalf("the log has %d changes, the writers made %d", len(changes), len(all))
+	}
+	replay := map[string]string{}
+	for i, ch := range changes {
+		r := all[i]
+		if ch.Seqno != r.m.Seqno || ch.CAS != r.m.CAS || string(ch.Key) != r.key || (ch.Kind == Deleted) != r.del {
+			t.Fatalf("log entry %d: %v %q seqno %d cas %d; the writer saw %+v", i, ch.Kind, ch.Key, ch.Seqno, ch.CAS, r)
+		}
+		if ch.Kind == Mutated {
+			replay[string(ch.Key)] = string(ch.Value)
+		} else {
+			delete(replay, string(ch.Key))
+		}
+	}
+	for i := range 12 {
+		key := fmt.Sprintf("k%d", i)
+		it, ok := c.Get(vb, []byte(key))
+		if want, had := replay[key]; ok != had || string(it.Value) != want {
+			t.Errorf("%s holds %q (%v); the log replays to %q (%v)", key, it.Value, ok, want, had)
+		}
+	}
+}
+
+// A key's changes number its revisions; a vbucket is a key space of its
+// own; and ids past the configured count are refused.
+func TestVBucketsAndRevisions(t *testing.T) {
+	c, _ := newTest(t, Config{VBuckets: 4})
+	c.Store(1, Set, k("a"), Write{Value: k("one")})
+	c.Store(2, Set, k("a"), Write{Value: k("two")})
+	if it := mustGetVB(t, c, 1, "a", "one"); it.Rev != 1 || it.Seqno != 1 {
+		t.Fatalf("first store: rev %d seqno %d", it.Rev, it.Seqno)
+	}
+	mustGetVB(t, c, 2, "a", "two")
+	if _, ok := c.Get(0, k("a")); ok {
+		t.Fatal("vbucket 0 sees another vbucket's key")
+	}
+	c.Store(1, Append, k("a"), Write{Value: k("!")})
+	c.Touch(1, k("a"), 100, 0)
+	if it := mustGetVB(t, c, 1, "a", "one!"); it.Rev != 3 || it.Seqno != 3 {
+		t.Fatalf("after append and touch: rev %d seqno %d", it.Rev, it.Seqno)
+	}
+	if s, _ := c.HighSeqno(2); s != 1 {
+		t.Fatalf("vbucket 2 high seqno %d", s)
+	}
+	if _, err := c.Store(4, Set, k("a"), Write{Value: k("x")}); !errors.Is(err, ErrNoVBucket) {
+		t.Fatalf("store to vbucket 4 of 4: %v", err)
+	}
+	if _, ok := c.Get(4, k("a")); ok {
+		t.Fatal("get from vbucket 4 of 4 hit")
+	}
+	if _, err := c.Changes(9); !errors.Is(err, ErrNoVBucket) {
+		t.Fatalf("cursor on vbucket 9 of 4: %v", err)
+	}
+}
+
+func mustGetVB(t *testing.T, c *Cache, vb uint16, key, want string) Item {
+	t.Helper()
+	it, ok := c.Get(vb, k(key))
+	if !ok || string(it.Value) != want {
+		t.Fatalf("Get(%d, %q) = %q, %v; want %q", vb, key, it.Value, ok, want)
+	}
+	return it
+}
+
+// Every kind of removal is a numbered change in the log.
+func TestCursorKinds(t *testing.T) {
+	value := make([]byte, 1000)
+	per := int64(len(value)) + 1 + ItemOverhead
+	c, clk := newTest(t, Config{MaxBytes: 3 * per, Shards: 1})
+	cur, _ := c.Changes(0)
+	defer cur.Close()
+	c.Store(0, Set, k("a"), Write{Value: value, Flags: 5, Expiry: 10})
+	c.Store(0, Set, k("b"), Write{Value: value, Expiry: 1})
+	c.Delete(0, k("a"), 0)
+	clk.Advance(2 * time.Second)
+	c.Get(0, k("b")) // expires
+	for _, key := range []string{"c", "d", "e", "f"} {
+		c.Store(0, Set, k(key), Write{Value: value})
+	}
+	c.Store(0, Set, k("g"), Write{Value: value, Expiry: relativeLimit + 1}) // stored expired: nothing to remove
+	c.Store(0, Set, k("f"), Write{Value: make([]byte, DefaultMaxItemSize)}) // too large: removes f
+	var got []string
+	for _, ch := range drain(t, cur) {
+		got = append(got, fmt.Sprintf("%d %v %s", ch.Seqno, ch.Kind, ch.Key))
+	}
+	want := []string{"1 mutated a", "2 mutated b", "3 deleted a", "4 expired b", "5 mutated c", "6 mutated d",
+		"7 mutated e", "8 mutated f", "9 evicted c", "10 deleted f"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("changes:\n%q\nwant\n%q", got, want)
+	}
+	first, _ := c.Changes(0)
+	defer first.Close()
+	c.Store(0, Set, k("x"), Write{Value: k("v"), Flags: 9, Expiry: 10, Datatype: 1})
+	ch := drain(t, first)
+	if len(ch) != 1 || string(ch[0].Value) != "v" || ch[0].Flags != 9 || ch[0].Datatype != 1 ||
+		ch[0].Expires.IsZero() || ch[0].Rev != 1 {
+		t.Fatalf("mutation as the log gives it: %+v", ch)
+	}
+}
+
+// A cursor that falls more than the log's length behind, or whose cache is
+// flushed, has lost changes and says so; Wait wakes for new changes and
+// ends with its context.
+func TestCursorLostAndWait(t *testing.T) {
+	c, _ := newTest(t, Config{ChangeLog: 4})
+	slow, _ := c.Changes(0)
+	defer slow.Close()
+	for i := range 5 {
+		c.Store(0, Set, fmt.Appendf(nil, "k%d", i), Write{Value: k("v")})
+	}
+	if _, err := slow.Next(nil, 0); !errors.Is(err, ErrChangesLost) {
+		t.Fatalf("5 changes behind a log of 4: %v", err)
+	}
+	cur, _ := c.Changes(0)
+	defer cur.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := cur.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait with nothing to read: %v", err)
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		c.Store(0, Set, k("late"), Write{Value: k("v")})
+	}()
+	if err := cur.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err := cur.Next(nil, 1); err != nil || len(ch) != 1 || string(ch[0].Key) != "late" {
+		t.Fatalf("after Wait: %+v, %v", ch, err)
+	}
+	c.Flush(0)
+	if _, err := cur.Next(nil, 0); !errors.Is(err, ErrChangesLost) {
+		t.Fatalf("after a flush: %v", err)
+	}
+	cur.Close()
+	if _, err := cur.Next(nil, 0); !errors.Is(err, ErrCursorClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+	slow.Close()
+	if c.vbs[0].log != nil {
+		t.Fatal("the change log outlives its cursors")
+	}
+}
+
+// With TombstoneTTL a deletion and an expiry leave a tombstone: not an
+// item, but memory, and the key's revision continues from it; the sweeper
+// purges it when its time is up.
+func TestTombstones(t *testing.T) {
+	c, clk := newTest(t, Config{TombstoneTTL: time.Minute})
+	c.Store(0, Set, k("a"), Write{Value: k("value")})
+	c.Store(0, Set, k("a"), Write{Value: k("value2")})
+	m, err := c.Delete(0, k("a"), 0)
+	if err != nil || m.Seqno != 3 || m.CAS == 0 {
+		t.Fatalf("delete: %+v %v", m, err)
+	}
+	mustMiss(t, c, "a")
+	if _, err := c.Delete(0, k("a"), 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("delete of a tombstone: %v", err)
+	}
+	if _, err := c.Store(0, Replace, k("a"), Write{Value: k("x")}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("replace of a tombstone: %v", err)
+	}
+	st := c.Stats()
+	if st.CurrItems != 0 || st.Tombstones != 1 || st.Bytes != int64(len("a"))+ItemOverhead || c.Len() != 0 {
+		t.Fatalf("after delete: %+v, Len %d", st, c.Len())
+	}
+	if _, err := c.Store(0, Add, k("a"), Write{Value: k("back")}); err != nil {
+		t.Fatal(err)
+	}
+	if it := mustGet(t, c, "a", "back"); it.Rev != 4 {
+		t.Fatalf("revision after delete and add: %d, want 4", it.Rev)
+	}
+	if st := c.Stats(); st.Tombstones != 0 || st.CurrItems != 1 {
+		t.Fatalf("after add: %+v", st)
+	}
+	c.Store(0, Set, k("e"), Write{Value: k("v"), Expiry: 1})
+	clk.Advance(2 * time.Second)
+	mustMiss(t, c, "e")
+	if st := c.Stats(); st.Tombstones != 1 || st.Reclaimed != 1 {
+		t.Fatalf("after expiry: %+v", st)
+	}
+	clk.Advance(time.Minute)
+	c.SweepNow()
+	if st := c.Stats(); st.Tombstones != 0 || st.Bytes != int64(len("a")+len("back"))+ItemOverhead {
+		t.Fatalf("after the tombstones' time: %+v", st)
+	}
+	// Without TombstoneTTL nothing is left.
+	plain, _ := newTest(t, Config{})
+	plain.Store(0, Set, k("a"), Write{Value: k("v")})
+	plain.Delete(0, k("a"), 0)
+	if st := plain.Stats(); st.Tombstones != 0 || st.Bytes != 0 {
+		t.Fatalf("without tombstones: %+v", st)
+	}
+}

@@ -1,0 +1,283 @@
+package cache
+
+import "errors"
+
+// Every change to the store goes through here: update runs one operation's
+// mutation with the key's shard locked, and applies what the mutation
+// decides, numbering the change in its vbucket, keeping memory within the
+// limit and accounting for the bytes, once for every operation.
+
+// ErrNoVBucket is the error of an operation on a vbucket id not below
+// Config.VBuckets.
+var ErrNoVBucket = errors.New("cache: no such vbucket")
+
+// outcome is what a mutation decides to do with the key's live item.
+type outcome struct {
+	// store is a new item to store in place of the live one (or of
+	// none); update sets its hash, vbucket, revision, seqno and CAS.
+	store *item
+	// remove deletes the live item.
+	remove bool
+	// touched: the live item's expiry was changed in place.
+	touched bool
+	// dropOnFail removes the live item should storing fail for memory,
+	// as memcached's Set does.
+	dropOnFail bool
+}
+
+// A mutation is the work of one operation on one key: given the key's
+// shard (locked, for its counters), the key's live item (nil if it has
+// none) and the time, it decides what becomes of the item. An error is
+// the operation's error; what the outcome says is done all the same.
+type mutation func(s *shard, old *item, now int64) (outcome, error)
+
+// update runs f on key in vbucket vb and applies its outcome. It returns
+// the change's token (zero if nothing changed) and f's error, or
+// ErrNoMemory if the store did not fit.
+func (c *Cache) update(vb uint16, key []byte, f mutation) (Mutation, error) {
+	if int(vb) >= len(c.vbs) {
+		return Mutation{}, ErrNoVBucket
+	}
+	now := c.now()
+	s, h := c.shardFor(key)
+	s.mu.Lock()
+	old, tomb, freed := c.lookup(s, vb, key, h, now)
+	o, err := f(s, old, now)
+	var m Mutation
+	stored := false
+	switch {
+	case o.store != nil:
+		it := o.store
+		prev := old
+		if prev == nil {
+			prev = tomb
+		}
+		it.hash = h
+		it.setRev(vb, revOf(prev)+1)
+		switch {
+		case it.expired(now):
+			// Stored already expired: the old value is gone, and
+			// nothing new is visible.
+			if old != nil {
+				var n int64
+				m, n = c.drop(s, old, Deleted, now)
+				freed += n
+			} else {
+				m = c.current(vb)
+			}
+		default:
+			var ierr error
+			m, ierr = c.insert(s, it, prev, now, freed)
+			freed = 0 // insert accounts for it
+			switch {
+			case ierr == nil:
+				stored = true
+			default:
+				err = ierr
+				if o.dropOnFail && old != nil {
+					_, freed = c.drop(s, old, Deleted, now)
+				}
+			}
+		}
+	case o.remove && old != nil:
+		var n int64
+		m, n = c.drop(s, old, Deleted, now)
+		freed += n
+	case o.touched && old.expired(now):
+		// As memcached: a touch into the past succeeds, and the item
+		// is gone.
+		var n int64
+		m, n = c.drop(s, old, Expired, now)
+		freed += n
+	case o.touched:
+		old.setRev(vb, old.rev()+1)
+		m = c.number(vb, Mutated, old, old.rev(), false)
+		old.seqno = m.Seqno
+	}
+	c.unlock(s, freed)
+	if stored {
+		c.evictElsewhere()
+	}
+	return m, err
+}
+
+// unlock unlocks s and accounts for the bytes freed while it was locked.
+func (c *Cache) unlock(s *shard, freed int64) {
+	s.mu.Unlock()
+	if freed != 0 {
+		c.bytes.Add(-freed)
+	}
+}
+
+// revOf returns the revision of it, 0 for none.
+func revOf(it *item) uint64 {
+	if it == nil {
+		return 0
+	}
+	return it.rev()
+}
+
+// lookup finds key in vbucket vb in the locked shard s: its live item, or
+// its tombstone. An item whose time has passed expires (a numbered
+// change), a tombstone whose time has passed is purged; freed is the bytes
+// that released.
+func (c *Cache) lookup(s *shard, vb uint16, key []byte, hash uint32, now int64) (live, tomb *item, freed int64) {
+	it := s.find(vb, key, hash)
+	switch {
+	case it == nil:
+		return nil, nil, 0
+	case it.deleted() && it.expired(now):
+		return nil, nil, s.remove(it)
+	case it.deleted():
+		return nil, it, 0
+	case it.expired(now):
+		s.countExpired(it)
+		_, freed = c.drop(s, it, Expired, now)
+		if t := s.find(vb, key, hash); t != nil {
+			return nil, t, freed
+		}
+		return nil, nil, freed
+	}
+	return it, nil, 0
+}
+
+// drop removes the live item it from the locked shard s as a change of
+// kind (Deleted, Expired, Evicted): numbered in its vbucket, with a new
+// CAS, and, for deletions and expiries when tombstones are kept, replaced
+// by a tombstone. It returns the change and the bytes freed.
+func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64) (Mutation, int64) {
+	vb, rev := it.vbucket(), it.rev()+1
+	if c.tombstoneTTL <= 0 || kind == Evicted {
+		m := c.number(vb, kind, it, rev, true)
+		return m, s.remove(it)
+	}
+	t := newItem(it.key(), nil)
+	t.hash, t.bits = it.hash, deletedBit
+	t.setRev(vb, rev)
+	t.exp = now + int64(c.tombstoneTTL)
+	m := c.number(vb, kind, t, rev, true)
+	t.cas, t.seqno = m.CAS, m.Seqno
+	return m, -s.put(t, it)
+}
+
+// insert stores it in place of prev (the key's live item or tombstone, or
+// nil) in the locked shard s, numbering the change and giving it a new
+// CAS, and keeps memory within the limit: by evicting from s, or, with
+// NoEvict, by refusing with ErrNoMemory (expired items are reclaimed
+// first). freed is what the operation released before; insert accounts
+// for it.
+func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64) (Mutation, error) {
+	grow := it.footprint()
+	if prev != nil {
+		grow -= prev.footprint()
+	}
+	if c.noEvict && c.bytes.Load()-freed+grow > c.maxBytes {
+		freed += c.reclaimExpired(s, prev, now, reclaimSearch)
+		if c.bytes.Load()-freed+grow > c.maxBytes {
+			s.stats.storeNoMemory++
+			c.bytes.Add(-freed)
+			return Mutation{}, ErrNoMemory
+		}
+	}
+	m := c.number(it.vbucket(), Mutated, it, it.rev(), true)
+	it.cas, it.seqno = m.CAS, m.Seqno
+	total := c.bytes.Add(s.put(it, prev) - freed)
+	for total > c.maxBytes && !c.noEvict {
+		n := c.evictOne(s, it, now)
+		if n == 0 {
+			break
+		}
+		total = c.bytes.Add(-n)
+	}
+	return m, nil
+}
+
+// evictOne removes the least recently used item of the locked shard s,
+// other than keep, and returns the bytes freed (0 if there was none). A
+// tombstone goes first, silently; an expired item counts as an expiry.
+func (c *Cache) evictOne(s *shard, keep *item, now int64) int64 {
+	victim := s.tail
+	if victim == keep {
+		victim = victim.prev
+	}
+	switch {
+	case victim == nil:
+		return 0
+	case victim.deleted():
+		return s.remove(victim)
+	case victim.expired(now):
+		s.countExpired(victim)
+		_, n := c.drop(s, victim, Expired, now)
+		return n
+	}
+	s.stats.evictions++
+	if !victim.fetched() {
+		s.stats.evictedUnfetched++
+	}
+	_, n := c.drop(s, victim, Evicted, now)
+	return n
+}
+
+// evictElsewhere evicts from other shards, one item at a time, while memory
+// is over the limit. It runs with no lock held, so shards are never locked
+// two at a time.
+func (c *Cache) evictElsewhere() {
+	if c.noEvict || c.bytes.Load() <= c.maxBytes {
+		return
+	}
+	idle := 0
+	for c.bytes.Load() > c.maxBytes && idle < len(c.shards) {
+		s := &c.shards[c.evictAt.Add(1)&c.mask]
+		s.mu.Lock()
+		n := c.evictOne(s, nil, c.now())
+		c.unlock(s, n)
+		if n == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+	}
+}
+
+// reclaimSearch is how many items from the LRU tail a store looks at for
+// expired ones when memory is full and eviction is off (memcached: 5).
+const reclaimSearch = 5
+
+// reclaimExpired removes expired items and tombstones among the n least
+// recently used of the locked shard s, other than keep, and returns the
+// bytes freed.
+func (c *Cache) reclaimExpired(s *shard, keep *item, now int64, n int) int64 {
+	var freed int64
+	for it := s.tail; it != nil && n > 0; n-- {
+		prev := it.prev
+		if it != keep && it.expired(now) {
+			freed += c.expire(s, it, now)
+		}
+		it = prev
+	}
+	return freed
+}
+
+// expire removes it, whose time has passed, from the locked shard s: a
+// tombstone is purged, a live item expires. It returns the bytes freed.
+func (c *Cache) expire(s *shard, it *item, now int64) int64 {
+	if it.deleted() {
+		return s.remove(it)
+	}
+	s.countExpired(it)
+	_, n := c.drop(s, it, Expired, now)
+	return n
+}
+
+// sweepShard removes the expired items and tombstones of shard i at now.
+func (c *Cache) sweepShard(i int, now int64) {
+	s := &c.shards[i]
+	s.mu.Lock()
+	var freed int64
+	s.each(func(it *item) {
+		if it.expired(now) {
+			freed += c.expire(s, it, now)
+		}
+	})
+	c.unlock(s, freed)
+}

@@ -1,0 +1,45 @@
+package gocache
+
+import (
+	"github.com/golang/snappy"
+
+	gm "github.com/f8e615c8/gomemcached"
+)
+
+// storedValue returns the value and datatype to store for a mutation: a
+// Snappy value is inflated (only clients that negotiated Snappy may send
+// one), the JSON flag is kept only for clients that negotiated JSON (as
+// memcached, gocache otherwise ignores the datatype), and XATTRs are
+// refused. ok is false when the request must be refused with EINVAL.
+func storedValue(st *connState, req *gm.MCRequest) (value []byte, datatype uint8, ok bool) {
+	value, dt := req.Body, req.DataType
+	if dt&gm.DatatypeFlagXattrs != 0 {
+		return nil, 0, false
+	}
+	if dt&gm.DatatypeFlagCompressed != 0 {
+		if !st.features.Has(gm.FeatureSnappy) {
+			return nil, 0, false
+		}
+		n, err := snappy.DecodedLen(value)
+		if err != nil || n > gm.MaxBodyLen {
+			return nil, 0, false
+		}
+		if value, err = snappy.Decode(nil, value); err != nil {
+			return nil, 0, false
+		}
+	}
+	if st.features.Has(gm.FeatureJSON) {
+		datatype = dt & gm.DatatypeFlagJSON
+	}
+	return value, datatype, true
+}
+
+// sentDatatype is the datatype a stored item is answered with: its JSON
+// flag for clients that negotiated JSON. Values are stored inflated, so
+// nothing is ever sent compressed.
+func sentDatatype(st *connState, stored uint8) uint8 {
+	if st.features.Has(gm.FeatureJSON) {
+		return stored & gm.DatatypeFlagJSON
+	}
+	return 0
+}

@@ -1,0 +1,105 @@
+package memcached
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/f8e615c8/gomemcached"
+)
+
+// A connection's protocol is chosen by the first byte it sends, as
+// memcached's "-B auto" does: a binary request starts with one of its
+// magics; anything else is the text protocol, which this package does
+// not speak yet (such a connection gets the binary decoder, which refuses
+// the byte as a bad magic and closes it). Each protocol is a decoder,
+// which turns the connection's input into gomemcached requests, and a
+// ResponseWriter, which encodes the answers; the connection step above them
+// is the same for every protocol and connection model.
+
+// decoder reads one protocol's requests from a connection's input.
+type decoder interface {
+	// fill reads once from the connection into the input buffer.
+	fill() (int, error)
+	// ready reports whether a whole request is buffered.
+	ready() bool
+	// next decodes the next buffered request into req, whose slices
+	// alias the buffer until the next call. An error means the stream
+	// can no longer be trusted.
+	next(req *gomemcached.MCRequest) error
+	// buffered returns the number of bytes read and not yet decoded.
+	buffered() int
+}
+
+// protocol is a decoder and a ResponseWriter that speak one protocol on a
+// connection.
+type protocol struct {
+	dec decoder
+	w   ResponseWriter
+}
+
+// binaryDecoder reads binary requests through a gomemcached.Reader.
+type binaryDecoder struct{ rd *gomemcached.Reader }
+
+func (d *binaryDecoder) fill() (int, error) { return d.rd.Fill() }
+func (d *binaryDecoder) ready() bool        { return d.rd.Ready() }
+func (d *binaryDecoder) buffered() int      { return d.rd.Buffered() }
+
+func (d *binaryDecoder) next(req *gomemcached.MCRequest) error {
+	if err := d.rd.ReadRequest(req); err != nil {
+		return err
+	}
+	if m := d.rd.Magic(); m != gomemcached.REQ_MAGIC && m != gomemcached.FLEX_MAGIC {
+		return &gomemcached.ProtocolError{Kind: gomemcached.ErrBadMagic,
+			Detail: fmt.Sprintf("magic 0x%02x is not a request", m)}
+	}
+	return nil
+}
+
+// choose sets the connection's protocol from its first byte, which src
+// yields first.
+func (c *Conn) choose(first byte, src io.Reader) {
+	if first != gomemcached.REQ_MAGIC && first != gomemcached.FLEX_MAGIC && c.srv.textProtocol != nil {
+		p := c.srv.textProtocol(c, src)
+		c.dec, c.w = p.dec, p.w
+		return
+	}
+	size := c.srv.ReadBufferSize
+	if size <= 0 {
+		size = DefaultReadBufferSize
+	}
+	rd := gomemcached.NewReaderSize(src, size)
+	rd.MaxValue = c.srv.MaxValueSize
+	c.dec, c.w = &binaryDecoder{rd}, &c.bw
+}
+
+// sniff reads the connection's first byte, chooses its protocol, and fills
+// the protocol's buffer: with that byte, and once from the socket (which
+// blocks a connection that has its own goroutine, as any fill does).
+func (c *Conn) sniff() (int, error) {
+	n, err := c.src.Read(c.first[:])
+	if n == 0 {
+		return 0, err
+	}
+	c.pre = prefixed{prefix: c.first[:], src: c.src}
+	c.choose(c.first[0], &c.pre)
+	if _, err := c.dec.fill(); err != nil {
+		return n, err
+	}
+	m, err := c.dec.fill()
+	return n + m, err
+}
+
+// prefixed reads a byte already taken from src, then src.
+type prefixed struct {
+	prefix []byte
+	src    io.Reader
+}
+
+func (p *prefixed) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.src.Read(b)
+}
