@@ -49,16 +49,14 @@ const (
 // one. A hit makes the item the most recently used. A vbucket id not below
 // VBuckets holds nothing.
 func (c *Cache) Get(vb uint16, key []byte) (Item, bool) {
-	if int(vb) >= len(c.vbs) {
+	k, ok := c.locate(vb, key)
+	if !ok {
 		return Item{}, false
 	}
-	now := c.now()
-	s, h := c.shardFor(key)
-	s.mu.Lock()
-	it, _, freed := c.lookup(s, vb, key, h, now)
+	s, it := k.s, k.live
 	var out Item
 	if it == nil {
-		if freed != 0 {
+		if k.freed != 0 {
 			s.stats.getExpired++
 		}
 		s.stats.getMisses++
@@ -68,7 +66,7 @@ func (c *Cache) Get(vb uint16, key []byte) (Item, bool) {
 		s.bump(it)
 		out = it.export()
 	}
-	c.unlock(s, freed)
+	c.unlock(s, k.freed)
 	return out, it != nil
 }
 
@@ -80,13 +78,8 @@ func (c *Cache) Get(vb uint16, key []byte) (Item, bool) {
 func (c *Cache) Touch(vb uint16, key []byte, exp uint32, cas uint64) (Item, error) {
 	var out Item
 	m, err := c.update(vb, key, func(s *shard, old *item, now int64) (outcome, error) {
-		switch {
-		case old == nil:
-			s.stats.touchMisses++
-			return outcome{}, ErrNotFound
-		case cas != 0 && cas != old.cas:
-			s.stats.casBadval++
-			return outcome{}, ErrExists
+		if err := present(s, old, cas, &s.stats.touchMisses); err != nil {
+			return outcome{}, err
 		}
 		s.stats.touchHits++
 		old.exp = deadline(exp, now)
@@ -197,13 +190,8 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 // ErrExists, ErrNoVBucket.
 func (c *Cache) Delete(vb uint16, key []byte, cas uint64) (Mutation, error) {
 	return c.update(vb, key, func(s *shard, old *item, now int64) (outcome, error) {
-		switch {
-		case old == nil:
-			s.stats.deleteMisses++
-			return outcome{}, ErrNotFound
-		case cas != 0 && cas != old.cas:
-			s.stats.casBadval++
-			return outcome{}, ErrExists
+		if err := present(s, old, cas, &s.stats.deleteMisses); err != nil {
+			return outcome{}, err
 		}
 		s.stats.deleteHits++
 		return outcome{remove: true}, nil

@@ -35,13 +35,11 @@ type mutation func(s *shard, old *item, now int64) (outcome, error)
 // the change's token (zero if nothing changed) and f's error, or
 // ErrNoMemory if the store did not fit.
 func (c *Cache) update(vb uint16, key []byte, f mutation) (Mutation, error) {
-	if int(vb) >= len(c.vbs) {
+	k, ok := c.locate(vb, key)
+	if !ok {
 		return Mutation{}, ErrNoVBucket
 	}
-	now := c.now()
-	s, h := c.shardFor(key)
-	s.mu.Lock()
-	old, tomb, freed := c.lookup(s, vb, key, h, now)
+	s, h, now, old, tomb, freed := k.s, k.hash, k.now, k.live, k.tomb, k.freed
 	o, err := f(s, old, now)
 	var m Mutation
 	stored := false
@@ -115,6 +113,43 @@ func revOf(it *item) uint64 {
 		return 0
 	}
 	return it.rev()
+}
+
+// located is a key found with its shard locked (see locate).
+type located struct {
+	s          *shard
+	hash       uint32
+	now        int64
+	live, tomb *item
+	freed      int64
+}
+
+// locate locks the shard of key and looks the key up in vbucket vb (see
+// lookup), at the time now. ok is false, and nothing locked, for a vbucket
+// id not below VBuckets.
+func (c *Cache) locate(vb uint16, key []byte) (k located, ok bool) {
+	if int(vb) >= len(c.vbs) {
+		return located{}, false
+	}
+	k.now = c.now()
+	k.s, k.hash = c.shardFor(key)
+	k.s.mu.Lock()
+	k.live, k.tomb, k.freed = c.lookup(k.s, vb, key, k.hash, k.now)
+	return k, true
+}
+
+// present checks that a mutation's key has a live item, whose CAS is cas
+// if cas is not 0, counting a miss in *misses and a mismatch in casBadval.
+func present(s *shard, old *item, cas uint64, misses *uint64) error {
+	switch {
+	case old == nil:
+		*misses++
+		return ErrNotFound
+	case cas != 0 && cas != old.cas:
+		s.stats.casBadval++
+		return ErrExists
+	}
+	return nil
 }
 
 // lookup finds key in vbucket vb in the locked shard s: its live item, or

@@ -25,3 +25,11 @@ start_gocache() {
 	shift 2
 	GOMAXPROCS=$threads "$tmp/gocache" -l 127.0.0.1 -p "$port" -t "$threads" -m 1024 "$@" 2>/dev/null &
 }
+
+# start_baseline PORT THREADS [FLAG...] starts $BASELINE, an earlier gocache
+# build, as start_gocache starts this one.
+start_baseline() {
+	local port=$1 threads=$2
+	shift 2
+	GOMAXPROCS=$threads "$BASELINE" -l 127.0.0.1 -p "$port" -t "$threads" -m 1024 "$@" 2>/dev/null &
+}

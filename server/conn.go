@@ -46,10 +46,10 @@ type Conn struct {
 	log   *slog.Logger
 	done  chan struct{} // closed when the connection has ended
 
-	// The protocol, chosen by the first byte (decoder.go).
+	// The protocol, chosen by the first byte (decoder.go): its decoder,
+	// and its encoder unless it is binary, which ResponseWriter encodes.
 	dec   decoder
-	w     ResponseWriter
-	bw    binaryWriter
+	enc   encoder
 	first [1]byte
 	pre   prefixed
 
@@ -97,7 +97,6 @@ type transport interface {
 // newConn returns a connection served by t, reading from src.
 func (s *Server) newConn(t transport, src io.Reader, raddr, laddr net.Addr) *Conn {
 	c := &Conn{srv: s, t: t, src: src, raddr: raddr, laddr: laddr, done: make(chan struct{})}
-	c.bw.c = c
 	c.log = s.logger().With("remote", raddr.String())
 	return c
 }
@@ -283,7 +282,7 @@ func (c *Conn) handle() (err error) {
 	if h == nil {
 		h = unknownCommands
 	}
-	h.ServeMC(c.w, &c.req)
+	h.ServeMC(ResponseWriter{c}, &c.req)
 	return nil
 }
 

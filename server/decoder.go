@@ -12,9 +12,10 @@ import (
 // magics; anything else is the text protocol, which this package does
 // not speak yet (such a connection gets the binary decoder, which refuses
 // the byte as a bad magic and closes it). Each protocol is a decoder,
-// which turns the connection's input into gomemcached requests, and a
-// ResponseWriter, which encodes the answers; the connection step above them
-// is the same for every protocol and connection model.
+// which turns the connection's input into gomemcached requests, and an
+// encoder of the answers, which ResponseWriter calls (it encodes binary
+// itself); the connection step above them is the same for every protocol
+// and connection model.
 
 // decoder reads one protocol's requests from a connection's input.
 type decoder interface {
@@ -30,11 +31,11 @@ type decoder interface {
 	buffered() int
 }
 
-// protocol is a decoder and a ResponseWriter that speak one protocol on a
+// protocol is a decoder and an encoder that speak one protocol on a
 // connection.
 type protocol struct {
 	dec decoder
-	w   ResponseWriter
+	enc encoder
 }
 
 // binaryDecoder reads binary requests through a gomemcached.Reader.
@@ -60,7 +61,7 @@ func (d *binaryDecoder) next(req *gomemcached.MCRequest) error {
 func (c *Conn) choose(first byte, src io.Reader) {
 	if first != gomemcached.REQ_MAGIC && first != gomemcached.FLEX_MAGIC && c.srv.textProtocol != nil {
 		p := c.srv.textProtocol(c, src)
-		c.dec, c.w = p.dec, p.w
+		c.dec, c.enc = p.dec, p.enc
 		return
 	}
 	size := c.srv.ReadBufferSize
@@ -69,7 +70,7 @@ func (c *Conn) choose(first byte, src io.Reader) {
 	}
 	rd := gomemcached.NewReaderSize(src, size)
 	rd.MaxValue = c.srv.MaxValueSize
-	c.dec, c.w = &binaryDecoder{rd}, &c.bw
+	c.dec = &binaryDecoder{rd}
 }
 
 // sniff reads the connection's first byte, chooses its protocol, and fills

@@ -47,32 +47,24 @@ func (d *lineDecoder) next(req *gm.MCRequest) error {
 	return nil
 }
 
-type lineWriter struct{ c *Conn }
+// lineEncoder answers in lines.
+type lineEncoder struct{}
 
-func (w *lineWriter) WriteResponse(res *gm.MCResponse) error {
+func (lineEncoder) encode(c *Conn, res *gm.MCResponse) {
 	switch {
 	case res.Status == gm.SUCCESS && res.Opcode == gm.GET:
-		w.c.out = append(append(append(w.c.out, "VALUE "...), res.Body...), "\r\n"...)
+		c.out = append(append(append(c.out, "VALUE "...), res.Body...), "\r\n"...)
 	case res.Status == gm.SUCCESS:
-		w.c.out = append(w.c.out, "STORED\r\n"...)
+		c.out = append(c.out, "STORED\r\n"...)
 	case res.Status == gm.KEY_ENOENT:
-		w.c.out = append(w.c.out, "NOT_FOUND\r\n"...)
+		c.out = append(c.out, "NOT_FOUND\r\n"...)
 	default:
-		w.c.out = append(w.c.out, "ERROR "+res.Status.String()+"\r\n"...)
+		c.out = append(c.out, "ERROR "+res.Status.String()+"\r\n"...)
 	}
-	return nil
 }
-
-func (w *lineWriter) WriteStatus(req *gm.MCRequest, status gm.Status, body []byte) error {
-	return w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Status: status, Body: body})
-}
-func (w *lineWriter) Write(p []byte) (int, error) { return w.c.write(p) }
-func (w *lineWriter) Flush() error                { return w.c.flush() }
-func (w *lineWriter) Close()                      { w.c.closing = true }
-func (w *lineWriter) Conn() *Conn                 { return w.c }
 
 func lineProtocol(c *Conn, src io.Reader) protocol {
-	return protocol{dec: &lineDecoder{src: src}, w: &lineWriter{c}}
+	return protocol{dec: &lineDecoder{src: src}, enc: lineEncoder{}}
 }
 
 // One handler serves both protocols on one port, each connection in the

@@ -55,20 +55,20 @@ func TestLargeAnswersToLateReader(t *testing.T) {
 		addr := start(t, &Server{EventLoops: loops, Handler: &echoStore{data: map[string][]byte{}}})
 		storeValue(t, addr, "big", 8<<20)
 		storeValue(t, addr, "mid", 30<<10)
-		t.Run("one large value", func(t *testing.T) {
-			c, r := dial(t, addr)
-			send(t, c, gets("big", 1)...)
-			time.Sleep(200 * time.Millisecond)
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			readAnswers(t, r, 1, 8<<20, 0)
-		})
-		t.Run("pipeline", func(t *testing.T) {
-			c, r := dial(t, addr)
-			send(t, c, gets("mid", 400)...)
-			time.Sleep(200 * time.Millisecond)
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			readAnswers(t, r, 400, 30<<10, 0)
-		})
+		for _, tc := range []struct {
+			name string
+			key  string
+			n    int
+			size int
+		}{{"one large value", "big", 1, 8 << 20}, {"pipeline", "mid", 400, 30 << 10}} {
+			t.Run(tc.name, func(t *testing.T) {
+				c, r := dial(t, addr)
+				send(t, c, gets(tc.key, tc.n)...)
+				time.Sleep(200 * time.Millisecond)
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				readAnswers(t, r, tc.n, tc.size, 0)
+			})
+		}
 		t.Run("half-closed", func(t *testing.T) {
 			c, r := dial(t, addr)
 			send(t, c, append(gets("big", 2), gm.MCRequest{Opcode: gm.NOOP, Opaque: 2})...)

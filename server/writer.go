@@ -1,7 +1,7 @@
 package memcached
 
 import (
-	"io"
+	"bytes"
 
 	"github.com/f8e615c8/gomemcached"
 )
@@ -13,39 +13,30 @@ import (
 // queued), in one write. A ResponseWriter is valid only during the
 // ServeMC call it is given to, on that call's goroutine; to send from
 // elsewhere, use Conn.Send.
-type ResponseWriter interface {
-	// WriteResponse queues res as an answer. The response is copied: its
-	// slices may be reused once WriteResponse returns. It returns the
-	// connection's write error, if sending has already failed.
-	WriteResponse(res *gomemcached.MCResponse) error
-	// WriteStatus queues an answer to req with the given status and value
-	// and no extras, key or CAS: the usual error reply.
-	WriteStatus(req *gomemcached.MCRequest, status gomemcached.Status, body []byte) error
-	// Write queues bytes already encoded in the connection's protocol,
-	// for handlers that encode their own packets.
-	io.Writer
-	// Flush sends what has been queued now rather than when the server
-	// would. Under an event loop it never blocks: what the socket does not
-	// take goes when it can, and a paused connection sends nothing until
-	// its pause ends.
-	Flush() error
-	// Close closes the connection once the answers queued so far are sent.
-	Close()
-	// Conn returns the connection: its addresses, its state, Pause and
-	// Send.
-	Conn() *Conn
+//
+// It is a small value rather than an interface so that calls to it are
+// static: a response built on the handler's stack stays there (an
+// interface method would make every response escape to the heap).
+type ResponseWriter struct{ c *Conn }
+
+// encoder encodes answers for a protocol this package does not build in
+// (tests of the protocol seam): it is given a copy of each response, which
+// it may keep.
+type encoder interface {
+	encode(c *Conn, res *gomemcached.MCResponse)
 }
 
-// binaryWriter answers in the binary protocol: responses are encoded
-// straight into the connection's output buffer.
-type binaryWriter struct{ c *Conn }
-
-var _ ResponseWriter = (*binaryWriter)(nil)
-
-func (w *binaryWriter) WriteResponse(res *gomemcached.MCResponse) error {
+// WriteResponse queues res as an answer. The response is copied: its
+// slices may be reused once WriteResponse returns. It returns the
+// connection's write error, if sending has already failed.
+func (w ResponseWriter) WriteResponse(res *gomemcached.MCResponse) error {
 	c := w.c
 	if c.werr != nil {
 		return c.werr
+	}
+	if c.enc != nil {
+		c.enc.encode(c, cloneResponse(res))
+		return nil
 	}
 	var err error
 	if len(res.Body) < largeValue {
@@ -63,12 +54,31 @@ func (w *binaryWriter) WriteResponse(res *gomemcached.MCResponse) error {
 	return c.werr
 }
 
-func (w *binaryWriter) WriteStatus(req *gomemcached.MCRequest, status gomemcached.Status, body []byte) error {
+// cloneResponse returns a copy of res that shares no memory with it.
+func cloneResponse(res *gomemcached.MCResponse) *gomemcached.MCResponse {
+	return &gomemcached.MCResponse{Opcode: res.Opcode, Status: res.Status, Opaque: res.Opaque, Cas: res.Cas,
+		DataType: res.DataType, Extras: bytes.Clone(res.Extras), FlexibleExtras: bytes.Clone(res.FlexibleExtras),
+		Key: bytes.Clone(res.Key), Body: bytes.Clone(res.Body)}
+}
+
+// WriteStatus queues an answer to req with the given status and value and
+// no extras, key or CAS: the usual error reply.
+func (w ResponseWriter) WriteStatus(req *gomemcached.MCRequest, status gomemcached.Status, body []byte) error {
 	res := gomemcached.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: status, Body: body}
 	return w.WriteResponse(&res)
 }
 
-func (w *binaryWriter) Write(p []byte) (int, error) { return w.c.write(p) }
-func (w *binaryWriter) Flush() error                { return w.c.flush() }
-func (w *binaryWriter) Close()                      { w.c.closing = true }
-func (w *binaryWriter) Conn() *Conn                 { return w.c }
+// Write queues bytes already encoded in the connection's protocol, for
+// handlers that encode their own packets. It implements io.Writer.
+func (w ResponseWriter) Write(p []byte) (int, error) { return w.c.write(p) }
+
+// Flush sends what has been queued now rather than when the server would.
+// Under an event loop it never blocks: what the socket does not take goes
+// when it can, and a paused connection sends nothing until its pause ends.
+func (w ResponseWriter) Flush() error { return w.c.flush() }
+
+// Close closes the connection once the answers queued so far are sent.
+func (w ResponseWriter) Close() { w.c.closing = true }
+
+// Conn returns the connection: its addresses, its state, Pause and Send.
+func (w ResponseWriter) Conn() *Conn { return w.c }

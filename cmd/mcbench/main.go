@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	memcached "github.com/f8e615c8/gomemcached/client"
 	"github.com/f8e615c8/gomemcached/internal/mcbench"
 )
 
@@ -20,6 +21,7 @@ func main() {
 	fs := flag.NewFlagSet("mcbench", flag.ExitOnError)
 	cfg.RegisterFlags(fs)
 	asJSON := fs.Bool("json", false, "print the final report as JSON on stdout")
+	stat := fs.String("stat", "", "print the server's statistic `name` (STAT) and exit, instead of a run")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), mcbench.Usage)
 		fs.PrintDefaults()
@@ -33,6 +35,13 @@ func main() {
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if *stat != "" {
+		if err := printStat(cfg, *stat); err != nil {
+			fmt.Fprintln(os.Stderr, "mcbench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	cfg.ProgressOut = os.Stderr
 	cfg.ProgressOverwrite = isTerminal(os.Stderr)
@@ -54,6 +63,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// printStat prints one of the server's general statistics.
+func printStat(cfg mcbench.Config, name string) error {
+	c, err := memcached.Connect(cfg.Network, cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stats, err := c.StatsMap("")
+	if err != nil {
+		return err
+	}
+	v, ok := stats[name]
+	if !ok {
+		return fmt.Errorf("the server has no statistic %q", name)
+	}
+	fmt.Println(v)
+	return nil
 }
 
 // isTerminal reports whether f is a terminal (a character device).
