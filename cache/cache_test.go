@@ -661,3 +661,24 @@ func TestCounterMissStats(t *testing.T) {
 		t.Fatalf("misses %d, %d; want 1, 1", st.IncrMisses, st.DecrMisses)
 	}
 }
+
+// BenchmarkGetLarge reads 1M items at random, more than the caches hold:
+// the cost of a lookup that misses the CPU caches.
+func BenchmarkGetLarge(b *testing.B) {
+	c := New(Config{MaxBytes: 1 << 30})
+	defer c.Close()
+	const n = 1 << 20
+	for i := range n {
+		c.Store(0, Set, fmt.Appendf(nil, "key:%010d", i), Write{Value: make([]byte, 100)})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
+		key := make([]byte, 0, 16)
+		for pb.Next() {
+			key = fmt.Appendf(key[:0], "key:%010d", rng.IntN(n))
+			c.Get(0, key)
+		}
+	})
+}

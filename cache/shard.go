@@ -16,21 +16,24 @@ import (
 // The record is 80 bytes, one of Go's size classes: memcached's fields fit
 // in 64, and the vbucket, its sequence number and the revision take 16
 // more. A seqno is a full word; the revision is 48 bits, as kv_engine keeps
-// it, and shares a word with the 16-bit vbucket id.
+// it, and shares a word with the 16-bit vbucket id. What a lookup reads
+// (expiry, data pointer, chain, vbucket, hash, key length) is last, next to
+// the key that follows the record in an inline item, so that a hit touches
+// as few cache lines as it can.
 type item struct {
-	data       *byte // key then value, size bytes
 	prev, next *item // LRU list; head is the most recently used
-	hnext      *item // hash chain
 	cas        uint64
-	exp        int64 // unix nanos; 0 never expires. A tombstone: when it is purged
 	seqno      uint64
+	exp        int64  // unix nanos; 0 never expires. A tombstone: when it is purged
+	data       *byte  // key then value, size bytes
+	hnext      *item  // hash chain
 	revvb      uint64 // revision << 16 | vbucket
-	size       uint32
 	hash       uint32 // high bits of the key's hash
-	flags      uint32
 	keyLen     uint16
 	datatype   uint8
 	bits       uint8 // fetched, deleted
+	size       uint32
+	flags      uint32
 }
 
 // Bits of item.bits.
