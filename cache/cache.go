@@ -47,11 +47,10 @@ const (
 )
 
 // ItemOverhead is what an item costs beyond its key and value, in bytes, as
-// the memory limit counts it: the 80-byte item record, its hash bucket and
+// the memory limit counts it: the 72-byte item record, its hash bucket and
 // the allocator's rounding. Measured on amd64: 1M items of 15-byte keys and
-// 100-byte values hold 231 bytes each (scripts/compare-memory.sh; 216 with
-// the 64-byte record before vbuckets, seqnos and revisions).
-const ItemOverhead = 116
+// 100-byte values hold 214 bytes each (scripts/compare-memory.sh).
+const ItemOverhead = 99
 
 // itemSizeOverhead is the per-item overhead that memcached counts against
 // its item size limit (-I): header, CAS and terminators.

@@ -568,10 +568,10 @@ func BenchmarkSetParallel(b *testing.B) {
 	})
 }
 
-// The item record must stay in Go's 80-byte size class: it is most of the
-// per-item memory beyond the data.
+// The item record is 72 bytes: it is most of the per-item memory beyond
+// the data.
 func TestItemRecordSize(t *testing.T) {
-	if n := unsafe.Sizeof(item{}); n != 80 {
+	if n := unsafe.Sizeof(item{}); n != 72 {
 		t.Fatalf("item is %d bytes", n)
 	}
 }
@@ -623,11 +623,11 @@ func TestDatatypeAndKeepExpiry(t *testing.T) {
 func TestAllocItem(t *testing.T) {
 	for n := range maxInline + 100 {
 		it, buf := allocItem(n)
-		if len(buf) != n || cap(buf) != n || int(it.size) != n || (n > 0 && it.data != &buf[0]) {
+		if len(buf) != n || cap(buf) != n || int(it.size) != n || (n > 0 && &it.bytes()[0] != &buf[0]) {
 			t.Fatalf("allocItem(%d): len %d cap %d size %d", n, len(buf), cap(buf), it.size)
 		}
 		if n <= maxInline {
-			i := inlineClass[(n+15)/16]
+			i := inlineClass[(n+7)/8]
 			if inlineSizes[i].size < n || i > 0 && inlineSizes[i-1].size >= n {
 				t.Fatalf("allocItem(%d): buffer of %d", n, inlineSizes[i].size)
 			}

@@ -8,45 +8,64 @@ import (
 
 // item is one stored key and value, or a tombstone: what is left of a
 // deleted key for a while, so that its deletion can be streamed and its
-// revision continued. Its data (key then value, one allocation) is never
-// modified once stored: a mutation stores a new item, so values handed out
-// stay valid. Its metadata (expiry, seqno, revision) is changed in place
-// only under its shard's lock, by a touch.
+// revision continued. Its data (key then value) is never modified once
+// stored: a mutation stores a new item, so values handed out stay valid.
+// Its metadata (expiry, seqno, revision) is changed in place only under
+// its shard's lock, by a touch.
 //
-// The record is 80 bytes, one of Go's size classes: memcached's fields fit
-// in 64, and the vbucket, its sequence number and the revision take 16
-// more. A seqno is a full word; the revision is 48 bits, as kv_engine keeps
-// it, and shares a word with the 16-bit vbucket id. What a lookup reads
-// (expiry, data pointer, chain, vbucket, hash, key length) is last, next to
-// the key that follows the record in an inline item, so that a hit touches
-// as few cache lines as it can.
+// The record is 72 bytes. memcached's fields took 64, with a pointer to
+// the data; the vbucket, its sequence number and the revision take 16
+// more, and the pointer is gone: a small item's data follows its record in
+// the same allocation (alloc.go), and a large item's record is the first
+// part of an outlined, which holds the pointer. A seqno is a full word; the
+// revision is 48 bits, as kv_engine keeps it, and shares a word with the
+// 16-bit vbucket id. What a lookup reads (expiry, chain, vbucket, hash, key
+// length) is last, next to the key, so that a hit touches as few cache
+// lines as it can.
 type item struct {
 	prev, next *item // LRU list; head is the most recently used
 	cas        uint64
 	seqno      uint64
 	exp        int64  // unix nanos; 0 never expires. A tombstone: when it is purged
-	data       *byte  // key then value, size bytes
 	hnext      *item  // hash chain
 	revvb      uint64 // revision << 16 | vbucket
 	hash       uint32 // high bits of the key's hash
 	keyLen     uint16
 	datatype   uint8
-	bits       uint8 // fetched, deleted
-	size       uint32
+	bits       uint8  // fetched, deleted, outlined
+	size       uint32 // of key and value
 	flags      uint32
+}
+
+// outlined is an item whose data is a separate allocation.
+type outlined struct {
+	item
+	data *byte
 }
 
 // Bits of item.bits.
 const (
-	fetchedBit = 1 << iota // read since it was stored
-	deletedBit             // a tombstone
+	fetchedBit  = 1 << iota // read since it was stored
+	deletedBit              // a tombstone
+	outlinedBit             // the item is an outlined
 )
+
+// recordSize is the size of an item record, where an inline item's data
+// starts.
+const recordSize = unsafe.Sizeof(item{})
 
 // maxRev is the largest revision: 48 bits.
 const maxRev = 1<<48 - 1
 
-func (it *item) bytes() []byte { return unsafe.Slice(it.data, it.size) }
-func (it *item) key() []byte   { return it.bytes()[:it.keyLen] }
+// bytes returns the item's key and value.
+func (it *item) bytes() []byte {
+	if it.bits&outlinedBit != 0 {
+		return unsafe.Slice((*outlined)(unsafe.Pointer(it)).data, it.size)
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(it), recordSize)), it.size)
+}
+
+func (it *item) key() []byte { return it.bytes()[:it.keyLen] }
 
 // value returns the value with its capacity limited to its length, so that
 // appending to it cannot reach other memory.

@@ -187,7 +187,8 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64) (Mutation, 
 		return m, s.remove(it)
 	}
 	t := newItem(it.key(), nil)
-	t.hash, t.bits = it.hash, deletedBit
+	t.hash = it.hash
+	t.bits |= deletedBit
 	t.setRev(vb, rev)
 	t.exp = now + int64(c.tombstoneTTL)
 	m := c.number(vb, kind, t, rev, true)
