@@ -67,7 +67,6 @@ func allocItem(n int) (*item, []byte) {
 		buf = make([]byte, n)
 		o.data = &buf[0]
 		it = &o.item
-		it.bits = outlinedBit
 	}
 	it.size = uint32(n)
 	return it, buf

@@ -77,7 +77,8 @@ type Config struct {
 	// disables it (expired items are still removed when touched).
 	SweepInterval time.Duration
 	// VBuckets is the number of vbuckets, each with its own sequence of
-	// changes; 0 means DefaultVBuckets.
+	// changes; 0 means DefaultVBuckets, and more than MaxVBuckets means
+	// MaxVBuckets.
 	VBuckets int
 	// ChangeLog is how many recent changes a vbucket keeps while a Cursor
 	// follows it; 0 means DefaultChangeLog.
@@ -146,7 +147,7 @@ func New(cfg Config) *Cache {
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 
-		vbs:          newVBuckets(cmp.Or(max(cfg.VBuckets, 0), DefaultVBuckets)),
+		vbs:          newVBuckets(min(cmp.Or(max(cfg.VBuckets, 0), DefaultVBuckets), MaxVBuckets)),
 		logSize:      cmp.Or(max(cfg.ChangeLog, 0), DefaultChangeLog),
 		tombstoneTTL: cfg.TombstoneTTL,
 	}

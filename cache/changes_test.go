@@ -278,3 +278,75 @@ func TestTombstones(t *testing.T) {
 		t.Fatalf("without tombstones: %+v", st)
 	}
 }
+
+// Tombstones are evicted before live items, and a full cache that keeps
+// them stays within its limit; a purged tombstone is no expired get.
+func TestTombstonesUnderMemoryPressure(t *testing.T) {
+	value := make([]byte, 1000)
+	per := int64(len(value)) + 4 + ItemOverhead
+	c, _ := newTest(t, Config{MaxBytes: 10 * per, Shards: 1, TombstoneTTL: time.Hour})
+	for i := range 9 {
+		c.Store(0, Set, fmt.Appendf(nil, "k%03d", i), Write{Value: value})
+	}
+	for i := range 5 { // newer than the items, but tombstones
+		key := fmt.Appendf(nil, "d%03d", i)
+		c.Store(0, Set, key, Write{Value: value})
+		c.Delete(0, key, 0)
+	}
+	if _, err := c.Store(0, Set, k("k009"), Write{Value: value}); err != nil {
+		t.Fatal(err)
+	}
+	st := c.Stats()
+	if st.Bytes > 10*per || st.Evictions != 0 || st.CurrItems != 10 || st.Tombstones == 5 {
+		t.Fatalf("10 items and 5 tombstones in room for 10 items: %+v", st)
+	}
+	for i := range 10 {
+		mustGet(t, c, fmt.Sprintf("k%03d", i), string(value))
+	}
+	// Expired items with empty values, replaced by tombstones of the same
+	// size, are counted as expired gets; a purged tombstone is not.
+	e, clk2 := newTest(t, Config{TombstoneTTL: time.Second})
+	e.Store(0, Set, k("e"), Write{Expiry: 1})
+	clk2.Advance(1500 * time.Millisecond)
+	mustMiss(t, e, "e")
+	if st := e.Stats(); st.GetExpired != 1 || st.Tombstones != 1 {
+		t.Fatalf("get of an expired empty item: %+v", st)
+	}
+	clk2.Advance(2 * time.Second)
+	mustMiss(t, e, "e")
+	if st := e.Stats(); st.GetExpired != 1 || st.Tombstones != 0 {
+		t.Fatalf("get of a purged tombstone: %+v", st)
+	}
+}
+
+// A cursor reads items while gets mark them fetched: under -race, the two
+// must not touch the same fields.
+func TestCursorWhileReading(t *testing.T) {
+	c, _ := newTest(t, Config{})
+	cur, _ := c.Changes(0)
+	defer cur.Close()
+	big := make([]byte, maxInline+1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 2000 {
+			c.Get(0, k("small"))
+			c.Get(0, k("big"))
+		}
+	}()
+	var changes []Change
+	for i := range 200 {
+		c.Store(0, Set, k("small"), Write{Value: fmt.Appendf(nil, "%d", i)})
+		c.Store(0, Set, k("big"), Write{Value: big})
+		var err error
+		if changes, err = cur.Next(changes[:0], 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range changes {
+			if len(ch.Key) == 0 {
+				t.Fatal("change without its key")
+			}
+		}
+	}
+	<-done
+}

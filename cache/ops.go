@@ -56,7 +56,7 @@ func (c *Cache) Get(vb uint16, key []byte) (Item, bool) {
 	s, it := k.s, k.live
 	var out Item
 	if it == nil {
-		if k.freed != 0 {
+		if k.expired {
 			s.stats.getExpired++
 		}
 		s.stats.getMisses++
@@ -109,7 +109,10 @@ type Write struct {
 // Store stores w.Value under key in vbucket vb as mode says, with w's
 // flags, expiry and datatype; a non-zero w.CAS must match the present
 // item's. Append and Prepend keep the present item's flags, expiry and
-// datatype. It returns the change: the new item's seqno and CAS.
+// datatype. It returns the change: the new item's seqno and CAS. (A value
+// already expired when stored is never visible: the present item, if any,
+// is removed, and the token is the removal's; with none, it is the
+// vbucket's current seqno with a new CAS.)
 //
 // As memcached's binary protocol, a CAS makes Set, Add and Replace alike:
 // each then stores only over a present item with that CAS. Append and

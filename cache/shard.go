@@ -32,7 +32,7 @@ type item struct {
 	hash       uint32 // high bits of the key's hash
 	keyLen     uint16
 	datatype   uint8
-	bits       uint8  // fetched, deleted, outlined
+	bits       uint8  // fetched, deleted
 	size       uint32 // of key and value
 	flags      uint32
 }
@@ -45,9 +45,8 @@ type outlined struct {
 
 // Bits of item.bits.
 const (
-	fetchedBit  = 1 << iota // read since it was stored
-	deletedBit              // a tombstone
-	outlinedBit             // the item is an outlined
+	fetchedBit = 1 << iota // read since it was stored
+	deletedBit             // a tombstone
 )
 
 // recordSize is the size of an item record, where an inline item's data
@@ -57,9 +56,11 @@ const recordSize = unsafe.Sizeof(item{})
 // maxRev is the largest revision: 48 bits.
 const maxRev = 1<<48 - 1
 
-// bytes returns the item's key and value.
+// bytes returns the item's key and value. Whether they are outlined is
+// told by their size, which never changes (bits does, under the shard
+// lock, and a change log reads items under another lock).
 func (it *item) bytes() []byte {
-	if it.bits&outlinedBit != 0 {
+	if it.size > maxInline {
 		return unsafe.Slice((*outlined)(unsafe.Pointer(it)).data, it.size)
 	}
 	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(it), recordSize)), it.size)
@@ -222,6 +223,16 @@ func (s *shard) pushFront(it *item) {
 	s.head = it
 }
 
+func (s *shard) pushBack(it *item) {
+	it.prev, it.next = s.tail, nil
+	if s.tail != nil {
+		s.tail.next = it
+	} else {
+		s.head = it
+	}
+	s.tail = it
+}
+
 func (s *shard) unlinkLRU(it *item) {
 	if it.prev != nil {
 		it.prev.next = it.next
@@ -253,9 +264,10 @@ func (s *shard) remove(it *item) int64 {
 	return n
 }
 
-// put stores it, the most recently used, in place of old (nil if the key
-// has no item), which keeps its place in the hash chain, so that a walk of
-// the table (each) goes on past it. It returns the change in bytes.
+// put stores it in place of old (nil if the key has no item), which keeps
+// its place in the hash chain, so that a walk of the table (each) goes on
+// past it. A live item becomes the most recently used; a tombstone goes to
+// the tail, to be the first evicted. It returns the change in bytes.
 func (s *shard) put(it, old *item) int64 {
 	if old == nil {
 		s.link(it)
@@ -272,7 +284,11 @@ func (s *shard) put(it, old *item) int64 {
 			s.tombs++
 		}
 	}
-	s.pushFront(it)
+	if it.deleted() {
+		s.pushBack(it)
+	} else {
+		s.pushFront(it)
+	}
 	n := it.footprint()
 	if old != nil {
 		n -= old.footprint()

@@ -58,7 +58,7 @@ func (c *Cache) update(vb uint16, key []byte, f mutation) (Mutation, error) {
 			// nothing new is visible.
 			if old != nil {
 				var n int64
-				m, n = c.drop(s, old, Deleted, now)
+				m, n = c.drop(s, old, Deleted, now, true)
 				freed += n
 			} else {
 				m = c.current(vb)
@@ -73,19 +73,19 @@ func (c *Cache) update(vb uint16, key []byte, f mutation) (Mutation, error) {
 			default:
 				err = ierr
 				if o.dropOnFail && old != nil {
-					_, freed = c.drop(s, old, Deleted, now)
+					_, freed = c.drop(s, old, Deleted, now, false) // no memory for a tombstone
 				}
 			}
 		}
 	case o.remove && old != nil:
 		var n int64
-		m, n = c.drop(s, old, Deleted, now)
+		m, n = c.drop(s, old, Deleted, now, true)
 		freed += n
 	case o.touched && old.expired(now):
 		// As memcached: a touch into the past succeeds, and the item
 		// is gone.
 		var n int64
-		m, n = c.drop(s, old, Expired, now)
+		m, n = c.drop(s, old, Expired, now, true)
 		freed += n
 	case o.touched:
 		old.setRev(vb, old.rev()+1)
@@ -121,6 +121,7 @@ type located struct {
 	hash       uint32
 	now        int64
 	live, tomb *item
+	expired    bool // the key's item expired as it was looked up
 	freed      int64
 }
 
@@ -134,7 +135,7 @@ func (c *Cache) locate(vb uint16, key []byte) (k located, ok bool) {
 	k.now = c.now()
 	k.s, k.hash = c.shardFor(key)
 	k.s.mu.Lock()
-	k.live, k.tomb, k.freed = c.lookup(k.s, vb, key, k.hash, k.now)
+	k.live, k.tomb, k.expired, k.freed = c.lookup(k.s, vb, key, k.hash, k.now)
 	return k, true
 }
 
@@ -154,35 +155,33 @@ func present(s *shard, old *item, cas uint64, misses *uint64) error {
 
 // lookup finds key in vbucket vb in the locked shard s: its live item, or
 // its tombstone. An item whose time has passed expires (a numbered
-// change), a tombstone whose time has passed is purged; freed is the bytes
-// that released.
-func (c *Cache) lookup(s *shard, vb uint16, key []byte, hash uint32, now int64) (live, tomb *item, freed int64) {
+// change, and expired is set), a tombstone whose time has passed is
+// purged; freed is the bytes that released.
+func (c *Cache) lookup(s *shard, vb uint16, key []byte, hash uint32, now int64) (live, tomb *item, expired bool, freed int64) {
 	it := s.find(vb, key, hash)
 	switch {
 	case it == nil:
-		return nil, nil, 0
+		return nil, nil, false, 0
 	case it.deleted() && it.expired(now):
-		return nil, nil, s.remove(it)
+		return nil, nil, false, s.remove(it)
 	case it.deleted():
-		return nil, it, 0
+		return nil, it, false, 0
 	case it.expired(now):
 		s.countExpired(it)
-		_, freed = c.drop(s, it, Expired, now)
-		if t := s.find(vb, key, hash); t != nil {
-			return nil, t, freed
-		}
-		return nil, nil, freed
+		_, freed = c.drop(s, it, Expired, now, true)
+		return nil, s.find(vb, key, hash), true, freed
 	}
-	return it, nil, 0
+	return it, nil, false, 0
 }
 
 // drop removes the live item it from the locked shard s as a change of
 // kind (Deleted, Expired, Evicted): numbered in its vbucket, with a new
-// CAS, and, for deletions and expiries when tombstones are kept, replaced
-// by a tombstone. It returns the change and the bytes freed.
-func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64) (Mutation, int64) {
+// CAS, and, when tombstones are kept and tomb allows (not when memory is
+// being made), replaced by a tombstone. It returns the change and the
+// bytes freed.
+func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) (Mutation, int64) {
 	vb, rev := it.vbucket(), it.rev()+1
-	if c.tombstoneTTL <= 0 || kind == Evicted {
+	if c.tombstoneTTL <= 0 || !tomb {
 		m := c.number(vb, kind, it, rev, true)
 		return m, s.remove(it)
 	}
@@ -229,8 +228,9 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64) (Mutati
 }
 
 // evictOne removes the least recently used item of the locked shard s,
-// other than keep, and returns the bytes freed (0 if there was none). A
-// tombstone goes first, silently; an expired item counts as an expiry.
+// other than keep, and returns the bytes freed (0 if there was none).
+// Tombstones, which wait at the tail of the LRU list, go first, silently;
+// an expired item counts as an expiry. Nothing evicted leaves a tombstone.
 func (c *Cache) evictOne(s *shard, keep *item, now int64) int64 {
 	victim := s.tail
 	if victim == keep {
@@ -243,14 +243,14 @@ func (c *Cache) evictOne(s *shard, keep *item, now int64) int64 {
 		return s.remove(victim)
 	case victim.expired(now):
 		s.countExpired(victim)
-		_, n := c.drop(s, victim, Expired, now)
+		_, n := c.drop(s, victim, Expired, now, false)
 		return n
 	}
 	s.stats.evictions++
 	if !victim.fetched() {
 		s.stats.evictedUnfetched++
 	}
-	_, n := c.drop(s, victim, Evicted, now)
+	_, n := c.drop(s, victim, Evicted, now, false)
 	return n
 }
 
@@ -264,8 +264,9 @@ func (c *Cache) evictElsewhere() {
 	idle := 0
 	for c.bytes.Load() > c.maxBytes && idle < len(c.shards) {
 		s := &c.shards[c.evictAt.Add(1)&c.mask]
+		now := c.now() // before the lock: it may carry out a delayed flush, which locks every shard
 		s.mu.Lock()
-		n := c.evictOne(s, nil, c.now())
+		n := c.evictOne(s, nil, now)
 		c.unlock(s, n)
 		if n == 0 {
 			idle++
@@ -287,7 +288,7 @@ func (c *Cache) reclaimExpired(s *shard, keep *item, now int64, n int) int64 {
 	for it := s.tail; it != nil && n > 0; n-- {
 		prev := it.prev
 		if it != keep && it.expired(now) {
-			freed += c.expire(s, it, now)
+			freed += c.expire(s, it, now, false)
 		}
 		it = prev
 	}
@@ -295,13 +296,14 @@ func (c *Cache) reclaimExpired(s *shard, keep *item, now int64, n int) int64 {
 }
 
 // expire removes it, whose time has passed, from the locked shard s: a
-// tombstone is purged, a live item expires. It returns the bytes freed.
-func (c *Cache) expire(s *shard, it *item, now int64) int64 {
+// tombstone is purged, a live item expires (leaving a tombstone if tomb).
+// It returns the bytes freed.
+func (c *Cache) expire(s *shard, it *item, now int64, tomb bool) int64 {
 	if it.deleted() {
 		return s.remove(it)
 	}
 	s.countExpired(it)
-	_, n := c.drop(s, it, Expired, now)
+	_, n := c.drop(s, it, Expired, now, tomb)
 	return n
 }
 
@@ -312,7 +314,7 @@ func (c *Cache) sweepShard(i int, now int64) {
 	var freed int64
 	s.each(func(it *item) {
 		if it.expired(now) {
-			freed += c.expire(s, it, now)
+			freed += c.expire(s, it, now, true)
 		}
 	})
 	c.unlock(s, freed)

@@ -19,6 +19,9 @@ import (
 // says otherwise: 1024, as Couchbase's.
 const DefaultVBuckets = 1024
 
+// MaxVBuckets is the most vbuckets a Cache has: every 16-bit id.
+const MaxVBuckets = 1 << 16
+
 // Mutation identifies a change: the vbucket's UUID and the change's
 // sequence number (a Couchbase mutation token), and the CAS it left.
 type Mutation struct {

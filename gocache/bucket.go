@@ -25,11 +25,12 @@ func newBucket(name string, cfg cache.Config) *bucket {
 	return &bucket{name: name, cache: cache.New(cfg)}
 }
 
-// vbucket returns the store's vbucket for a request. As memcached, which
-// has no vbuckets, gocache takes every vbucket id: ids past the store's
-// count fold onto it.
+// vbucket returns the store's vbucket for a request. A key lives in its
+// vbucket, as in Couchbase (memcached's clients send vbucket 0 for every
+// key); until vbuckets have states, gocache takes every id, and ids past
+// the store's count fold onto it.
 func (b *bucket) vbucket(req *gm.MCRequest) uint16 {
-	return req.VBucket % uint16(b.cache.VBuckets())
+	return uint16(int(req.VBucket) % b.cache.VBuckets())
 }
 
 // connState is what gocache keeps per connection, the one place it is

@@ -50,7 +50,7 @@ type Conn struct {
 	// and its encoder unless it is binary, which ResponseWriter encodes.
 	dec   decoder
 	enc   encoder
-	first [1]byte
+	first [64]byte // the first bytes the connection sent, which choose its protocol
 	pre   prefixed
 
 	req      gomemcached.MCRequest
@@ -67,7 +67,7 @@ type Conn struct {
 // transport is what a connection model does for a connection: how its
 // output is sent, how it pauses, how it is woken and closed. conn.go holds
 // what is common; stream.go (a goroutine per connection) and, on Linux,
-// eventloop_conn_linux.go (an event loop) each implement it.
+// loopconn_linux.go (an event loop) each implement it.
 type transport interface {
 	// flush sends the connection's output and what other goroutines
 	// have queued for it. A stream blocks until all is written; a loop
@@ -153,18 +153,36 @@ var (
 // serving it: a change feed, a pushed cluster map. p is encoded at once,
 // and may be reused when Send returns. Queued packets go in the same
 // batched writes as answers, in the order they were queued; they are never
-// sent in the middle of another packet. The queue holds at most
-// Server.SendQueueSize bytes (or one larger packet): while it is full, Send
-// waits for the client to read, until ctx ends (its error) or the
-// connection does (ErrConnClosed). A handler must not call Send for its
-// own connection, which would wait for itself: it answers through its
-// ResponseWriter.
+// sent in the middle of another packet, nor while the connection is
+// paused. The queue holds at most Server.SendQueueSize bytes (or one larger
+// packet): while it is full, Send waits for the client to read, until ctx
+// ends (its error) or the connection does (ErrConnClosed).
+//
+// A handler must not wait in Send: the queue it waits on may be one that
+// only the handler's own goroutine drains (its connection's, or, under
+// EventLoops, that of any connection on the same loop). A handler that
+// sends to other connections uses TrySend, or hands the packets to a
+// goroutine of its own.
 func (c *Conn) Send(ctx context.Context, p Packet) error {
-	q := c.sendq.Load()
-	if q == nil {
-		q = c.newQueue()
+	return c.queue().put(ctx, p, c.t, true)
+}
+
+// ErrQueueFull is the error of TrySend to a connection whose send queue
+// has no room.
+var ErrQueueFull = errors.New("memcached: send queue full")
+
+// TrySend is Send without waiting: it fails with ErrQueueFull when the
+// queue has no room for p.
+func (c *Conn) TrySend(p Packet) error {
+	return c.queue().put(context.Background(), p, c.t, false)
+}
+
+// queue returns the connection's send queue.
+func (c *Conn) queue() *sendQueue {
+	if q := c.sendq.Load(); q != nil {
+		return q
 	}
-	return q.put(ctx, p, c.t)
+	return c.newQueue()
 }
 
 // newQueue returns the connection's send queue, making it at the first

@@ -10,8 +10,7 @@ import (
 // A connection's protocol is chosen by the first byte it sends, as
 // memcached's "-B auto" does: a binary request starts with one of its
 // magics; anything else is the text protocol, which this package does
-// not speak yet (such a connection gets the binary decoder, which refuses
-// the byte as a bad magic and closes it). Each protocol is a decoder,
+// not speak yet (such a connection is refused at once, as malformed). Each protocol is a decoder,
 // which turns the connection's input into gomemcached requests, and an
 // encoder of the answers, which ResponseWriter calls (it encodes binary
 // itself); the connection step above them is the same for every protocol
@@ -56,12 +55,30 @@ func (d *binaryDecoder) next(req *gomemcached.MCRequest) error {
 	return nil
 }
 
+// refused is the decoder of a connection that spoke no protocol the server
+// knows: its first request is a bad magic.
+type refused struct{ magic byte }
+
+func (refused) fill() (int, error) { return 0, nil }
+func (refused) ready() bool        { return true }
+func (refused) buffered() int      { return 0 }
+
+func (d refused) next(*gomemcached.MCRequest) error {
+	return &gomemcached.ProtocolError{Kind: gomemcached.ErrBadMagic,
+		Detail: fmt.Sprintf("magic 0x%02x is not a request", d.magic)}
+}
+
 // choose sets the connection's protocol from its first byte, which src
 // yields first.
 func (c *Conn) choose(first byte, src io.Reader) {
-	if first != gomemcached.REQ_MAGIC && first != gomemcached.FLEX_MAGIC && c.srv.textProtocol != nil {
+	switch {
+	case first == gomemcached.REQ_MAGIC || first == gomemcached.FLEX_MAGIC:
+	case c.srv.textProtocol != nil:
 		p := c.srv.textProtocol(c, src)
 		c.dec, c.enc = p.dec, p.enc
+		return
+	default:
+		c.dec = refused{first}
 		return
 	}
 	size := c.srv.ReadBufferSize
@@ -73,24 +90,24 @@ func (c *Conn) choose(first byte, src io.Reader) {
 	c.dec = &binaryDecoder{rd}
 }
 
-// sniff reads the connection's first byte, chooses its protocol, and fills
-// the protocol's buffer: with that byte, and once from the socket (which
-// blocks a connection that has its own goroutine, as any fill does).
+// sniff reads what the connection has sent first (at most len(c.first)
+// bytes, blocking a connection that has its own goroutine, as any read
+// does), chooses the protocol by its first byte, and hands what it read to
+// the protocol's buffer.
 func (c *Conn) sniff() (int, error) {
 	n, err := c.src.Read(c.first[:])
 	if n == 0 {
 		return 0, err
 	}
-	c.pre = prefixed{prefix: c.first[:], src: c.src}
+	c.pre = prefixed{prefix: c.first[:n], src: c.src}
 	c.choose(c.first[0], &c.pre)
-	if _, err := c.dec.fill(); err != nil {
-		return n, err
+	if _, ferr := c.dec.fill(); ferr != nil {
+		return n, ferr
 	}
-	m, err := c.dec.fill()
-	return n + m, err
+	return n, err
 }
 
-// prefixed reads a byte already taken from src, then src.
+// prefixed reads bytes already taken from src, then src.
 type prefixed struct {
 	prefix []byte
 	src    io.Reader

@@ -110,15 +110,18 @@ func TestProtocolByFirstByte(t *testing.T) {
 }
 
 // Without a text protocol, a connection that does not start with a binary
-// magic is refused as malformed, and closed.
+// magic is refused as malformed, and closed at once, however short its
+// first line.
 func TestNonBinaryFirstByteWithoutText(t *testing.T) {
 	modes(t, func(t *testing.T, loops int) {
 		addr := start(t, &Server{EventLoops: loops, Handler: &echoStore{data: map[string][]byte{}}})
-		c, r := dial(t, addr)
-		c.Write([]byte("get k\r\n" + strings.Repeat(" ", 30)))
-		var res gm.MCResponse
-		if err := r.ReadResponse(&res); err != io.EOF {
-			t.Fatalf("after a text line: %v, want the connection closed", err)
+		for _, first := range []string{"version\r\n", "\x81", "get k\r\n" + strings.Repeat(" ", 30)} {
+			c, r := dial(t, addr)
+			c.Write([]byte(first))
+			var res gm.MCResponse
+			if err := r.ReadResponse(&res); err != io.EOF {
+				t.Fatalf("after %q: %v, want the connection closed", first, err)
+			}
 		}
 	})
 }

@@ -176,6 +176,9 @@ func TestSendWaitEnds(t *testing.T) {
 		if err := c.Send(ctx, &big); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Send to a full queue: %v, want the context's deadline", err)
 		}
+		if err := c.TrySend(&big); !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("TrySend to a full queue: %v, want ErrQueueFull", err)
+		}
 		nc.Close()
 		for range streams / streamsPerProducer() {
 			select {
@@ -267,4 +270,37 @@ func readStreams(addr string, base uint32, streams, packets int, deadline time.T
 		left--
 	}
 	return nil
+}
+
+// Nothing queued for a paused connection is sent before its pause ends,
+// whatever serves it.
+func TestSendHeldByPause(t *testing.T) {
+	modes(t, func(t *testing.T, loops int) {
+		const pause = 300 * time.Millisecond
+		mux := NewServeMux()
+		mux.HandleFunc(func(w ResponseWriter, req *gm.MCRequest) {
+			c := w.Conn()
+			go func() {
+				time.Sleep(50 * time.Millisecond)
+				c.Send(context.Background(), &gm.MCRequest{Opcode: gm.UPR_NOOP, Opaque: 77})
+			}()
+			w.WriteResponse(&gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque})
+			c.Pause(pause)
+		}, gm.NOOP)
+		addr := start(t, &Server{EventLoops: loops, Handler: mux})
+		nc, r := dial(t, addr)
+		t0 := time.Now()
+		send(t, nc, gm.MCRequest{Opcode: gm.NOOP, Opaque: 1})
+		got := map[gm.CommandCode]bool{}
+		for range 2 {
+			res := read(t, r)
+			if d := time.Since(t0); d < pause-20*time.Millisecond {
+				t.Fatalf("%v arrived %v into a pause of %v", res.Opcode, d, pause)
+			}
+			got[res.Opcode] = true
+		}
+		if !got[gm.NOOP] || !got[gm.UPR_NOOP] {
+			t.Fatalf("got %v", got)
+		}
+	})
 }

@@ -27,12 +27,17 @@ type sendQueue struct {
 
 func newSendQueue(limit int) *sendQueue { return &sendQueue{limit: limit} }
 
-// put encodes p into the queue, waiting for room first, and tells t when
-// the queue was empty, so that it sends.
-func (q *sendQueue) put(ctx context.Context, p Packet, t transport) error {
+// put encodes p into the queue, waiting for room first if wait (else
+// failing with ErrQueueFull), and tells t when the queue was empty, so that
+// it sends.
+func (q *sendQueue) put(ctx context.Context, p Packet, t transport, wait bool) error {
 	size := p.Size()
 	q.mu.Lock()
 	for !q.closed && len(q.buf) > 0 && len(q.buf)+size > q.limit {
+		if !wait {
+			q.mu.Unlock()
+			return ErrQueueFull
+		}
 		if q.space == nil {
 			q.space = make(chan struct{})
 		}

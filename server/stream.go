@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,9 @@ type stream struct {
 	wbuf []byte     // the queue writer's buffer
 	kick chan struct{}
 	once sync.Once
+	// resumeAt is when a pause ends (unix nanos): the queue writer sends
+	// nothing before.
+	resumeAt atomic.Int64
 }
 
 var _ transport = (*stream)(nil)
@@ -54,13 +58,21 @@ func (t *stream) interrupt()        { t.nc.SetReadDeadline(time.Unix(1, 0)) }
 func (t *stream) abort()            { t.nc.Close() }
 
 // pause sleeps for d, or until the server closes: Shutdown does not wait
-// out pauses.
+// out pauses. The queue writer waits too.
 func (t *stream) pause(d time.Duration) {
+	t.resumeAt.Store(time.Now().Add(d).UnixNano())
+	t.sleep(d)
+	t.resumeAt.Store(0)
+}
+
+// sleep waits for d, the server's closing or the connection's end.
+func (t *stream) sleep(d time.Duration) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-timer.C:
 	case <-t.c.srv.closedCh():
+	case <-t.c.done:
 	}
 }
 
@@ -139,6 +151,9 @@ func (t *stream) writeQueued() {
 		case <-t.kick:
 		case <-c.done:
 			return
+		}
+		if at := t.resumeAt.Load(); at != 0 {
+			t.sleep(time.Until(time.Unix(0, at)))
 		}
 		t.wmu.Lock()
 		t.wbuf = q.take(t.wbuf[:0])
