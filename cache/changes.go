@@ -67,21 +67,36 @@ type logEntry struct {
 
 // changeLog is a vbucket's recent changes, kept while a cursor follows the
 // vbucket: a ring in which the change numbered n is at n modulo its
-// length. It is guarded by the vbucket's lock.
+// length. Changes are numbered before they are logged, so they may arrive
+// out of order, and a change numbered may not be there yet: a cursor reads
+// up to the first one missing. It is guarded by the vbucket's lock.
 type changeLog struct {
 	ring    []logEntry
-	first   uint64 // the oldest seqno still held
+	first   uint64 // the oldest seqno the ring may still hold
 	cursors []*Cursor
 }
 
 func (l *changeLog) add(e logEntry) {
-	l.ring[e.seqno%uint64(len(l.ring))] = e
-	if e.seqno-l.first >= uint64(len(l.ring)) {
-		l.first = e.seqno - uint64(len(l.ring)) + 1
+	n := uint64(len(l.ring))
+	if e.seqno < l.first {
+		return // numbered before the log began, or already pushed out
 	}
+	if e.seqno-l.first >= n {
+		l.first = e.seqno - n + 1
+	}
+	l.ring[e.seqno%n] = e
 	for _, cur := range l.cursors {
 		cur.notify()
 	}
+}
+
+// at returns the change numbered seqno, nil if it is not in the log (yet).
+func (l *changeLog) at(seqno uint64) *logEntry {
+	e := &l.ring[seqno%uint64(len(l.ring))]
+	if e.seqno != seqno || e.it == nil {
+		return nil
+	}
+	return e
 }
 
 // lose drops every change up to high and tells the cursors.
@@ -122,10 +137,13 @@ func (c *Cache) Changes(vb uint16) (*Cursor, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.log == nil {
-		v.log = &changeLog{ring: make([]logEntry, c.logSize), first: v.high + 1}
+		v.log = &changeLog{ring: make([]logEntry, c.logSize)}
+		// Before high is read: a change numbered after that is logged.
+		v.logging.Store(true)
+		v.log.first = v.high.Load() + 1
 	}
 	v.log.cursors = append(v.log.cursors, cur)
-	cur.next = v.high + 1
+	cur.next = v.high.Load() + 1
 	return cur, nil
 }
 
@@ -151,9 +169,11 @@ func (cur *Cursor) Next(dst []Change, max int) ([]Change, error) {
 		cur.lost = true
 		return dst, ErrChangesLost
 	}
-	ring := v.log.ring
-	for n := 0; cur.next <= v.high && (max <= 0 || n < max); n++ {
-		e := &ring[cur.next%uint64(len(ring))]
+	for n := 0; max <= 0 || n < max; n++ {
+		e := v.log.at(cur.next)
+		if e == nil {
+			break
+		}
 		ch := Change{Kind: e.kind, Key: e.it.key(),
 			Item: Item{CAS: e.cas, Seqno: e.seqno, Rev: e.rev}}
 		if e.kind == Mutated {
@@ -174,7 +194,7 @@ func (cur *Cursor) Wait(ctx context.Context) error {
 	for {
 		v := cur.v
 		v.mu.Lock()
-		ready := cur.closed || cur.lost || cur.next <= v.high
+		ready := cur.closed || cur.lost || cur.next < v.log.first || v.log.at(cur.next) != nil
 		v.mu.Unlock()
 		if ready {
 			return nil
@@ -206,6 +226,7 @@ func (cur *Cursor) Close() {
 		}
 	}
 	if len(l.cursors) == 0 {
+		v.logging.Store(false)
 		v.log = nil
 	}
 }

@@ -22,9 +22,10 @@ func drain(t *testing.T, cur *Cursor) []Change {
 }
 
 // Concurrent writers to one vbucket, on a few keys over several shards:
-// every change gets the next seqno, seqno order is CAS order, each key's
-// last change is what it holds, and the change log replayed in seqno order
-// rebuilds the store.
+// every change gets the next seqno, a key's seqnos follow the order its
+// changes were applied in (their CAS order), each key's last change is
+// what it holds, and the change log replayed in seqno order rebuilds the
+// store.
 func TestSeqnosInApplyOrder(t *testing.T) {
 	const vb, writers, ops = 7, 8, 3000
 	c, _ := newTest(t, Config{Shards: 8, ChangeLog: writers * ops})
@@ -74,13 +75,16 @@ func TestSeqnosInApplyOrder(t *testing.T) {
 	if len(all) == 0 || high != uint64(len(all)) {
 		t.Fatalf("%d changes, high seqno %d", len(all), high)
 	}
+	lastCAS := map[string]uint64{}
 	for i, r := range all {
 		if r.m.Seqno != uint64(i+1) || r.m.VBUUID != uuid {
 			t.Fatalf("change %d: %+v, want seqno %d of vbucket %x", i, r.m, i+1, uuid)
 		}
-		if i > 0 && r.m.CAS <= all[i-1].m.CAS {
-			t.Fatalf("seqno %d has CAS %d, after CAS %d: numbered out of apply order", r.m.Seqno, r.m.CAS, all[i-1].m.CAS)
+		if r.m.CAS <= lastCAS[r.key] {
+			t.Fatalf("%s: seqno %d has CAS %d, after CAS %d: numbered out of apply order",
+				r.key, r.m.Seqno, r.m.CAS, lastCAS[r.key])
 		}
+		lastCAS[r.key] = r.m.CAS
 	}
 	changes := drain(t, cur)
 	if len(changes) != len(all) {

@@ -4,16 +4,17 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 )
 
 // Every key lives in a vbucket (the request header's vbucket id; 0 for
 // memcached's clients), and every change of a vbucket's keys gets the
 // vbucket's next sequence number. Keys are spread over shards by their
 // hash, whatever their vbucket, so that clients that use one vbucket still
-// use every shard; a vbucket orders its changes with its own small lock,
-// taken inside the shard lock of the change: a key's changes are numbered
-// in the order they are applied, and each vbucket's change log is in seqno
-// order.
+// use every shard. A change is numbered while the shard lock that applies
+// it is held, so a key's changes are numbered in the order they are
+// applied; numbering is an atomic counter, and only while a Cursor follows
+// the vbucket does a change also take the vbucket's lock, to be logged.
 
 // DefaultVBuckets is a Cache's number of vbuckets unless Config.VBuckets
 // says otherwise: 1024, as Couchbase's.
@@ -30,15 +31,14 @@ type Mutation struct {
 	CAS    uint64
 }
 
-// vbucket is one vbucket's sequence of changes. Its fields are guarded by
-// mu, which is taken while the shard of the key being changed is locked
-// (never the other way round).
+// vbucket is one vbucket's sequence of changes.
 type vbucket struct {
-	mu   sync.Mutex
-	high uint64 // seqno of the last change
-	uuid uint64 // never 0
-	log  *changeLog
-	_    [32]byte // one cache line per vbucket
+	high    atomic.Uint64 // seqno of the last change
+	uuid    uint64        // never 0
+	logging atomic.Bool   // a cursor follows: changes are logged
+	mu      sync.Mutex    // guards log; taken inside a shard lock, never the other way round
+	log     *changeLog
+	_       [24]byte // one cache line per vbucket
 }
 
 // newVBuckets returns n vbuckets with random non-zero UUIDs.
@@ -59,16 +59,20 @@ func newVBuckets(n int) []vbucket {
 // removal, the item removed; rev is the change's revision.
 func (c *Cache) number(vb uint16, kind ChangeKind, it *item, rev uint64, newCAS bool) Mutation {
 	v := &c.vbs[vb]
-	v.mu.Lock()
-	v.high++
-	m := Mutation{VBUUID: v.uuid, Seqno: v.high, CAS: it.cas}
+	m := Mutation{VBUUID: v.uuid, Seqno: v.high.Add(1), CAS: it.cas}
 	if newCAS {
 		m.CAS = c.nextCAS()
 	}
-	if v.log != nil {
-		v.log.add(logEntry{seqno: m.Seqno, cas: m.CAS, rev: rev, exp: it.exp, it: it, kind: kind})
+	// A cursor opened after the seqno was taken sees logging set here
+	// (Changes sets it before it reads high), so no change it is to read
+	// goes unlogged.
+	if v.logging.Load() {
+		v.mu.Lock()
+		if v.log != nil {
+			v.log.add(logEntry{seqno: m.Seqno, cas: m.CAS, rev: rev, exp: it.exp, it: it, kind: kind})
+		}
+		v.mu.Unlock()
 	}
-	v.mu.Unlock()
 	return m
 }
 
@@ -76,9 +80,7 @@ func (c *Cache) number(vb uint16, kind ChangeKind, it *item, rev uint64, newCAS 
 // what a store that changed nothing answers.
 func (c *Cache) current(vb uint16) Mutation {
 	v := &c.vbs[vb]
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return Mutation{VBUUID: v.uuid, Seqno: v.high, CAS: c.nextCAS()}
+	return Mutation{VBUUID: v.uuid, Seqno: v.high.Load(), CAS: c.nextCAS()}
 }
 
 // VBuckets returns the number of vbuckets.
@@ -91,9 +93,7 @@ func (c *Cache) HighSeqno(vb uint16) (seqno, uuid uint64) {
 		return 0, 0
 	}
 	v := &c.vbs[vb]
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.high, v.uuid
+	return v.high.Load(), v.uuid
 }
 
 // loseChanges tells every open cursor that the changes so far are gone
@@ -103,7 +103,7 @@ func (c *Cache) loseChanges() {
 		v := &c.vbs[i]
 		v.mu.Lock()
 		if v.log != nil {
-			v.log.lose(v.high)
+			v.log.lose(v.high.Load())
 		}
 		v.mu.Unlock()
 	}
