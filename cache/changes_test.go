@@ -354,3 +354,64 @@ func TestCursorWhileReading(t *testing.T) {
 	}
 	<-done
 }
+
+// A cursor opened while writers are busy reads every change numbered
+// after it, none missing, though changes are logged a moment after they
+// are numbered.
+func TestCursorOpenedUnderLoad(t *testing.T) {
+	c, _ := newTest(t, Config{Shards: 8, ChangeLog: 1 << 16})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c.Store(2, Set, fmt.Appendf(nil, "k%d-%d", g, i%50), Write{Value: k("v")})
+			}
+		}()
+	}
+	for round := range 20 {
+		cur, err := c.Changes(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened, _ := c.HighSeqno(2) // the cursor starts at or before this + 1
+		time.Sleep(2 * time.Millisecond)
+		end, _ := c.HighSeqno(2)
+		want := uint64(0)
+		deadline := time.Now().Add(5 * time.Second)
+		for want <= end {
+			ch, err := cur.Next(nil, 0)
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			for _, x := range ch {
+				if want == 0 {
+					if x.Seqno > opened+1 {
+						t.Fatalf("round %d: the cursor starts at %d, after %d", round, x.Seqno, opened+1)
+					}
+					want = x.Seqno
+				}
+				if x.Seqno != want {
+					t.Fatalf("round %d: seqno %d after %d", round, x.Seqno, want-1)
+				}
+				want++
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: change %d never reached the log (high %d)", round, want, end)
+			}
+			if want == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		cur.Close()
+	}
+	close(stop)
+	wg.Wait()
+}
