@@ -31,8 +31,8 @@ const (
 // Conn serves every connection model (a goroutine per connection, or an
 // event loop) and every protocol; Handlers reach it through
 // ResponseWriter.Conn. Its methods are for the goroutine serving it (the
-// one calling the handler), but Send, Done, RemoteAddr, LocalAddr, Server
-// and Logger, which are safe for concurrent use.
+// one calling the handler), but Send, TrySend, Done, RemoteAddr,
+// LocalAddr, Server and Logger, which are safe for concurrent use.
 type Conn struct {
 	// Data is the handler's per-connection state, set by
 	// Server.ConnContext; the server never reads it.

@@ -55,12 +55,12 @@ func (m *ServeMux) ServeMC(w ResponseWriter, req *gomemcached.MCRequest) {
 		m.NotFound.ServeMC(w, req)
 		return
 	}
-	w.WriteStatus(req, gomemcached.UNKNOWN_COMMAND, UnknownCommand)
+	w.WriteStatus(req, gomemcached.UNKNOWN_COMMAND, unknownCommandBody)
 }
 
-// UnknownCommand is the value of the UNKNOWN_COMMAND answer a ServeMux
+// unknownCommandBody is the value of the UNKNOWN_COMMAND answer a ServeMux
 // gives an opcode it has no handler for, as memcached words it.
-var UnknownCommand = []byte("Unknown command")
+var unknownCommandBody = []byte("Unknown command")
 
 // unknownCommands answers every request with UNKNOWN_COMMAND: the handler
 // of a Server without one.
