@@ -224,13 +224,12 @@ func (s *shard) pushFront(it *item) {
 }
 
 func (s *shard) pushBack(it *item) {
-	it.prev, it.next = s.tail, nil
-	if s.tail != nil {
-		s.tail.next = it
-	} else {
-		s.head = it
+	if s.tail == nil {
+		s.pushFront(it)
+		return
 	}
-	s.tail = it
+	it.prev, it.next = s.tail, nil
+	s.tail.next, s.tail = it, it
 }
 
 func (s *shard) unlinkLRU(it *item) {
