@@ -115,7 +115,6 @@ func (l *changeLog) lose(high uint64) {
 // has lost changes. A Cursor is safe for concurrent use, though its changes
 // come in order only to one reader.
 type Cursor struct {
-	c    *Cache
 	v    *vbucket
 	wake chan struct{}
 	// Guarded by v.mu:
@@ -133,7 +132,7 @@ func (c *Cache) Changes(vb uint16) (*Cursor, error) {
 		return nil, ErrNoVBucket
 	}
 	v := &c.vbs[vb]
-	cur := &Cursor{c: c, v: v, wake: make(chan struct{}, 1)}
+	cur := &Cursor{v: v, wake: make(chan struct{}, 1)}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.log == nil {

@@ -167,7 +167,7 @@ func (s *shard) link(it *item) {
 	}
 }
 
-// chain returns the pointer in it's hash chain that points to it.
+// chain returns the pointer in its hash chain that points to it.
 func (s *shard) chain(it *item) **item {
 	p := s.slot(it.hash)
 	for *p != it {

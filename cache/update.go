@@ -43,6 +43,7 @@ func (c *Cache) update(vb uint16, key []byte, f mutation) (Mutation, error) {
 	o, err := f(s, old, now)
 	var m Mutation
 	stored := false
+	var removal ChangeKind // what removes the live item, if anything does
 	switch {
 	case o.store != nil:
 		it := o.store
@@ -53,44 +54,40 @@ func (c *Cache) update(vb uint16, key []byte, f mutation) (Mutation, error) {
 		it.hash = h
 		it.setRev(vb, revOf(prev)+1)
 		switch {
-		case it.expired(now):
-			// Stored already expired: the old value is gone, and
-			// nothing new is visible.
-			if old != nil {
-				var n int64
-				m, n = c.drop(s, old, Deleted, now, true)
-				freed += n
-			} else {
-				m = c.current(vb)
-			}
-		default:
+		case !it.expired(now):
 			var ierr error
 			m, ierr = c.insert(s, it, prev, now, freed)
 			freed = 0 // insert accounts for it
-			switch {
-			case ierr == nil:
+			if ierr == nil {
 				stored = true
-			default:
+			} else {
 				err = ierr
 				if o.dropOnFail && old != nil {
 					_, freed = c.drop(s, old, Deleted, now, false) // no memory for a tombstone
 				}
 			}
+		case old != nil:
+			// Stored already expired: the old value is gone, and
+			// nothing new is visible.
+			removal = Deleted
+		default:
+			m = c.current(vb)
 		}
 	case o.remove && old != nil:
-		var n int64
-		m, n = c.drop(s, old, Deleted, now, true)
-		freed += n
+		removal = Deleted
 	case o.touched && old.expired(now):
 		// As memcached: a touch into the past succeeds, and the item
 		// is gone.
-		var n int64
-		m, n = c.drop(s, old, Expired, now, true)
-		freed += n
+		removal = Expired
 	case o.touched:
 		old.setRev(vb, old.rev()+1)
 		m = c.number(vb, Mutated, old, old.rev(), false)
 		old.seqno = m.Seqno
+	}
+	if removal != 0 {
+		var n int64
+		m, n = c.drop(s, old, removal, now, true)
+		freed += n
 	}
 	c.unlock(s, freed)
 	if stored {
@@ -167,9 +164,11 @@ func (c *Cache) lookup(s *shard, vb uint16, key []byte, hash uint32, now int64) 
 	case it.deleted():
 		return nil, it, false, 0
 	case it.expired(now):
-		s.countExpired(it)
-		_, freed = c.drop(s, it, Expired, now, true)
-		return nil, s.find(vb, key, hash), true, freed
+		freed = c.expire(s, it, now, true)
+		if c.tombstoneTTL > 0 {
+			tomb = s.find(vb, key, hash)
+		}
+		return nil, tomb, true, freed
 	}
 	return it, nil, false, 0
 }
@@ -239,12 +238,8 @@ func (c *Cache) evictOne(s *shard, keep *item, now int64) int64 {
 	switch {
 	case victim == nil:
 		return 0
-	case victim.deleted():
-		return s.remove(victim)
-	case victim.expired(now):
-		s.countExpired(victim)
-		_, n := c.drop(s, victim, Expired, now, false)
-		return n
+	case victim.deleted(), victim.expired(now):
+		return c.expire(s, victim, now, false)
 	}
 	s.stats.evictions++
 	if !victim.fetched() {
@@ -295,9 +290,9 @@ func (c *Cache) reclaimExpired(s *shard, keep *item, now int64, n int) int64 {
 	return freed
 }
 
-// expire removes it, whose time has passed, from the locked shard s: a
-// tombstone is purged, a live item expires (leaving a tombstone if tomb).
-// It returns the bytes freed.
+// expire removes it from the locked shard s: a tombstone is purged; a live
+// item, whose time has passed, expires (leaving a tombstone if tomb). It
+// returns the bytes freed.
 func (c *Cache) expire(s *shard, it *item, now int64, tomb bool) int64 {
 	if it.deleted() {
 		return s.remove(it)

@@ -101,6 +101,9 @@ func (c *Cache) HighSeqno(vb uint16) (seqno, uuid uint64) {
 func (c *Cache) loseChanges() {
 	for i := range c.vbs {
 		v := &c.vbs[i]
+		if !v.logging.Load() {
+			continue
+		}
 		v.mu.Lock()
 		if v.log != nil {
 			v.log.lose(v.high.Load())

@@ -51,7 +51,6 @@ type Conn struct {
 	dec   decoder
 	enc   encoder
 	first [64]byte // the first bytes the connection sent, which choose its protocol
-	pre   prefixed
 
 	req      gomemcached.MCRequest
 	out      []byte // answers not yet sent

@@ -1,6 +1,7 @@
 package memcached
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 
@@ -99,25 +100,9 @@ func (c *Conn) sniff() (int, error) {
 	if n == 0 {
 		return 0, err
 	}
-	c.pre = prefixed{prefix: c.first[:n], src: c.src}
-	c.choose(c.first[0], &c.pre)
+	c.choose(c.first[0], io.MultiReader(bytes.NewReader(c.first[:n]), c.src))
 	if _, ferr := c.dec.fill(); ferr != nil {
 		return n, ferr
 	}
 	return n, err
-}
-
-// prefixed reads bytes already taken from src, then src.
-type prefixed struct {
-	prefix []byte
-	src    io.Reader
-}
-
-func (p *prefixed) Read(b []byte) (int, error) {
-	if len(p.prefix) > 0 {
-		n := copy(b, p.prefix)
-		p.prefix = p.prefix[n:]
-		return n, nil
-	}
-	return p.src.Read(b)
 }
