@@ -372,6 +372,10 @@ func TestServerClosesBetweenPackets(t *testing.T) {
 			res := gomemcached.MCResponse{Opcode: reqs[0].Opcode, Opaque: reqs[0].Opaque}
 			res.Transmit(s)
 		}
+		// Half-close, then drain: a close with the client's next request
+		// unread would reset the connection instead of ending it.
+		s.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, s)
 	})
 	c := dialT(t, addr)
 	if _, err := c.Send(&gomemcached.MCRequest{Opcode: gomemcached.NOOP}); err != nil {

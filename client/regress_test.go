@@ -375,7 +375,8 @@ func TestPoolReapSparesFreshShared(t *testing.T) {
 
 // A context bounds a call also while it writes its own request: a lone
 // Do to a server that does not read returns when the context ends, not
-// when the watchdog ends the connection.
+// when the watchdog ends the connection (3s): within 2s, room for a busy
+// machine.
 func TestContextBoundsWrite(t *testing.T) {
 	stop := make(chan struct{})
 	defer close(stop)
@@ -385,7 +386,7 @@ func TestContextBoundsWrite(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := c.Do(ctx, &gomemcached.MCRequest{Opcode: gomemcached.SET, Key: []byte("k"), Extras: make([]byte, 8), Body: make([]byte, 16<<20)})
-	if d := time.Since(start); d > time.Second || !isTimeoutErr(err) {
+	if d := time.Since(start); d > 2*time.Second || !isTimeoutErr(err) {
 		t.Errorf("Do with a 200ms context returned after %v: %v", d, err)
 	}
 	// Cancelled rather than timed out, likewise.
@@ -393,7 +394,7 @@ func TestContextBoundsWrite(t *testing.T) {
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start = time.Now()
 	_, err = c.Do(ctx, &gomemcached.MCRequest{Opcode: gomemcached.SET, Key: []byte("k"), Extras: make([]byte, 8), Body: make([]byte, 1<<20)})
-	if d := time.Since(start); d > time.Second || !errors.Is(err, context.Canceled) {
+	if d := time.Since(start); d > 2*time.Second || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled Do returned after %v: %v", d, err)
 	}
 }
