@@ -87,6 +87,14 @@ type Config struct {
 	// (its key, seqno, CAS and revision), which counts against MaxBytes
 	// and may be evicted; 0 leaves none, as memcached.
 	TombstoneTTL time.Duration
+	// MaxTombstones bounds the tombstones kept, the oldest going first
+	// past it (the bound is kept per shard, so it holds within a shard's
+	// share); 0 means no bound but memory.
+	MaxTombstones int
+	// Collections makes every key carry its collection id first, as
+	// Couchbase's protocol encodes it (see CollectionKey): the cache then
+	// keeps each collection's seqnos and can drop a collection.
+	Collections bool
 }
 
 // Clock is the source of time for expiry.
@@ -122,6 +130,8 @@ type Cache struct {
 	vbs          []vbucket
 	logSize      int
 	tombstoneTTL time.Duration
+	tombLimit    int // per shard; 0 none
+	collections  bool
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -150,6 +160,7 @@ func New(cfg Config) *Cache {
 		vbs:          newVBuckets(min(cmp.Or(max(cfg.VBuckets, 0), DefaultVBuckets), MaxVBuckets)),
 		logSize:      cmp.Or(max(cfg.ChangeLog, 0), DefaultChangeLog),
 		tombstoneTTL: cfg.TombstoneTTL,
+		collections:  cfg.Collections,
 	}
 	interval := cfg.SweepInterval
 	if interval == 0 {
@@ -167,6 +178,9 @@ func New(cfg Config) *Cache {
 	}
 	if c.maxItem <= 0 {
 		c.maxItem = DefaultMaxItemSize
+	}
+	if cfg.MaxTombstones > 0 {
+		c.tombLimit = max(1, (cfg.MaxTombstones+n-1)/n)
 	}
 	for i := range c.shards {
 		c.shards[i].init()

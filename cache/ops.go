@@ -23,10 +23,14 @@ type Item struct {
 	// with every change (continued across a deletion while the key's
 	// tombstone lasts).
 	Rev uint64
+	// Deleted is set for a deleted document: what Lookup and Modify give
+	// of a key's tombstone (its Value is what the deletion kept, as
+	// extended attributes; Expires is when it is purged).
+	Deleted bool
 }
 
 func (it *item) export() Item {
-	out := Item{Value: it.value(), Flags: it.flags, CAS: it.cas, Datatype: it.datatype, Seqno: it.seqno, Rev: it.rev()}
+	out := Item{Value: it.value(), Flags: it.flags, CAS: it.cas, Datatype: it.datatype, Seqno: it.seqno, Rev: it.rev(), Deleted: it.deleted()}
 	if it.exp != 0 {
 		out.Expires = time.Unix(0, it.exp)
 	}
@@ -77,7 +81,7 @@ func (c *Cache) Get(vb uint16, key []byte) (Item, bool) {
 // memcached does. Errors: ErrNotFound, ErrExists, ErrNoVBucket.
 func (c *Cache) Touch(vb uint16, key []byte, exp uint32, cas uint64) (Item, error) {
 	var out Item
-	m, err := c.update(vb, key, func(s *shard, old *item, now int64) (outcome, error) {
+	m, err := c.update(vb, key, func(s *shard, old, _ *item, now int64) (outcome, error) {
 		if err := present(s, old, cas, &s.stats.touchMisses); err != nil {
 			return outcome{}, err
 		}
@@ -104,6 +108,9 @@ type Write struct {
 	Datatype uint8
 	// KeepExpiry keeps the present item's expiry instead of Expiry.
 	KeepExpiry bool
+	// Deleted stores the value as a deleted document, a tombstone that
+	// keeps it (only Modify does; it needs Config.TombstoneTTL).
+	Deleted bool
 }
 
 // Store stores w.Value under key in vbucket vb as mode says, with w's
@@ -125,7 +132,7 @@ type Write struct {
 // ErrNoMemory, ErrNoVBucket. As in memcached, a Set that fails for size or
 // memory removes the key's old value (a deletion).
 func (c *Cache) Store(vb uint16, mode Mode, key []byte, w Write) (Mutation, error) {
-	return c.update(vb, key, func(s *shard, old *item, now int64) (outcome, error) {
+	return c.update(vb, key, func(s *shard, old, _ *item, now int64) (outcome, error) {
 		return c.store(s, old, now, mode, key, &w)
 	})
 }
@@ -192,7 +199,7 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 // Config.TombstoneTTL the key leaves a tombstone. Errors: ErrNotFound,
 // ErrExists, ErrNoVBucket.
 func (c *Cache) Delete(vb uint16, key []byte, cas uint64) (Mutation, error) {
-	return c.update(vb, key, func(s *shard, old *item, now int64) (outcome, error) {
+	return c.update(vb, key, func(s *shard, old, _ *item, now int64) (outcome, error) {
 		if err := present(s, old, cas, &s.stats.deleteMisses); err != nil {
 			return outcome{}, err
 		}
@@ -222,7 +229,7 @@ func (c *Cache) Decr(vb uint16, key []byte, delta, initial uint64, exp uint32, c
 
 func (c *Cache) delta(vb uint16, key []byte, incr bool, delta, initial uint64, exp uint32, cas uint64) (uint64, Mutation, error) {
 	var value uint64
-	m, err := c.update(vb, key, func(s *shard, old *item, now int64) (outcome, error) {
+	m, err := c.update(vb, key, func(s *shard, old, _ *item, now int64) (outcome, error) {
 		var o outcome
 		var err error
 		value, o, err = counter(s, old, now, key, incr, delta, initial, exp, cas)

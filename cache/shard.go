@@ -123,9 +123,10 @@ type shard struct {
 	count      int // items in the table, tombstones included
 	tombs      int // tombstones in the table
 	head, tail *item
+	tombHead   *item // the newest tombstone; tombstones end the LRU list
 	bytes      int64
 	stats      counters
-	_          [40]byte // keep shards' hot fields on separate cache lines
+	_          [32]byte // keep shards' hot fields on separate cache lines
 }
 
 func (s *shard) init() { s.buckets = make([]*item, minBuckets) }
@@ -134,7 +135,7 @@ func (s *shard) init() { s.buckets = make([]*item, minBuckets) }
 func (s *shard) reset() {
 	s.buckets = make([]*item, minBuckets)
 	s.count, s.tombs = 0, 0
-	s.head, s.tail = nil, nil
+	s.head, s.tail, s.tombHead = nil, nil, nil
 	s.bytes = 0
 }
 
@@ -223,16 +224,34 @@ func (s *shard) pushFront(it *item) {
 	s.head = it
 }
 
-func (s *shard) pushBack(it *item) {
-	if s.tail == nil {
-		s.pushFront(it)
+// pushTomb puts the tombstone it at the head of the tombstones, which
+// follow every live item in the LRU list, newest first: the tail is the
+// oldest tombstone, the first to go.
+func (s *shard) pushTomb(it *item) {
+	at := s.tombHead
+	s.tombHead = it
+	if at == nil {
+		if s.tail == nil {
+			s.pushFront(it)
+			return
+		}
+		it.prev, it.next = s.tail, nil
+		s.tail.next, s.tail = it, it
 		return
 	}
-	it.prev, it.next = s.tail, nil
-	s.tail.next, s.tail = it, it
+	it.prev, it.next = at.prev, at
+	if at.prev != nil {
+		at.prev.next = it
+	} else {
+		s.head = it
+	}
+	at.prev = it
 }
 
 func (s *shard) unlinkLRU(it *item) {
+	if it == s.tombHead {
+		s.tombHead = it.next
+	}
 	if it.prev != nil {
 		it.prev.next = it.next
 	} else {
@@ -284,7 +303,7 @@ func (s *shard) put(it, old *item) int64 {
 		}
 	}
 	if it.deleted() {
-		s.pushBack(it)
+		s.pushTomb(it)
 	} else {
 		s.pushFront(it)
 	}

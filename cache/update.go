@@ -1,6 +1,9 @@
 package cache
 
-import "errors"
+import (
+	"cmp"
+	"errors"
+)
 
 // Every change to the store goes through here: update runs one operation's
 // mutation with the key's shard locked, and applies what the mutation
@@ -23,13 +26,20 @@ type outcome struct {
 	// dropOnFail removes the live item should storing fail for memory,
 	// as memcached's Set does.
 	dropOnFail bool
+	// rev, if not 0, is the stored item's revision, instead of the next
+	// one; keepCAS keeps the CAS the mutation gave it instead of a new
+	// one (stores with the caller's metadata).
+	rev     uint64
+	keepCAS bool
 }
 
 // A mutation is the work of one operation on one key: given the key's
 // shard (locked, for its counters), the key's live item (nil if it has
-// none) and the time, it decides what becomes of the item. An error is
+// none), its tombstone (when it has no live item and one is kept) and the
+// time, it decides what becomes of the item. A stored item that is
+// deleted (a deleted document: a tombstone with a value) replaces either. An error is
 // the operation's error; what the outcome says is done all the same.
-type mutation func(s *shard, old *item, now int64) (outcome, error)
+type mutation func(s *shard, old, tomb *item, now int64) (outcome, error)
 
 // update runs f on key in vbucket vb and applies its outcome. It returns
 // the change's token (zero if nothing changed) and f's error, or
@@ -40,7 +50,7 @@ func (c *Cache) update(vb uint16, key []byte, f mutation) (Mutation, error) {
 		return Mutation{}, ErrNoVBucket
 	}
 	s, h, now, old, tomb, freed := k.s, k.hash, k.now, k.live, k.tomb, k.freed
-	o, err := f(s, old, now)
+	o, err := f(s, old, tomb, now)
 	var m Mutation
 	stored := false
 	var removal ChangeKind // what removes the live item, if anything does
@@ -52,11 +62,14 @@ func (c *Cache) update(vb uint16, key []byte, f mutation) (Mutation, error) {
 			prev = tomb
 		}
 		it.hash = h
-		it.setRev(vb, revOf(prev)+1)
+		it.setRev(vb, cmp.Or(o.rev, revOf(prev)+1))
+		if it.deleted() {
+			it.exp = now + int64(c.tombstoneTTL)
+		}
 		switch {
 		case !it.expired(now):
 			var ierr error
-			m, ierr = c.insert(s, it, prev, now, freed)
+			m, ierr = c.insert(s, it, prev, now, freed, o.keepCAS)
 			freed = 0 // insert accounts for it
 			if ierr == nil {
 				stored = true
@@ -124,9 +137,9 @@ type located struct {
 
 // locate locks the shard of key and looks the key up in vbucket vb (see
 // lookup), at the time now. ok is false, and nothing locked, for a vbucket
-// id not below VBuckets.
+// that is not active.
 func (c *Cache) locate(vb uint16, key []byte) (k located, ok bool) {
-	if int(vb) >= len(c.vbs) {
+	if int(vb) >= len(c.vbs) || c.vbs[vb].state.Load() != uint32(Active) {
 		return located{}, false
 	}
 	k.now = c.now()
@@ -187,20 +200,32 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) 
 	t := newItem(it.key(), nil)
 	t.hash = it.hash
 	t.bits |= deletedBit
+	t.flags = it.flags
 	t.setRev(vb, rev)
 	t.exp = now + int64(c.tombstoneTTL)
 	m := c.number(vb, kind, t, rev, true)
 	t.cas, t.seqno = m.CAS, m.Seqno
-	return m, -s.put(t, it)
+	return m, -s.put(t, it) + c.boundTombs(s, t)
+}
+
+// boundTombs purges the oldest tombstones of the locked shard s, other
+// than keep, while it holds more than the limit, and returns the bytes
+// freed.
+func (c *Cache) boundTombs(s *shard, keep *item) int64 {
+	var freed int64
+	for c.tombLimit > 0 && s.tombs > c.tombLimit && s.tail != nil && s.tail.deleted() && s.tail != keep {
+		freed += s.remove(s.tail)
+	}
+	return freed
 }
 
 // insert stores it in place of prev (the key's live item or tombstone, or
 // nil) in the locked shard s, numbering the change and giving it a new
-// CAS, and keeps memory within the limit: by evicting from s, or, with
+// CAS (unless keepCAS), and keeps memory within the limit: by evicting from s, or, with
 // NoEvict, by refusing with ErrNoMemory (expired items are reclaimed
 // first). freed is what the operation released before; insert accounts
 // for it.
-func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64) (Mutation, error) {
+func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS bool) (Mutation, error) {
 	grow := it.footprint()
 	if prev != nil {
 		grow -= prev.footprint()
@@ -213,9 +238,17 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64) (Mutati
 			return Mutation{}, ErrNoMemory
 		}
 	}
-	m := c.number(it.vbucket(), Mutated, it, it.rev(), true)
+	kind := Mutated
+	if it.deleted() {
+		kind = Deleted
+	}
+	m := c.number(it.vbucket(), kind, it, it.rev(), !keepCAS)
 	it.cas, it.seqno = m.CAS, m.Seqno
-	total := c.bytes.Add(s.put(it, prev) - freed)
+	grown := s.put(it, prev)
+	if it.deleted() {
+		grown -= c.boundTombs(s, it)
+	}
+	total := c.bytes.Add(grown - freed)
 	for total > c.maxBytes && !c.noEvict {
 		n := c.evictOne(s, it, now)
 		if n == 0 {

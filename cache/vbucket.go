@@ -31,25 +31,134 @@ type Mutation struct {
 	CAS    uint64
 }
 
-// vbucket is one vbucket's sequence of changes.
-type vbucket struct {
-	high    atomic.Uint64 // seqno of the last change
-	uuid    uint64        // never 0
-	logging atomic.Bool   // a cursor follows: changes are logged
-	mu      sync.Mutex    // guards log; taken inside a shard lock, never the other way round
-	log     *changeLog
-	_       [24]byte // one cache line per vbucket
+// VBState is a vbucket's state, numbered as Couchbase's protocol numbers
+// them. Only an active vbucket serves operations; the others exist to be
+// fed (a replica, a pending vbucket during a move) or to be deleted.
+type VBState uint8
+
+// The vbucket states. A vbucket that does not exist (never created, or
+// deleted) is Missing.
+const (
+	Missing VBState = 0
+	Active  VBState = 1
+	Replica VBState = 2
+	Pending VBState = 3
+	Dead    VBState = 4
+)
+
+func (s VBState) String() string {
+	switch s {
+	case Active:
+		return "active"
+	case Replica:
+		return "replica"
+	case Pending:
+		return "pending"
+	case Dead:
+		return "dead"
+	}
+	return "missing"
 }
 
-// newVBuckets returns n vbuckets with random non-zero UUIDs.
+// FailoverEntry is one entry of a vbucket's failover log: a history (UUID)
+// of the vbucket and the seqno it started at.
+type FailoverEntry struct {
+	UUID  uint64
+	Seqno uint64
+}
+
+// maxFailoverEntries is how many entries a failover log keeps, as
+// kv_engine's default.
+const maxFailoverEntries = 25
+
+// vbucket is one vbucket's state and sequence of changes.
+type vbucket struct {
+	high    atomic.Uint64 // seqno of the last change
+	uuid    atomic.Uint64 // of the newest failover entry, never 0
+	defHigh atomic.Uint64 // seqno of the default collection's last change (Config.Collections)
+	state   atomic.Uint32 // a VBState
+	logging atomic.Bool   // a cursor follows: changes are logged
+	// colls holds the high seqno of each collection that changed, when
+	// keys carry collection ids (Config.Collections).
+	colls atomic.Pointer[collSeqnos]
+	mu    sync.Mutex // guards log, failover and colls' writers; taken inside a shard lock, never the other way round
+	log   *changeLog
+	// failover is the failover log, newest first.
+	failover []FailoverEntry
+}
+
+// collSeqnos maps a collection id to the seqno of its last change in a
+// vbucket. It is replaced, never modified, but for its counters.
+type collSeqnos map[uint32]*atomic.Uint64
+
+// newVBuckets returns n active vbuckets, each with a failover log of one
+// entry, a random non-zero UUID from seqno 0.
 func newVBuckets(n int) []vbucket {
 	vbs := make([]vbucket, n)
-	raw := make([]byte, 8*n)
-	rand.Read(raw)
 	for i := range vbs {
-		vbs[i].uuid = max(binary.BigEndian.Uint64(raw[8*i:]), 1)
+		vbs[i].state.Store(uint32(Active))
+		vbs[i].newHistory(0)
 	}
 	return vbs
+}
+
+// newUUID returns a random non-zero vbucket UUID.
+func newUUID() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return max(binary.BigEndian.Uint64(b[:]), 1)
+}
+
+// newHistory starts a new failover entry at seqno. The caller holds v.mu
+// or owns v.
+func (v *vbucket) newHistory(seqno uint64) {
+	e := FailoverEntry{UUID: newUUID(), Seqno: seqno}
+	v.failover = append([]FailoverEntry{e}, v.failover[:min(len(v.failover), maxFailoverEntries-1)]...)
+	v.uuid.Store(e.UUID)
+}
+
+// noteCollection records seqno as the last change of collection cid.
+func (v *vbucket) noteCollection(cid uint32, seqno uint64) {
+	m := v.colls.Load()
+	var h *atomic.Uint64
+	if m != nil {
+		h = (*m)[cid]
+	}
+	if h == nil {
+		v.mu.Lock()
+		m = v.colls.Load()
+		if m == nil || (*m)[cid] == nil {
+			n := make(collSeqnos, len(*orEmpty(m))+1)
+			for k, x := range *orEmpty(m) {
+				n[k] = x
+			}
+			n[cid] = new(atomic.Uint64)
+			v.colls.Store(&n)
+			m = &n
+		}
+		h = (*m)[cid]
+		v.mu.Unlock()
+	}
+	atomicMax(h, seqno)
+}
+
+// atomicMax raises x to v if it is below.
+func atomicMax(x *atomic.Uint64, v uint64) {
+	for {
+		old := x.Load()
+		if v <= old || x.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+var emptyColls = collSeqnos{}
+
+func orEmpty(m *collSeqnos) *collSeqnos {
+	if m == nil {
+		return &emptyColls
+	}
+	return m
 }
 
 // number gives a change of vbucket vb the next seqno and, if newCAS, a new
@@ -59,9 +168,16 @@ func newVBuckets(n int) []vbucket {
 // removal, the item removed; rev is the change's revision.
 func (c *Cache) number(vb uint16, kind ChangeKind, it *item, rev uint64, newCAS bool) Mutation {
 	v := &c.vbs[vb]
-	m := Mutation{VBUUID: v.uuid, Seqno: v.high.Add(1), CAS: it.cas}
+	m := Mutation{VBUUID: v.uuid.Load(), Seqno: v.high.Add(1), CAS: it.cas}
 	if newCAS {
 		m.CAS = c.nextCAS()
+	}
+	if c.collections {
+		if k := it.key(); len(k) > 0 && k[0] == 0 {
+			atomicMax(&v.defHigh, m.Seqno)
+		} else if cid, n := collectionOf(k); n > 0 {
+			v.noteCollection(cid, m.Seqno)
+		}
 	}
 	// A cursor opened after the seqno was taken sees logging set here
 	// (Changes sets it before it reads high), so no change it is to read
@@ -80,7 +196,7 @@ func (c *Cache) number(vb uint16, kind ChangeKind, it *item, rev uint64, newCAS 
 // what a store that changed nothing answers.
 func (c *Cache) current(vb uint16) Mutation {
 	v := &c.vbs[vb]
-	return Mutation{VBUUID: v.uuid, Seqno: v.high.Load(), CAS: c.nextCAS()}
+	return Mutation{VBUUID: v.uuid.Load(), Seqno: v.high.Load(), CAS: c.nextCAS()}
 }
 
 // VBuckets returns the number of vbuckets.
@@ -93,7 +209,97 @@ func (c *Cache) HighSeqno(vb uint16) (seqno, uuid uint64) {
 		return 0, 0
 	}
 	v := &c.vbs[vb]
-	return v.high.Load(), v.uuid
+	return v.high.Load(), v.uuid.Load()
+}
+
+// CollectionHighSeqno returns the seqno of the last change of collection
+// cid in vbucket vb, 0 if it has none (with Config.Collections; without,
+// every key is in the default collection, 0).
+func (c *Cache) CollectionHighSeqno(vb uint16, cid uint32) uint64 {
+	if int(vb) >= len(c.vbs) {
+		return 0
+	}
+	v := &c.vbs[vb]
+	switch {
+	case !c.collections && cid == 0:
+		return v.high.Load()
+	case !c.collections:
+		return 0
+	case cid == 0:
+		return v.defHigh.Load()
+	}
+	if m := v.colls.Load(); m != nil {
+		if h := (*m)[cid]; h != nil {
+			return h.Load()
+		}
+	}
+	return 0
+}
+
+// State returns the state of vbucket vb (Missing for an id not below
+// VBuckets).
+func (c *Cache) State(vb uint16) VBState {
+	if int(vb) >= len(c.vbs) {
+		return Missing
+	}
+	return VBState(c.vbs[vb].state.Load())
+}
+
+// SetState sets the state of vbucket vb, creating it if it is Missing,
+// with a failover log of one entry. A vbucket that becomes active from
+// any other state starts a new history: a
+// new failover log entry, with a new UUID, at its high seqno, as a
+// Couchbase vbucket does when it is promoted. It fails with ErrNoVBucket
+// for an id not below VBuckets, and for the state Missing (see
+// DeleteVBucket).
+func (c *Cache) SetState(vb uint16, st VBState) error {
+	if int(vb) >= len(c.vbs) || st == Missing || st > Dead {
+		return ErrNoVBucket
+	}
+	v := &c.vbs[vb]
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	old := VBState(v.state.Load())
+	if old == Missing || st == Active && old != Active {
+		v.newHistory(v.high.Load())
+	}
+	v.state.Store(uint32(st))
+	return nil
+}
+
+// DeleteVBucket removes vbucket vb and everything in it: its items and
+// tombstones, its seqnos and its failover log. It is then Missing until
+// SetState creates it again, from seqno 0 with a new history. Open cursors
+// on it lose their changes.
+func (c *Cache) DeleteVBucket(vb uint16) error {
+	if int(vb) >= len(c.vbs) {
+		return ErrNoVBucket
+	}
+	v := &c.vbs[vb]
+	v.state.Store(uint32(Missing))
+	c.removeWhere(func(it *item) bool { return it.vbucket() == vb })
+	v.mu.Lock()
+	if v.log != nil {
+		v.log.lose(v.high.Load())
+	}
+	v.high.Store(0)
+	v.defHigh.Store(0)
+	v.colls.Store(nil)
+	v.failover = nil
+	v.mu.Unlock()
+	return nil
+}
+
+// FailoverLog returns vbucket vb's failover log, newest entry first (nil
+// for an id not below VBuckets).
+func (c *Cache) FailoverLog(vb uint16) []FailoverEntry {
+	if int(vb) >= len(c.vbs) {
+		return nil
+	}
+	v := &c.vbs[vb]
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]FailoverEntry(nil), v.failover...)
 }
 
 // loseChanges tells every open cursor that the changes so far are gone

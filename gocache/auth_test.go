@@ -19,6 +19,7 @@ import (
 	"github.com/xdg-go/scram"
 
 	gm "github.com/f8e615c8/gomemcached"
+	"github.com/f8e615c8/gomemcached/cache"
 	"github.com/f8e615c8/gomemcached/gocache"
 	"github.com/f8e615c8/gomemcached/gocache/gocachetest"
 	"github.com/f8e615c8/gomemcached/internal/peer"
@@ -192,7 +193,7 @@ func TestUnauthenticatedAccess(t *testing.T) {
 			t.Errorf("%v before auth: %v", req.Opcode, res.Status)
 		}
 	}
-	if _, ok := srv.Cache(gocache.DefaultBucket).Get(0, []byte("secret")); ok {
+	if _, ok := srv.Cache(gocache.DefaultBucket).Get(0, cache.CollectionKey(nil, 0, []byte("secret"))); ok {
 		t.Fatal("an unauthenticated SET stored its value")
 	}
 	for _, op := range []gm.CommandCode{gm.NOOP, gm.VERSION} {
@@ -432,7 +433,7 @@ func TestExtendedStatus(t *testing.T) {
 func TestHelloFeatures(t *testing.T) {
 	_, addr := gocachetest.Start(t, gocache.Config{})
 	c := dialRaw(t, addr)
-	got := c.hello(0x01, 0x03, 0x04, 0x06, 0x07, 0x08, 0x0a, 0x0b, 0x10, 0x12, 0x04, 0xffff)
+	got := c.hello(0x01, 0x03, 0x04, 0x06, 0x07, 0x08, 0x0a, 0x0b, 0x10, 0x04, 0xffff)
 	want := []uint16{0x03, 0x04, 0x07, 0x08, 0x0a, 0x0b, 0x10}
 	if len(got) != len(want) {
 		t.Fatalf("HELLO accepted %x, want %x", got, want)

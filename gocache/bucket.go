@@ -1,6 +1,8 @@
 package gocache
 
 import (
+	"sync/atomic"
+
 	gm "github.com/f8e615c8/gomemcached"
 	"github.com/f8e615c8/gomemcached/cache"
 	"github.com/f8e615c8/gomemcached/sasl"
@@ -17,20 +19,21 @@ const noBucket = "@no bucket@"
 // bucket is a named store. Its vbuckets number their changes; mutation
 // tokens come from there.
 type bucket struct {
-	name  string
-	cache *cache.Cache
+	name     string
+	cache    *cache.Cache
+	manifest atomic.Pointer[manifest]
 }
 
-func newBucket(name string, cfg cache.Config) *bucket {
-	return &bucket{name: name, cache: cache.New(cfg)}
-}
-
-// vbucket returns the store's vbucket for a request. A key lives in its
-// vbucket, as in Couchbase (memcached's clients send vbucket 0 for every
-// key); until vbuckets have states, gocache takes every id, and ids past
-// the store's count fold onto it.
-func (b *bucket) vbucket(req *gm.MCRequest) uint16 {
-	return uint16(int(req.VBucket) % b.cache.VBuckets())
+// newBucket returns a bucket whose store is configured by cfg, keys
+// carrying their collection, with manifest m (nil: the default one).
+func newBucket(name string, cfg cache.Config, m *manifest) *bucket {
+	cfg.Collections = true
+	b := &bucket{name: name, cache: cache.New(cfg)}
+	if m == nil {
+		m = defaultManifest()
+	}
+	b.manifest.Store(m)
+	return b
 }
 
 // connState is what gocache keeps per connection, the one place it is
@@ -41,6 +44,7 @@ type connState struct {
 	sasl     *sasl.Session
 	failures int           // failed authentications in a row
 	features gm.FeatureSet // negotiated with HELLO
+	keyBuf   [1 + maxKeyLen]byte
 }
 
 // state returns the connection's gocache state.

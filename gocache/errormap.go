@@ -44,7 +44,9 @@ package gocache
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"slices"
 	"strconv"
 
 	gm "github.com/f8e615c8/gomemcached"
@@ -125,7 +127,7 @@ var (
 // kv_engine's spellings, which differ from gm.StatusNames for 0x86
 // (ETMPFAIL there, TMPFAIL here) and 0xa0 (DurabilityInvalidLevel); attributes are those kv_engine gives the
 // same codes.
-var errorCodes = []errorCode{
+var errorCodes = byCode([]errorCode{
 	{gm.SUCCESS, errorInfo{"SUCCESS", "The operation succeeded", []string{attrSuccess}, nil}},
 	{gm.KEY_ENOENT, errorInfo{"KEY_ENOENT", "No item has this key", []string{attrItemOnly}, nil}},
 	{gm.KEY_EEXISTS, errorInfo{"KEY_EEXISTS", "The key already exists, or its CAS differs from the one given", []string{attrItemOnly}, nil}},
@@ -146,8 +148,45 @@ var errorCodes = []errorCode{
 	{gm.EINTERNAL, errorInfo{"EINTERNAL", "An internal server error occurred; reconnecting is advised", []string{attrInternal, attrConnInvalid}, nil}},
 	{gm.EBUSY, errorInfo{"EBUSY", "The server is busy; retry", []string{attrTemp, attrRetryNow}, retryNowSpec}},
 	{gm.TMPFAIL, errorInfo{"ETMPFAIL", "A temporary failure occurred; retry", []string{attrTemp, attrRetryNow}, retryNowSpec}},
+	{gm.CAS_VALUE_INVALID, errorInfo{"CAS_VALUE_INVALID", "The CAS in the request is invalid", []string{attrItemOnly}, nil}},
 	{gm.UNKNOWN_COLLECTION, errorInfo{"UNKNOWN_COLLECTION", "The request names a collection the server does not know", []string{attrInvalidInput}, nil}},
+	{gm.CANNOT_APPLY_COLLECTIONS_MANIFEST, errorInfo{"CANNOT_APPLY_COLLECTIONS_MANIFEST", "The collections manifest cannot be applied to the bucket", []string{attrInvalidInput}, nil}},
+	{gm.COLLECTIONS_MANIFEST_AHEAD, errorInfo{"COLLECTIONS_MANIFEST_AHEAD", "The bucket's collections manifest is newer than the one given", []string{attrInvalidInput}, nil}},
+	{gm.UNKNOWN_SCOPE, errorInfo{"UNKNOWN_SCOPE", "The request names a scope the server does not know", []string{attrInvalidInput}, nil}},
+	{gm.RANGE_SCAN_CANCELLED, errorInfo{"RangeScanCancelled", "The range scan was cancelled", []string{attrSuccess}, nil}},
+	{gm.RANGE_SCAN_MORE, errorInfo{"RangeScanMore", "The range scan has more to send: continue it", []string{attrSuccess}, nil}},
+	{gm.RANGE_SCAN_COMPLETE, errorInfo{"RangeScanComplete", "The range scan is complete", []string{attrSuccess}, nil}},
+	{gm.SUBDOC_PATH_NOT_FOUND, errorInfo{"SUBDOC_PATH_ENOENT", "Subdoc: the path is not in the document", []string{attrSubdoc, attrItemOnly}, nil}},
+	{gm.SUBDOC_PATH_MISMATCH, errorInfo{"SUBDOC_PATH_MISMATCH", "Subdoc: the path and the document disagree on structure", []string{attrSubdoc, attrItemOnly}, nil}},
+	{gm.SUBDOC_PATH_EINVAL, errorInfo{"SUBDOC_PATH_EINVAL", "Subdoc: the path is invalid", []string{attrSubdoc, attrInvalidInput}, nil}},
+	{gm.SUBDOC_PATH_E2BIG, errorInfo{"SUBDOC_PATH_E2BIG", "Subdoc: the path is too long", []string{attrSubdoc, attrInvalidInput}, nil}},
+	{gm.SUBDOC_DOC_E2DEEP, errorInfo{"SUBDOC_PATH_E2DEEP", "Subdoc: the path is too deep", []string{attrSubdoc, attrInvalidInput}, nil}},
+	{gm.SUBDOC_VALUE_CANTINSERT, errorInfo{"SUBDOC_VALUE_CANTINSERT", "Subdoc: the value cannot be inserted", []string{attrSubdoc, attrInvalidInput}, nil}},
+	{gm.SUBDOC_DOC_NOT_JSON, errorInfo{"SUBDOC_DOC_NOTJSON", "Subdoc: the document is not JSON", []string{attrSubdoc, attrItemOnly}, nil}},
+	{gm.SUBDOC_NUM_ERANGE, errorInfo{"SUBDOC_NUM_ERANGE", "Subdoc: the number at the path is out of range", []string{attrSubdoc, attrItemOnly}, nil}},
+	{gm.SUBDOC_DELTA_EINVAL, errorInfo{"SUBDOC_DELTA_EINVAL", "Subdoc: the delta is invalid", []string{attrSubdoc, attrItemOnly}, nil}},
+	{gm.SUBDOC_PATH_EEXISTS, errorInfo{"SUBDOC_PATH_EEXISTS", "Subdoc: the path exists already", []string{attrSubdoc, attrItemOnly}, nil}},
+	{gm.SUBDOC_VALUE_ETOODEEP, errorInfo{"SUBDOC_VALUE_ETOODEEP", "Subdoc: the value would make the document too deep", []string{attrSubdoc, attrInvalidInput, attrItemOnly}, nil}},
+	{gm.SUBDOC_INVALID_COMBO, errorInfo{"SUBDOC_INVALID_COMBO", "Subdoc: lookups and mutations in one command", []string{attrSubdoc, attrInvalidInput}, nil}},
+	{gm.SUBDOC_BAD_MULTI, errorInfo{"SUBDOC_MULTI_PATH_FAILURE", "Subdoc: some paths failed; the value says which", []string{attrSubdoc, attrSpecial}, nil}},
+	{gm.SUBDOC_SUCCESS_DELETED, errorInfo{"SUBDOC_SUCCESS_DELETED", "Subdoc: success, on a deleted document", []string{attrItemDeleted, attrSuccess, attrSubdoc}, nil}},
+	{gm.SUBDOC_XATTR_INVALID_FLAG, errorInfo{"SUBDOC_XATTR_INVALID_FLAG_COMBO", "Subdoc: the flags do not go together", []string{attrSubdoc, attrInvalidInput}, nil}},
+	{gm.SUBDOC_XATTR_INVALID_KEY, errorInfo{"SUBDOC_XATTR_INVALID_KEY_COMBO", "Subdoc: the extended attribute keys do not go together", []string{attrSubdoc, attrInvalidInput}, nil}},
+	{gm.SUBDOC_XATTR_UNKNOWN_MACRO, errorInfo{"SUBDOC_XATTR_UNKNOWN_MACRO", "Subdoc: unknown macro", []string{attrSubdoc, attrInvalidInput}, nil}},
+	{gm.SUBDOC_XATTR_UNKNOWN_VATTR, errorInfo{"SUBDOC_XATTR_UNKNOWN_VATTR", "Subdoc: unknown virtual attribute", []string{attrSubdoc, attrInvalidInput}, nil}},
+	{gm.SUBDOC_XATTR_CANT_MODIFY_VATTR, errorInfo{"SUBDOC_XATTR_CANT_MODIFY_VATTR", "Subdoc: virtual attributes cannot be modified", []string{attrSubdoc, attrInvalidInput}, nil}},
+	{gm.SUBDOC_MULTI_PATH_FAILURE_DELETED, errorInfo{"SUBDOC_MULTI_PATH_FAILURE_DELETED", "Subdoc: some paths failed, on a deleted document", []string{attrItemDeleted, attrSubdoc, attrSpecial}, nil}},
+	{gm.SUBDOC_INVALID_XATTR_ORDER, errorInfo{"SUBDOC_INVALID_XATTR_ORDER", "Subdoc: extended attribute paths must come first", []string{attrSubdoc, attrInvalidInput}, nil}},
+	{gm.SUBDOC_XATTR_UNKNOWN_VATTR_MACRO, errorInfo{"SUBDOC_XATTR_UNKNOWN_VATTR_MACRO", "Subdoc: unknown virtual attribute macro", []string{attrSubdoc, attrInvalidInput}, nil}},
+	{gm.SUBDOC_CAN_ONLY_REVIVE_DELETED_DOCUMENTS, errorInfo{"SUBDOC_CAN_ONLY_REVIVE_DELETED_DOCUMENTS", "Subdoc: only a deleted document can be revived", []string{attrSubdoc, attrItemOnly}, nil}},
+	{gm.SUBDOC_DELETED_DOCUMENT_CANT_HAVE_VALUE, errorInfo{"SUBDOC_DELETED_DOCUMENT_CANT_HAVE_VALUE", "Subdoc: a deleted document cannot have a value", []string{attrSubdoc, attrItemOnly}, nil}},
 	{gm.DURABILITY_INVALID_LEVEL, errorInfo{"DurabilityInvalidLevel", "The durability level cannot be met by this server", []string{attrInvalidInput}, nil}},
+})
+
+// byCode returns codes in the order of their statuses.
+func byCode(codes []errorCode) []errorCode {
+	slices.SortStableFunc(codes, func(a, b errorCode) int { return cmp.Compare(a.status, b.status) })
+	return codes
 }
 
 // errorMapHeader is the document without its errors, which are written by

@@ -42,6 +42,38 @@ var errorMapWant = map[gm.Status]string{
 	gm.UNKNOWN_COLLECTION: "UNKNOWN_COLLECTION",
 
 	gm.DURABILITY_INVALID_LEVEL: "DurabilityInvalidLevel",
+
+	gm.CAS_VALUE_INVALID:                        "CAS_VALUE_INVALID",
+	gm.CANNOT_APPLY_COLLECTIONS_MANIFEST:        "CANNOT_APPLY_COLLECTIONS_MANIFEST",
+	gm.COLLECTIONS_MANIFEST_AHEAD:               "COLLECTIONS_MANIFEST_AHEAD",
+	gm.UNKNOWN_SCOPE:                            "UNKNOWN_SCOPE",
+	gm.RANGE_SCAN_CANCELLED:                     "RangeScanCancelled",
+	gm.RANGE_SCAN_MORE:                          "RangeScanMore",
+	gm.RANGE_SCAN_COMPLETE:                      "RangeScanComplete",
+	gm.SUBDOC_PATH_NOT_FOUND:                    "SUBDOC_PATH_ENOENT",
+	gm.SUBDOC_PATH_MISMATCH:                     "SUBDOC_PATH_MISMATCH",
+	gm.SUBDOC_PATH_EINVAL:                       "SUBDOC_PATH_EINVAL",
+	gm.SUBDOC_PATH_E2BIG:                        "SUBDOC_PATH_E2BIG",
+	gm.SUBDOC_DOC_E2DEEP:                        "SUBDOC_PATH_E2DEEP",
+	gm.SUBDOC_VALUE_CANTINSERT:                  "SUBDOC_VALUE_CANTINSERT",
+	gm.SUBDOC_DOC_NOT_JSON:                      "SUBDOC_DOC_NOTJSON",
+	gm.SUBDOC_NUM_ERANGE:                        "SUBDOC_NUM_ERANGE",
+	gm.SUBDOC_DELTA_EINVAL:                      "SUBDOC_DELTA_EINVAL",
+	gm.SUBDOC_PATH_EEXISTS:                      "SUBDOC_PATH_EEXISTS",
+	gm.SUBDOC_VALUE_ETOODEEP:                    "SUBDOC_VALUE_ETOODEEP",
+	gm.SUBDOC_INVALID_COMBO:                     "SUBDOC_INVALID_COMBO",
+	gm.SUBDOC_BAD_MULTI:                         "SUBDOC_MULTI_PATH_FAILURE",
+	gm.SUBDOC_SUCCESS_DELETED:                   "SUBDOC_SUCCESS_DELETED",
+	gm.SUBDOC_XATTR_INVALID_FLAG:                "SUBDOC_XATTR_INVALID_FLAG_COMBO",
+	gm.SUBDOC_XATTR_INVALID_KEY:                 "SUBDOC_XATTR_INVALID_KEY_COMBO",
+	gm.SUBDOC_XATTR_UNKNOWN_MACRO:               "SUBDOC_XATTR_UNKNOWN_MACRO",
+	gm.SUBDOC_XATTR_UNKNOWN_VATTR:               "SUBDOC_XATTR_UNKNOWN_VATTR",
+	gm.SUBDOC_XATTR_CANT_MODIFY_VATTR:           "SUBDOC_XATTR_CANT_MODIFY_VATTR",
+	gm.SUBDOC_MULTI_PATH_FAILURE_DELETED:        "SUBDOC_MULTI_PATH_FAILURE_DELETED",
+	gm.SUBDOC_INVALID_XATTR_ORDER:               "SUBDOC_INVALID_XATTR_ORDER",
+	gm.SUBDOC_XATTR_UNKNOWN_VATTR_MACRO:         "SUBDOC_XATTR_UNKNOWN_VATTR_MACRO",
+	gm.SUBDOC_CAN_ONLY_REVIVE_DELETED_DOCUMENTS: "SUBDOC_CAN_ONLY_REVIVE_DELETED_DOCUMENTS",
+	gm.SUBDOC_DELETED_DOCUMENT_CANT_HAVE_VALUE:  "SUBDOC_DELETED_DOCUMENT_CANT_HAVE_VALUE",
 }
 
 // TestErrorMapCoversSource checks that every status gocache's code names
@@ -335,8 +367,17 @@ func TestErrorMapOrder(t *testing.T) {
 // statuses in camel case. Every other listed status agrees.
 func TestErrorMapNamesMatchStatusNames(t *testing.T) {
 	differ := map[gm.Status][2]string{
-		gm.TMPFAIL:                  {"TMPFAIL", "ETMPFAIL"},
-		gm.DURABILITY_INVALID_LEVEL: {"DURABILITY_INVALID_LEVEL", "DurabilityInvalidLevel"},
+		gm.TMPFAIL:                   {"TMPFAIL", "ETMPFAIL"},
+		gm.DURABILITY_INVALID_LEVEL:  {"DURABILITY_INVALID_LEVEL", "DurabilityInvalidLevel"},
+		gm.RANGE_SCAN_CANCELLED:      {"RANGE_SCAN_CANCELLED", "RangeScanCancelled"},
+		gm.RANGE_SCAN_MORE:           {"RANGE_SCAN_MORE", "RangeScanMore"},
+		gm.RANGE_SCAN_COMPLETE:       {"RANGE_SCAN_COMPLETE", "RangeScanComplete"},
+		gm.SUBDOC_PATH_NOT_FOUND:     {"SUBDOC_PATH_NOT_FOUND", "SUBDOC_PATH_ENOENT"},
+		gm.SUBDOC_DOC_E2DEEP:         {"SUBDOC_DOC_E2DEEP", "SUBDOC_PATH_E2DEEP"},
+		gm.SUBDOC_DOC_NOT_JSON:       {"SUBDOC_DOC_NOT_JSON", "SUBDOC_DOC_NOTJSON"},
+		gm.SUBDOC_BAD_MULTI:          {"SUBDOC_BAD_MULTI", "SUBDOC_MULTI_PATH_FAILURE"},
+		gm.SUBDOC_XATTR_INVALID_FLAG: {"SUBDOC_XATTR_INVALID_FLAG", "SUBDOC_XATTR_INVALID_FLAG_COMBO"},
+		gm.SUBDOC_XATTR_INVALID_KEY:  {"SUBDOC_XATTR_INVALID_KEY", "SUBDOC_XATTR_INVALID_KEY_COMBO"},
 	}
 	for _, c := range errorCodes {
 		gmName, ok := gm.StatusNames[c.status]

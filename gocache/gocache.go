@@ -32,7 +32,10 @@ const Version = "1.6.18-gocache"
 // Config configures a Server. The zero value is memcached's defaults.
 type Config struct {
 	// Cache configures the store: memory limit (-m), eviction (-M), item
-	// size (-I).
+	// size (-I), vbuckets. Unlike a bare cache, a bucket keeps tombstones
+	// by default (DefaultTombstoneTTL, DefaultMaxTombstones), so that
+	// deletions can be read back with GET_META and streamed; a negative
+	// TombstoneTTL keeps none.
 	Cache cache.Config
 	// MaxConns is the connection limit (-c); 0 means 1024.
 	MaxConns int
@@ -65,11 +68,21 @@ type Config struct {
 	RequireAuth bool
 	// TLS configures the connections served by ServeTLS.
 	TLS *tls.Config
+	// Manifest is the collections manifest every bucket starts with, as
+	// Couchbase writes one (JSON); nil means the default collection only.
+	// COLLECTIONS_SET_MANIFEST replaces it at run time.
+	Manifest []byte
 	// EventLoops serves plain listeners with epoll loops on Linux (see
 	// server.Server.EventLoops): -1 one per GOMAXPROCS, 0 a goroutine per
 	// connection.
 	EventLoops int
 }
+
+// Tombstone defaults of a bucket (see Config.Cache).
+const (
+	DefaultTombstoneTTL  = 10 * time.Minute
+	DefaultMaxTombstones = 100000
+)
 
 // Server is a gocache server. Create it with New.
 type Server struct {
@@ -101,6 +114,22 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 1024
 	}
+	switch {
+	case cfg.Cache.TombstoneTTL == 0:
+		cfg.Cache.TombstoneTTL = DefaultTombstoneTTL
+	case cfg.Cache.TombstoneTTL < 0:
+		cfg.Cache.TombstoneTTL = 0
+	}
+	if cfg.Cache.MaxTombstones == 0 {
+		cfg.Cache.MaxTombstones = DefaultMaxTombstones
+	}
+	var manifest *manifest
+	if cfg.Manifest != nil {
+		var err error
+		if manifest, err = parseManifest(cfg.Manifest); err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{
 		buckets: make(map[string]*bucket, len(cfg.Buckets)),
 		cfg:     cfg,
@@ -114,7 +143,7 @@ func New(cfg Config) (*Server, error) {
 		if _, dup := s.buckets[name]; dup {
 			return nil, fmt.Errorf("gocache: bucket %q named twice", name)
 		}
-		s.buckets[name] = newBucket(name, cfg.Cache)
+		s.buckets[name] = newBucket(name, cfg.Cache, manifest)
 	}
 	s.verbosity.Store(uint32(cfg.Verbosity))
 	start := s.buckets[DefaultBucket]
@@ -130,7 +159,9 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Cache returns the store of the named bucket, nil if there is none.
+// Cache returns the store of the named bucket, nil if there is none. Its
+// keys carry their collection ids (cache.Config.Collections): the key a
+// memcached client stores as "k" is cache.CollectionKey(nil, 0, "k").
 func (s *Server) Cache(bucket string) *cache.Cache {
 	if b, ok := s.buckets[bucket]; ok {
 		return b.cache

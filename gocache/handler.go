@@ -51,6 +51,13 @@ func newHandler(s *Server) *handler {
 	m.HandleFunc(h.hello, gm.HELLO)
 	m.HandleFunc(h.selectBucket, gm.SELECT_BUCKET)
 	m.HandleFunc(h.errorMap, gm.GET_ERROR_MAP)
+	m.HandleFunc(h.getManifest, gm.GET_COLLECTIONS_MANIFEST)
+	m.HandleFunc(h.setManifestCmd, gm.COLLECTIONS_SET_MANIFEST)
+	m.HandleFunc(h.getID, gm.COLLECTIONS_GET_CID, gm.COLLECTIONS_GET_SCOPE_ID)
+	h.registerVBuckets(m)
+	h.registerMeta(m)
+	h.registerSubdoc(m)
+	h.registerRangeScan(m)
 	if s.cfg.Users != nil {
 		m.HandleFunc(h.listMechs, gm.SASL_LIST_MECHS)
 		m.HandleFunc(h.saslAuth, gm.SASL_AUTH)
@@ -62,7 +69,7 @@ func newHandler(s *Server) *handler {
 // ServeMC checks what applies to every request (key length,
 // authentication), then dispatches.
 func (h *handler) ServeMC(w memcached.ResponseWriter, req *gm.MCRequest) {
-	if len(req.Key) > maxKeyLen {
+	if len(req.Key) > maxKeyLen+gm.MaxCollectionIDLen || len(req.Key) > maxKeyLen && !state(w).features.Has(gm.FeatureCollections) {
 		h.invalid(w, req)
 		return
 	}
@@ -106,37 +113,24 @@ func (h *handler) fail(w memcached.ResponseWriter, req *gm.MCRequest, err error)
 	}
 }
 
-// target finds the bucket a data command is for, once its framing extras
-// pass (see frames), and reports whether they ask to keep the item's
-// expiry. It returns a nil bucket, having answered, if the command goes no
-// further.
-func (h *handler) target(w memcached.ResponseWriter, req *gm.MCRequest) (b *bucket, keepExpiry bool) {
-	keep, ok := h.frames(w, req)
-	if !ok {
-		return nil, false
-	}
-	return h.bucketFor(w, req), keep
-}
-
-// targetNoValue is target for a command that carries no value and must
-// have extlen bytes of extras and a key (or none): one that does not is
-// answered EINVAL.
-func (h *handler) targetNoValue(w memcached.ResponseWriter, req *gm.MCRequest, extlen int, key bool) *bucket {
+// targetNoValue is docTarget for a command that carries no value and
+// must have extlen bytes of extras and a key (or none): one that does not
+// is answered EINVAL.
+func (h *handler) targetNoValue(w memcached.ResponseWriter, req *gm.MCRequest, extlen int, key bool) (doc, bool) {
 	if !shape(req, extlen, key, false) {
 		h.invalid(w, req)
-		return nil
+		return doc{}, false
 	}
-	b, _ := h.target(w, req)
-	return b
+	return h.docTarget(w, req)
 }
 
 func (h *handler) get(w memcached.ResponseWriter, req *gm.MCRequest) {
-	b := h.targetNoValue(w, req, 0, true)
-	if b == nil {
+	d, ok := h.targetNoValue(w, req, 0, true)
+	if !ok {
 		return
 	}
 	withKey := req.Opcode == gm.GETK || req.Opcode == gm.GETKQ
-	it, ok := b.cache.Get(b.vbucket(req), req.Key)
+	it, ok := d.b.cache.Get(d.vb, d.key)
 	if !ok {
 		switch {
 		case req.Opcode.IsQuiet():
@@ -221,17 +215,17 @@ func (h *handler) store(w memcached.ResponseWriter, req *gm.MCRequest) {
 		h.invalid(w, req)
 		return
 	}
-	b, keep := h.target(w, req)
-	if b == nil {
+	d, ok := h.docTarget(w, req)
+	if !ok {
 		return
 	}
 	wr := cache.Write{Value: value, CAS: req.Cas}
 	if !concat {
 		wr.Flags = binary.BigEndian.Uint32(req.Extras)
 		wr.Expiry = binary.BigEndian.Uint32(req.Extras[4:])
-		wr.Datatype, wr.KeepExpiry = datatype, keep
+		wr.Datatype, wr.KeepExpiry = datatype, d.keepExpiry
 	}
-	m, err := b.cache.Store(b.vbucket(req), mode, req.Key, wr)
+	m, err := d.b.cache.Store(d.vb, mode, d.key, wr)
 	switch {
 	case err == nil:
 	case errors.Is(err, cache.ErrNoMemory):
@@ -245,11 +239,11 @@ func (h *handler) store(w memcached.ResponseWriter, req *gm.MCRequest) {
 }
 
 func (h *handler) delete(w memcached.ResponseWriter, req *gm.MCRequest) {
-	b := h.targetNoValue(w, req, 0, true)
-	if b == nil {
+	d, ok := h.targetNoValue(w, req, 0, true)
+	if !ok {
 		return
 	}
-	m, err := b.cache.Delete(b.vbucket(req), req.Key, req.Cas)
+	m, err := d.b.cache.Delete(d.vb, d.key, req.Cas)
 	if err != nil {
 		h.fail(w, req, err)
 		return
@@ -258,8 +252,8 @@ func (h *handler) delete(w memcached.ResponseWriter, req *gm.MCRequest) {
 }
 
 func (h *handler) delta(w memcached.ResponseWriter, req *gm.MCRequest) {
-	b := h.targetNoValue(w, req, 20, true)
-	if b == nil {
+	d, ok := h.targetNoValue(w, req, 20, true)
+	if !ok {
 		return
 	}
 	delta := binary.BigEndian.Uint64(req.Extras)
@@ -269,9 +263,9 @@ func (h *handler) delta(w memcached.ResponseWriter, req *gm.MCRequest) {
 	var m cache.Mutation
 	var err error
 	if req.Opcode == gm.INCREMENT || req.Opcode == gm.INCREMENTQ {
-		value, m, err = b.cache.Incr(b.vbucket(req), req.Key, delta, initial, exp, req.Cas)
+		value, m, err = d.b.cache.Incr(d.vb, d.key, delta, initial, exp, req.Cas)
 	} else {
-		value, m, err = b.cache.Decr(b.vbucket(req), req.Key, delta, initial, exp, req.Cas)
+		value, m, err = d.b.cache.Decr(d.vb, d.key, delta, initial, exp, req.Cas)
 	}
 	if err != nil {
 		h.fail(w, req, err)
@@ -285,13 +279,13 @@ func (h *handler) delta(w memcached.ResponseWriter, req *gm.MCRequest) {
 // touch serves TOUCH and the get-and-touch family. TOUCH answers with the
 // flags only; GAT and GATQ add the value, GATK and GATKQ the key too.
 func (h *handler) touch(w memcached.ResponseWriter, req *gm.MCRequest) {
-	b := h.targetNoValue(w, req, 4, true)
-	if b == nil {
+	d, ok := h.targetNoValue(w, req, 4, true)
+	if !ok {
 		return
 	}
 	h.srv.cmdTouch.Add(1)
 	withKey := req.Opcode == gm.GATK || req.Opcode == gm.GATKQ
-	it, err := b.cache.Touch(b.vbucket(req), req.Key, binary.BigEndian.Uint32(req.Extras), req.Cas)
+	it, err := d.b.cache.Touch(d.vb, d.key, binary.BigEndian.Uint32(req.Extras), req.Cas)
 	if err != nil {
 		switch {
 		case errors.Is(err, cache.ErrNotFound) && req.Opcode.IsQuiet():

@@ -34,11 +34,11 @@ func TestReferenceClient(t *testing.T) {
 			}
 			res, err := c.EnableFeatures(ref.Features{ref.FeatureTcpNoDelay, ref.FeatureMutationToken,
 				ref.FeatureXerror, ref.FeatureDataType, ref.FeatureCollections})
-			if err != nil || len(res.Body) != 8 {
+			if err != nil || len(res.Body) != 10 {
 				t.Fatalf("HELLO: %v %v", res, err)
 			}
-			if c.CollectionEnabled() {
-				t.Fatal("collections enabled though gocache declined them")
+			if !c.CollectionEnabled() {
+				t.Fatal("collections not enabled though gocache accepts them")
 			}
 			if _, err := c.SelectBucket("travel"); err != nil || c.LastBucket() != "travel" {
 				t.Fatalf("SelectBucket: %v", err)

@@ -11,8 +11,13 @@ import (
 // does: a client that cannot read the status would misread it as success
 // or as a status it knows.
 func (h *handler) extended(w memcached.ResponseWriter, req *gm.MCRequest, status gm.Status) {
+	h.extendedBody(w, req, status, nil)
+}
+
+// extendedBody is extended with a body for the status.
+func (h *handler) extendedBody(w memcached.ResponseWriter, req *gm.MCRequest, status gm.Status, body []byte) {
 	if state(w).features.Has(gm.FeatureXError) {
-		w.WriteStatus(req, status, nil)
+		w.WriteStatus(req, status, body)
 		return
 	}
 	h.srv.logger().Info("closing connection: extended status without XERROR",

@@ -92,7 +92,9 @@ func flags(fs *flag.FlagSet) *options {
 	boolVar(&o.tls, "Z", "enable-ssl", "serve TLS on every -l listener not prefixed notls:")
 	extended := func(v string) error { o.extended = append(o.extended, v); return nil }
 	fs.Func("o", "comma-separated options: ssl_chain_cert=FILE, ssl_key=FILE, ssl_ca_cert=FILE,\n"+
-		"ssl_verify_mode=0-3, ssl_min_version=tlsv1.2|tlsv1.3, buckets=a,b (named buckets)", extended)
+		"ssl_verify_mode=0-3, ssl_min_version=tlsv1.2|tlsv1.3, buckets=a,b (named buckets),\n"+
+		"vbuckets=N (1024), tombstone_ttl=SECONDS (600; 0 keeps none), tombstones=N (100000),\n"+
+		"collections=FILE (a collections manifest, JSON)", extended)
 	fs.Func("extended", "same as -o", extended)
 	strVar(&o.user, "u", "user", "", "accepted for compatibility; gocache does not change user")
 	fs.DurationVar(&o.idle, "idle-timeout", 0, "close connections idle this long (0: never)")
@@ -282,7 +284,9 @@ func configure(o *options) (gocache.Config, []listenSpec, error) {
 		settings["tcpport"] = "0"
 	}
 	cfg = gocache.Config{
-		Cache:       cache.Config{MaxBytes: mem, MaxItemSize: int(item), NoEvict: o.noEvict},
+		Cache: cache.Config{MaxBytes: mem, MaxItemSize: int(item), NoEvict: o.noEvict,
+			VBuckets: ext.vbuckets, TombstoneTTL: ext.tombstoneTTL, MaxTombstones: ext.tombstones},
+		Manifest:    ext.manifest,
 		MaxConns:    o.maxConns,
 		Threads:     o.threads,
 		IdleTimeout: o.idle,
@@ -307,6 +311,10 @@ type extendedOptions struct {
 	verifyMode     int
 	minVersion     uint16
 	buckets        []string
+	vbuckets       int
+	tombstoneTTL   time.Duration // 0: gocache's default; negative: none
+	tombstones     int
+	manifest       []byte
 }
 
 // parseExtended reads -o values: comma-separated key=value pairs; the
@@ -350,6 +358,33 @@ func parseExtended(values []string) (extendedOptions, error) {
 				default:
 					return e, fmt.Errorf("-o ssl_min_version=%q: want tlsv1.2 or tlsv1.3", val)
 				}
+			case "vbuckets":
+				n, err := strconv.Atoi(val)
+				if err != nil || n < 1 || n > cache.MaxVBuckets {
+					return e, fmt.Errorf("-o vbuckets=%q: want 1 to %d", val, cache.MaxVBuckets)
+				}
+				e.vbuckets = n
+			case "tombstone_ttl":
+				n, err := strconv.Atoi(val)
+				if err != nil || n < 0 {
+					return e, fmt.Errorf("-o tombstone_ttl=%q: want seconds, 0 for none", val)
+				}
+				e.tombstoneTTL = time.Duration(n) * time.Second
+				if n == 0 {
+					e.tombstoneTTL = -1
+				}
+			case "tombstones":
+				n, err := strconv.Atoi(val)
+				if err != nil || n < 1 {
+					return e, fmt.Errorf("-o tombstones=%q: want a count of 1 or more", val)
+				}
+				e.tombstones = n
+			case "collections":
+				data, err := os.ReadFile(val)
+				if err != nil {
+					return e, fmt.Errorf("-o collections: %w", err)
+				}
+				e.manifest = data
 			case "buckets":
 				inBuckets = true
 				if val != "" {

@@ -1,0 +1,72 @@
+package gocache
+
+import (
+	gm "github.com/f8e615c8/gomemcached"
+	"github.com/f8e615c8/gomemcached/cache"
+	memcached "github.com/f8e615c8/gomemcached/server"
+)
+
+// doc is what a key command is for, once resolved: bucket, vbucket and the
+// key as the store holds it.
+type doc struct {
+	b  *bucket
+	vb uint16
+	// key is the key as the store holds it: its collection id, then name.
+	key []byte
+	// name is the key without its collection id.
+	name []byte
+	cid  uint32
+	// keepExpiry: the request asked to keep the item's expiry.
+	keepExpiry bool
+}
+
+// docTarget resolves the document a key command is for: its framing
+// extras pass (see frames), its bucket, its vbucket is active here and
+// its collection exists. It answers and returns false if the command goes
+// no further: NOT_MY_VBUCKET, UNKNOWN_COLLECTION (with the manifest uid),
+// EINVAL for a collection id that is not canonical LEB128 or a key that
+// is nothing but one.
+func (h *handler) docTarget(w memcached.ResponseWriter, req *gm.MCRequest) (d doc, ok bool) {
+	if d.keepExpiry, ok = h.frames(w, req); !ok {
+		return d, false
+	}
+	if d.b = h.bucketFor(w, req); d.b == nil {
+		return d, false
+	}
+	if d.vb, ok = h.vbActive(w, req, d.b); !ok {
+		return d, false
+	}
+	st := state(w)
+	if !st.features.Has(gm.FeatureCollections) {
+		d.name = req.Key
+		d.key = append(append(st.keyBuf[:0], 0), req.Key...)
+		return d, true
+	}
+	cid, name, err := gm.SplitCollectionID(req.Key)
+	if err != nil || len(name) == 0 && len(req.Key) > 0 || len(name) > maxKeyLen {
+		h.invalid(w, req)
+		return d, false
+	}
+	if !d.b.hasCollection(cid) {
+		h.unknownCollection(w, req, d.b)
+		return d, false
+	}
+	d.key, d.name, d.cid = req.Key, name, cid
+	return d, true
+}
+
+// vbActive returns the request's vbucket if it is active in b, and
+// otherwise answers NOT_MY_VBUCKET and returns false.
+func (h *handler) vbActive(w memcached.ResponseWriter, req *gm.MCRequest, b *bucket) (uint16, bool) {
+	if b.cache.State(req.VBucket) != cache.Active {
+		h.notMyVBucket(w, req)
+		return 0, false
+	}
+	return req.VBucket, true
+}
+
+// notMyVBucket answers NOT_MY_VBUCKET. gocache serves no cluster map, so
+// the body is empty.
+func (h *handler) notMyVBucket(w memcached.ResponseWriter, req *gm.MCRequest) {
+	w.WriteStatus(req, gm.NOT_MY_VBUCKET, nil)
+}
