@@ -222,7 +222,7 @@ func (h *handler) store(w memcached.ResponseWriter, req *gm.MCRequest) {
 	wr := cache.Write{Value: value, CAS: req.Cas}
 	if !concat {
 		wr.Flags = binary.BigEndian.Uint32(req.Extras)
-		wr.Expiry = binary.BigEndian.Uint32(req.Extras[4:])
+		wr.Expiry = d.expiry(binary.BigEndian.Uint32(req.Extras[4:]))
 		wr.Datatype, wr.KeepExpiry = datatype, d.keepExpiry
 	}
 	m, err := d.b.cache.Store(d.vb, mode, d.key, wr)
@@ -259,6 +259,9 @@ func (h *handler) delta(w memcached.ResponseWriter, req *gm.MCRequest) {
 	delta := binary.BigEndian.Uint64(req.Extras)
 	initial := binary.BigEndian.Uint64(req.Extras[8:])
 	exp := binary.BigEndian.Uint32(req.Extras[16:])
+	if exp != cache.NoCreate {
+		exp = d.expiry(exp)
+	}
 	var value uint64
 	var m cache.Mutation
 	var err error
@@ -285,7 +288,7 @@ func (h *handler) touch(w memcached.ResponseWriter, req *gm.MCRequest) {
 	}
 	h.srv.cmdTouch.Add(1)
 	withKey := req.Opcode == gm.GATK || req.Opcode == gm.GATKQ
-	it, err := d.b.cache.Touch(d.vb, d.key, binary.BigEndian.Uint32(req.Extras), req.Cas)
+	it, err := d.b.cache.Touch(d.vb, d.key, d.expiry(binary.BigEndian.Uint32(req.Extras)), req.Cas)
 	if err != nil {
 		switch {
 		case errors.Is(err, cache.ErrNotFound) && req.Opcode.IsQuiet():

@@ -1,6 +1,8 @@
 package gocache
 
 import (
+	"time"
+
 	gm "github.com/f8e615c8/gomemcached"
 	"github.com/f8e615c8/gomemcached/cache"
 	memcached "github.com/f8e615c8/gomemcached/server"
@@ -18,6 +20,33 @@ type doc struct {
 	cid  uint32
 	// keepExpiry: the request asked to keep the item's expiry.
 	keepExpiry bool
+	// maxTTL is the collection's maximum time to live in seconds, 0 for
+	// none.
+	maxTTL uint32
+}
+
+// expiry applies the collection's maximum time to live to a request's
+// expiry, as Couchbase does: no expiry, or one further away, becomes the
+// maximum. (An absolute expiry is compared as a time from now.)
+func (d *doc) expiry(exp uint32) uint32 {
+	if d.maxTTL == 0 {
+		return exp
+	}
+	rel := exp
+	if exp > 30*24*3600 {
+		now := uint32(time.Now().Unix())
+		if exp <= now {
+			return exp // in the past: it expires now
+		}
+		rel = exp - now
+	}
+	if exp == 0 || rel > d.maxTTL {
+		if d.maxTTL > 30*24*3600 {
+			return uint32(time.Now().Unix()) + d.maxTTL
+		}
+		return d.maxTTL
+	}
+	return exp
 }
 
 // docTarget resolves the document a key command is for: its framing
@@ -47,11 +76,12 @@ func (h *handler) docTarget(w memcached.ResponseWriter, req *gm.MCRequest) (d do
 		h.invalid(w, req)
 		return d, false
 	}
-	if !d.b.hasCollection(cid) {
+	c := d.b.manifest.Load().byID[cid]
+	if c == nil {
 		h.unknownCollection(w, req, d.b)
 		return d, false
 	}
-	d.key, d.name, d.cid = req.Key, name, cid
+	d.key, d.name, d.cid, d.maxTTL = req.Key, name, cid, c.maxTTL
 	return d, true
 }
 

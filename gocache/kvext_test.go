@@ -437,6 +437,13 @@ func TestCollections(t *testing.T) {
 			t.Fatalf("GET in %d: %v %q", cid, res.Status, res.Body)
 		}
 	}
+	// "orders" has a max TTL of 60 s: a store with no expiry gets it.
+	if res := c.do(gm.MCRequest{Opcode: gm.GET_META, Key: ckey(9, "k")}); binary.BigEndian.Uint32(res.Extras[8:]) == 0 {
+		t.Fatalf("max TTL not applied: %x", res.Extras)
+	}
+	if res := c.do(gm.MCRequest{Opcode: gm.GET_META, Key: ckey(8, "k")}); binary.BigEndian.Uint32(res.Extras[8:]) != 0 {
+		t.Fatalf("expiry without a max TTL: %x", res.Extras)
+	}
 	// A connection without Collections is in the default collection.
 	plain := dialRaw(t, addr)
 	if res := plain.do(get("k")); string(res.Body) != "default" {
