@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -555,4 +557,98 @@ func TestTombstoneBound(t *testing.T) {
 	if res := c.do(gm.MCRequest{Opcode: gm.GET_META, Key: []byte("k49")}); res.Status != gm.SUCCESS {
 		t.Fatalf("the newest tombstone was dropped: %v", res.Status)
 	}
+}
+
+// TestDocVectors sends requests byte for byte as kv_engine's documents
+// show them and compares the whole answer, field by field.
+func TestDocVectors(t *testing.T) {
+	addr := kvServer(t, gocache.Config{Cache: cacheVBuckets(4)})
+	c := dialRaw(t, addr)
+	// Store "mykey" in vbucket 3 with flags 1: its CAS is what the answers
+	// must carry.
+	st := c.do(gm.MCRequest{Opcode: gm.SET, VBucket: 3, Key: []byte("mykey"), Extras: []byte{0, 0, 0, 1, 0, 0, 0, 0}, Body: []byte("v")})
+	roundTrip := func(name string, req []byte, want []byte) {
+		t.Helper()
+		if _, err := c.nc.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(c.nc, got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s:\n got %x\nwant %x", name, got, want)
+		}
+	}
+	cas := binary.BigEndian.AppendUint64(nil, st.Cas)
+
+	// engines/ep/docs/protocol/get_meta.md, "Get Meta Binary Request".
+	roundTrip("GET_META v2", []byte{
+		0x80, 0xa0, 0x00, 0x05, // magic, GET_META, key length 5
+		0x01, 0x00, 0x00, 0x03, // extras 1, datatype, vbucket 3
+		0x00, 0x00, 0x00, 0x06, // body 6
+		0x00, 0x00, 0x00, 0x00, // opaque
+		0, 0, 0, 0, 0, 0, 0, 0, // cas
+		0x02,                    // ReqExtMeta: version 2, with the datatype
+		'm', 'y', 'k', 'e', 'y', // key
+	}, slices.Concat([]byte{
+		0x81, 0xa0, 0x00, 0x00, // magic, GET_META, no key
+		0x15, 0x00, 0x00, 0x00, // extras 21, datatype, status SUCCESS
+		0x00, 0x00, 0x00, 0x15, // body 21
+		0x00, 0x00, 0x00, 0x00, // opaque
+	}, cas, []byte{
+		0x00, 0x00, 0x00, 0x00, // deleted: no
+		0x00, 0x00, 0x00, 0x01, // flags 1
+		0x00, 0x00, 0x00, 0x00, // exptime: never
+		0, 0, 0, 0, 0, 0, 0, 1, // seqno: the revision, 1
+		0x00, // datatype: raw
+	}))
+
+	// docs/dcp/documentation/commands/get_seqno.md: all alive vbuckets,
+	// answered as [vb(2) seqno(8)] sorted by vbucket (here 4 of them, the
+	// one write in vbucket 3).
+	roundTrip("GET_ALL_VB_SEQNOS", []byte{
+		0x80, 0x48, 0x00, 0x00, // magic, GET_ALL_VB_SEQNOS
+		0x00, 0x00, 0x00, 0x00, // no extras
+		0x00, 0x00, 0x00, 0x00, // no body
+		0xde, 0xad, 0xbe, 0xef, // opaque
+		0, 0, 0, 0, 0, 0, 0, 0,
+	}, []byte{
+		0x81, 0x48, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x28, // 4 × 10 bytes
+		0xde, 0xad, 0xbe, 0xef,
+		0, 0, 0, 0, 0, 0, 0, 0,
+		0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, // vb 0, seqno 0
+		0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0,
+		0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0,
+		0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 1, // vb 3, seqno 1
+	})
+
+	// engines/ep/docs/protocol/set_with_meta.md's example asks for
+	// FORCE_ACCEPT_WITH_META_OPS (options 0x02), which only
+	// last-write-wins buckets take; a revision bucket refuses it with
+	// EINVAL ("Invalid arguments"), as kv_engine's validateWithMetaOptions.
+	roundTrip("SET_WITH_META force-accept", []byte{
+		0x80, 0xa2, 0x00, 0x05, // magic, SET_WITH_META, key length 5
+		0x1e, 0x00, 0x00, 0x03, // extras 30, datatype, vbucket 3
+		0x00, 0x00, 0x00, 0x2a, // body 30 + 5 + 7
+		0x00, 0x00, 0x00, 0x00,
+		0, 0, 0, 0, 0, 0, 0, 0,
+		0x00, 0x00, 0x00, 0x07, // flags 7
+		0x00, 0x00, 0x00, 0x0a, // expiration 10
+		0, 0, 0, 0, 0, 0, 0, 0x14, // rev seqno 20
+		0, 0, 0, 0, 0, 0, 0, 0x1e, // cas 30
+		0x00, 0x00, 0x00, 0x02, // options: FORCE_ACCEPT_WITH_META_OPS
+		0x00, 0x00, // meta length 0
+		'm', 'y', 'k', 'e', 'y',
+		'm', 'y', 'v', 'a', 'l', 'u', 'e',
+	}, []byte{
+		0x81, 0xa2, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x04, // status EINVAL
+		0x00, 0x00, 0x00, 0x11, // body: the message
+		0x00, 0x00, 0x00, 0x00,
+		0, 0, 0, 0, 0, 0, 0, 0,
+		'I', 'n', 'v', 'a', 'l', 'i', 'd', ' ', 'a', 'r', 'g', 'u', 'm', 'e', 'n', 't', 's',
+	})
 }
