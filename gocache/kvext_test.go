@@ -267,6 +267,8 @@ func TestObserveSeqno(t *testing.T) {
 	}
 }
 
+const metaSkipConflicts = 0x08
+
 func TestGetMetaAndWithMeta(t *testing.T) {
 	addr := kvServer(t, gocache.Config{})
 	c := dialRaw(t, addr)
@@ -362,6 +364,26 @@ func TestGetMetaAndWithMeta(t *testing.T) {
 	// A SET_WITH_META over the tombstone must beat it.
 	if res := withMeta(gm.SET_WITH_META, "fresh", 0, 0, 2, 77, 0, "v"); res.Status != gm.KEY_EEXISTS {
 		t.Errorf("SET_WITH_META behind a tombstone: %v", res.Status)
+	}
+	// Extended metadata ends the value, with its length last in the
+	// extras (26 bytes: after the CAS; 30: after the options); it is not
+	// stored.
+	for _, n := range []int{26, 30} {
+		ex := make([]byte, n)
+		binary.BigEndian.PutUint64(ex[8:], 500)
+		binary.BigEndian.PutUint64(ex[16:], 500)
+		if n == 30 {
+			binary.BigEndian.PutUint32(ex[24:], metaSkipConflicts)
+		}
+		binary.BigEndian.PutUint16(ex[n-2:], 3)
+		key := fmt.Sprint("ext", n)
+		res := c.do(gm.MCRequest{Opcode: gm.SET_WITH_META, Key: []byte(key), Extras: ex, Body: []byte("value\x01\x00\x00")})
+		if res.Status != gm.SUCCESS {
+			t.Fatalf("extras %d with metadata: %v %s", n, res.Status, res.Body)
+		}
+		if got := c.do(get(key)); string(got.Body) != "value" {
+			t.Fatalf("extras %d: stored %q", n, got.Body)
+		}
 	}
 	// The header CAS, when given, must match the live item.
 	ex := make([]byte, 24)

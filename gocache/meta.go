@@ -100,14 +100,19 @@ func (h *handler) withMeta(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if n >= 28 {
 		opts = binary.BigEndian.Uint32(ex[24:])
 	}
+	// The codec splits the extended metadata off the value (ExtMeta) when
+	// the extras are longer than 29 bytes; with 26 it is still there.
 	value := req.Body
 	if n == 26 || n == 30 {
 		nmeta := int(binary.BigEndian.Uint16(ex[n-2:]))
-		if nmeta > len(value) {
+		switch {
+		case len(req.ExtMeta) == nmeta:
+		case len(req.ExtMeta) != 0 || nmeta > len(value):
 			h.invalid(w, req)
 			return
+		default:
+			value = value[:len(value)-nmeta]
 		}
-		value = value[:len(value)-nmeta]
 	}
 	deletion := req.Opcode == gm.DELETE_WITH_META || req.Opcode == gm.DELETEQ_WITH_META
 	skip := opts&(metaForce|metaSkipConflicts) != 0
