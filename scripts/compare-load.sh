@@ -4,13 +4,17 @@
 # and prints one line per run: server, mode, depth, ops/s, p50, p99, server
 # CPU µs per op, then the medians and ratios to memcached. With
 # BASELINE=path/to/gocache, an earlier gocache build (event loops) runs in
-# the same rotation. Usage:
-#   scripts/compare-load.sh [rounds] [seconds] [threads]
+# the same rotation. MIX is the operation mix, mcbench's -ratio (default
+# 9:1): get:set, get:set:delete or a get fraction; every run starts with
+# the keys stored (-warmup), so with MIX=0:0:1 most deletes miss once each
+# key is gone. Usage:
+#   [MIX=8:1:1] scripts/compare-load.sh [rounds] [seconds] [threads]
 # Needs memcached on PATH; builds gocache and mcbench into a temp dir.
 set -euo pipefail
 rounds=${1:-3}
 secs=${2:-5}
 threads=${3:-2}
+mix=${MIX:-9:1}
 . "$(dirname "$0")/lib.sh"
 build gocache mcbench
 start_memcached 21211 "$threads"
@@ -28,7 +32,7 @@ fi
 sleep 0.5
 run() { # name port pid mode depth
 	"$tmp/mcbench" -addr "127.0.0.1:$2" -cpu-pid "$3" -conns 8 -depth "$5" -mode "$4" \
-		-duration "${secs}s" -warmup -check -progress off -json |
+		-ratio "$mix" -duration "${secs}s" -warmup -check -progress off -json |
 		python3 -c 'import json,sys; r=json.load(sys.stdin); print("%-9s %-5s %2s %10.0f %7.1f %7.1f %6.2f" % (sys.argv[1], sys.argv[2], sys.argv[3], r["ops_per_s"], r["latency"]["p50_us"], r["latency"]["p99_us"], r["server_cpu"]["us_per_op"]))' "$1" "$4" "$5"
 }
 echo "server    mode  depth    ops/s   p50µs   p99µs  cpuµs/op"

@@ -1,5 +1,5 @@
 // Command mcbench is a load generator for memcached binary-protocol
-// servers: N connections, pipelined or quiet batches, a get/set mix,
+// servers: N connections, pipelined or quiet batches, a get/set/delete mix,
 // response checking, latency percentiles and server CPU per operation.
 // Run mcbench -h for its flags; internal/mcbench is the engine.
 package main

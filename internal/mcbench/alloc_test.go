@@ -2,6 +2,7 @@ package mcbench
 
 import (
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -14,6 +15,8 @@ import (
 // loopConn is an in-memory connection to a server that holds every key's
 // derived value: it answers what is written to it, without allocating once
 // its buffer has grown, so that a worker's round can be measured alone.
+// Deletes find the keys of even hash and miss the others (KEY_ENOENT), so
+// that both answers are measured; gets always hit.
 type loopConn struct {
 	vals *values
 	out  []byte
@@ -47,6 +50,13 @@ func (c *loopConn) Write(p []byte) (int, error) {
 		case gm.SETQ:
 			b = b[gm.HDR_LEN+body:]
 			continue
+		case gm.DELETE, gm.DELETEQ:
+			if hashKey(key)&1 == 1 {
+				c.res.Status = gm.KEY_ENOENT
+			} else if op == gm.DELETEQ {
+				b = b[gm.HDR_LEN+body:]
+				continue
+			}
 		}
 		c.out, _ = c.res.AppendTo(c.out)
 		b = b[gm.HDR_LEN+body:]
@@ -72,10 +82,12 @@ func (c *loopConn) SetDeadline(t time.Time) error      { return nil }
 func (c *loopConn) SetReadDeadline(t time.Time) error  { return nil }
 func (c *loopConn) SetWriteDeadline(t time.Time) error { return nil }
 
-// loopWorker returns a worker of an endless run on a loopConn.
-func loopWorker(t testing.TB, mode Mode, depth int) *worker {
+// loopWorker returns a worker of an endless run on a loopConn, with the
+// given fractions of gets and deletes.
+func loopWorker(t testing.TB, mode Mode, depth int, get, del float64) *worker {
 	cfg := DefaultConfig()
 	cfg.Mode, cfg.Depth, cfg.Check, cfg.Duration = mode, depth, true, time.Hour
+	cfg.GetFraction, cfg.DeleteFraction = get, del
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -94,23 +106,35 @@ func (w *worker) mustRound(t testing.TB) {
 	}
 }
 
-// A round (write, read, check, record) allocates nothing in steady state.
+// A round (write, read, check, record) allocates nothing in steady state,
+// whatever the mix: gets and sets, with deletes found and missed, or
+// deletes only.
 func TestRoundAllocs(t *testing.T) {
-	for _, tc := range []struct {
-		mode  Mode
-		depth int
-	}{{Plain, 1}, {Plain, 16}, {Quiet, 1}, {Quiet, 16}} {
-		w := loopWorker(t, tc.mode, tc.depth)
-		for range 100 {
-			w.mustRound(t)
-		}
-		allocs := testing.AllocsPerRun(1000, func() { w.mustRound(t) })
-		if allocs != 0 {
-			t.Errorf("%s depth %d: %v allocations per round", tc.mode, tc.depth, allocs)
-		}
-		if w.st.errors() != 0 || w.st.mismatched() != 0 || w.st.hits == 0 || w.st.misses != 0 {
-			t.Errorf("%s depth %d: errors %d mismatches %d hits %d misses %d: %q", tc.mode, tc.depth,
-				w.st.errors(), w.st.mismatched(), w.st.hits, w.st.misses, w.st.samples)
+	for _, mix := range []struct {
+		name     string
+		get, del float64
+	}{{"9:1", 0.9, 0}, {"8:1:1", 0.8, 0.1}, {"0:0:1", 0, 1}} {
+		for _, tc := range []struct {
+			mode  Mode
+			depth int
+		}{{Plain, 1}, {Plain, 16}, {Quiet, 1}, {Quiet, 16}} {
+			name := fmt.Sprintf("%s %s depth %d", mix.name, tc.mode, tc.depth)
+			w := loopWorker(t, tc.mode, tc.depth, mix.get, mix.del)
+			for range 100 {
+				w.mustRound(t)
+			}
+			allocs := testing.AllocsPerRun(1000, func() { w.mustRound(t) })
+			if allocs != 0 {
+				t.Errorf("%s: %v allocations per round", name, allocs)
+			}
+			st := &w.st
+			if st.errors() != 0 || st.mismatched() != 0 || st.misses != 0 || (st.hits == 0) != (mix.get == 0) {
+				t.Errorf("%s: errors %d mismatches %d hits %d misses %d: %q", name,
+					st.errors(), st.mismatched(), st.hits, st.misses, st.samples)
+			}
+			if mix.del > 0 && (st.delMisses == 0 || st.delMisses == st.deletes) || mix.del == 0 && st.deletes != 0 {
+				t.Errorf("%s: deletes %d, delete misses %d", name, st.deletes, st.delMisses)
+			}
 		}
 	}
 }
@@ -119,18 +143,25 @@ func TestRoundAllocs(t *testing.T) {
 // an in-memory server (which costs about as much again).
 func BenchmarkRound(b *testing.B) {
 	for _, tc := range []struct {
-		name  string
-		mode  Mode
-		depth int
-	}{{"plain-1", Plain, 1}, {"plain-16", Plain, 16}, {"quiet-16", Quiet, 16}} {
+		name     string
+		mode     Mode
+		depth    int
+		get, del float64
+	}{
+		{"plain-1", Plain, 1, 0.9, 0},
+		{"plain-16", Plain, 16, 0.9, 0},
+		{"quiet-16", Quiet, 16, 0.9, 0},
+		{"plain-16-8:1:1", Plain, 16, 0.8, 0.1},
+		{"quiet-16-8:1:1", Quiet, 16, 0.8, 0.1},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
-			w := loopWorker(b, tc.mode, tc.depth)
+			w := loopWorker(b, tc.mode, tc.depth, tc.get, tc.del)
 			b.ReportAllocs()
-			ops := w.st.gets + w.st.sets
+			ops := w.st.ops()
 			for b.Loop() {
 				w.mustRound(b)
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(w.st.gets+w.st.sets-ops), "ns/req")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(w.st.ops()-ops), "ns/req")
 		})
 	}
 }

@@ -13,11 +13,11 @@ import (
 type Mode int
 
 const (
-	// Plain sends ordinary GET and SET requests, each answered, keeping
-	// Depth of them in flight.
+	// Plain sends ordinary GET, SET and DELETE requests, each answered,
+	// keeping Depth of them in flight.
 	Plain Mode = iota
-	// Quiet sends batches of Depth GETKQ and SETQ requests fenced by one
-	// NOOP; a batch's latency runs to the NOOP's answer.
+	// Quiet sends batches of Depth GETKQ, SETQ and DELETEQ requests fenced
+	// by one NOOP; a batch's latency runs to the NOOP's answer.
 	Quiet
 )
 
@@ -67,6 +67,9 @@ type Config struct {
 	Mode Mode
 	// GetFraction is the share of gets among the operations, 0 to 1.
 	GetFraction float64
+	// DeleteFraction is the share of deletes, 0 to 1 - GetFraction; the
+	// rest are sets. A delete of a missing key is a miss, not an error.
+	DeleteFraction float64
 	// Keys is the size of the key space; keys are KeyPrefix followed by a
 	// zero-padded index, chosen uniformly.
 	Keys int
@@ -86,7 +89,8 @@ type Config struct {
 	// are those derived from the key. (Opaques, opcodes and statuses are
 	// checked on every run.) Values are derived from the key and ValueSize
 	// alone, so keys last set by another tool or with another ValueSize
-	// read as mismatches: use Warmup.
+	// read as mismatches: use Warmup. A get of a key deleted since is a
+	// miss, which Check does not question.
 	Check bool
 	// Timeout fails a connection that does not make progress for this
 	// long (dial, write or a response), and bounds the drain at the end.
@@ -126,42 +130,76 @@ func DefaultConfig() Config {
 	}
 }
 
-// ParseRatio parses a get:set ratio such as "9:1", or a get fraction such
-// as "0.9", into the fraction of gets.
-func ParseRatio(s string) (float64, error) {
-	bad := fmt.Errorf("mcbench: ratio %q: want get:set (9:1) or a get fraction (0.9)", s)
-	g, st, ok := strings.Cut(s, ":")
-	if !ok {
+// ParseRatio parses a get:set ratio such as "9:1", a get:set:delete ratio
+// such as "8:1:1" or "0:0:1", or a get fraction such as "0.9" (the rest
+// sets), into the fractions of gets and of deletes.
+func ParseRatio(s string) (get, del float64, err error) {
+	bad := fmt.Errorf("mcbench: ratio %q: want get:set (9:1), get:set:delete (8:1:1) or a get fraction (0.9)", s)
+	parts := strings.Split(s, ":")
+	if len(parts) == 1 {
 		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 		if err != nil || !(f >= 0 && f <= 1) {
-			return 0, bad
+			return 0, 0, bad
 		}
-		return f, nil
+		return f, 0, nil
 	}
-	gf, err1 := strconv.ParseFloat(strings.TrimSpace(g), 64)
-	sf, err2 := strconv.ParseFloat(strings.TrimSpace(st), 64)
-	if err1 != nil || err2 != nil || !(gf >= 0 && sf >= 0) || gf+sf == 0 || gf+sf > 1e15 {
-		return 0, bad
+	if len(parts) > 3 {
+		return 0, 0, bad
 	}
-	return gf / (gf + sf), nil
+	var w [3]float64 // get, set, delete
+	sum := 0.0
+	for i, p := range parts {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || !(f >= 0) {
+			return 0, 0, bad
+		}
+		w[i] = f
+		sum += f
+	}
+	if sum == 0 || sum > 1e15 {
+		return 0, 0, bad
+	}
+	return w[0] / sum, w[2] / sum, nil
 }
 
-// FormatRatio formats a get fraction as get:set for reports.
-func FormatRatio(f float64) string {
-	if f <= 0 {
-		return "0:1"
+// FormatRatio formats the fractions of gets and deletes for reports, with
+// the smallest share present as the unit: get:set ("9:1", "1:3") when there
+// are no deletes, else get:set:delete ("8:1:1", "0:0:1").
+func FormatRatio(get, del float64) string {
+	parts := []float64{get, max(1-get-del, 0), del}
+	if del <= 0 {
+		parts = parts[:2]
 	}
-	if f >= 1 {
-		return "1:0"
+	unit := 0.0
+	for _, f := range parts {
+		if f > ratioEpsilon && (unit == 0 || f < unit) {
+			unit = f
+		}
 	}
-	return strconv.FormatFloat(f/(1-f), 'g', 4, 64) + ":1"
+	var b strings.Builder
+	for i, f := range parts {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		if f <= ratioEpsilon || unit == 0 {
+			b.WriteByte('0')
+			continue
+		}
+		b.WriteString(strconv.FormatFloat(f/unit, 'g', 4, 64))
+	}
+	return b.String()
 }
+
+// ratioEpsilon absorbs the rounding of fractions computed from a ratio,
+// whose sum may exceed 1, or whose sets 0, by a few ulps.
+const ratioEpsilon = 1e-12
 
 // keyWidth is the number of digits of the largest key index.
 func (c *Config) keyWidth() int { return len(strconv.Itoa(max(c.Keys-1, 0))) }
 
 // opBytes bounds the bytes one operation puts in flight: a SET request and
-// its response, or a GET request and its response, whichever is larger.
+// its response, or a GET request and its response, whichever is larger (a
+// DELETE is smaller than both).
 func (c *Config) opBytes() int {
 	key := len(c.KeyPrefix) + c.keyWidth()
 	return 2*24 + 8 + key + c.ValueSize
@@ -193,6 +231,11 @@ func (c *Config) Validate() error {
 	}
 	if !(c.GetFraction >= 0 && c.GetFraction <= 1) {
 		bad("get fraction %v: want 0 to 1", c.GetFraction)
+	}
+	if !(c.DeleteFraction >= 0 && c.DeleteFraction <= 1) {
+		bad("delete fraction %v: want 0 to 1", c.DeleteFraction)
+	} else if c.GetFraction+c.DeleteFraction > 1+ratioEpsilon {
+		bad("get fraction %v and delete fraction %v: want a sum of at most 1", c.GetFraction, c.DeleteFraction)
 	}
 	if c.Keys < 1 || c.Keys > 1<<31 {
 		bad("keys %d: want 1 to 2^31", c.Keys)

@@ -3,6 +3,7 @@ package mcbench
 import (
 	"flag"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -10,38 +11,100 @@ import (
 
 func TestParseRatio(t *testing.T) {
 	for _, tc := range []struct {
-		in   string
-		want float64
-		bad  bool
+		in       string
+		get, del float64
+		bad      bool
 	}{
-		{in: "9:1", want: 0.9},
-		{in: "1:1", want: 0.5},
-		{in: "1:0", want: 1},
-		{in: "0:1", want: 0},
-		{in: " 3 : 1 ", want: 0.75},
-		{in: "0.9", want: 0.9},
-		{in: "1", want: 1},
-		{in: "0", want: 0},
+		{in: "9:1", get: 0.9},
+		{in: "1:1", get: 0.5},
+		{in: "1:0", get: 1},
+		{in: "0:1", get: 0},
+		{in: " 3 : 1 ", get: 0.75},
+		{in: "0.9", get: 0.9},
+		{in: "1", get: 1},
+		{in: "0", get: 0},
+		{in: "8:1:1", get: 0.8, del: 0.1},
+		{in: "0:0:1", del: 1},
+		{in: "1:0:1", get: 0.5, del: 0.5},
+		{in: "9:1:0", get: 0.9},
+		{in: " 2 : 1 : 1 ", get: 0.5, del: 0.25},
 		{in: "0:0", bad: true},
+		{in: "0:0:0", bad: true},
+		{in: "1:1:1:1", bad: true},
+		{in: "1::1", bad: true},
+		{in: "1:1:-1", bad: true},
+		{in: "1:1:x", bad: true},
+		{in: "1:1:NaN", bad: true},
 		{in: "-1:2", bad: true},
 		{in: "1.5", bad: true},
 		{in: "x", bad: true},
 		{in: "NaN", bad: true},
 		{in: "", bad: true},
 	} {
-		got, err := ParseRatio(tc.in)
+		get, del, err := ParseRatio(tc.in)
 		if tc.bad {
 			if err == nil {
-				t.Errorf("ParseRatio(%q) = %v, want an error", tc.in, got)
+				t.Errorf("ParseRatio(%q) = %v, %v, want an error", tc.in, get, del)
 			}
 			continue
 		}
-		if err != nil || got != tc.want {
-			t.Errorf("ParseRatio(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		if err != nil || get != tc.get || del != tc.del {
+			t.Errorf("ParseRatio(%q) = %v, %v, %v; want %v, %v", tc.in, get, del, err, tc.get, tc.del)
 		}
 	}
-	if s := FormatRatio(0.9); s != "9:1" {
-		t.Errorf("FormatRatio(0.9) = %q", s)
+}
+
+func TestFormatRatio(t *testing.T) {
+	for _, tc := range []struct {
+		get, del float64
+		want     string
+	}{
+		{0.9, 0, "9:1"},
+		{0.5, 0, "1:1"},
+		{0.25, 0, "1:3"},
+		{1, 0, "1:0"},
+		{0, 0, "0:1"},
+		{0.8, 0.1, "8:1:1"},
+		{0, 1, "0:0:1"},
+		{0.5, 0.5, "1:0:1"},
+		{0, 0.5, "0:1:1"},
+		{0.9, 0.05, "18:1:1"},
+	} {
+		if got := FormatRatio(tc.get, tc.del); got != tc.want {
+			t.Errorf("FormatRatio(%v, %v) = %q, want %q", tc.get, tc.del, got, tc.want)
+		}
+	}
+	// What ParseRatio returns formats back to the ratio, reduced.
+	for _, in := range []string{"9:1", "1:3", "8:1:1", "1:2:3", "0:0:1", "3:0:1", "1:1:1"} {
+		get, del, err := ParseRatio(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := FormatRatio(get, del); got != in {
+			t.Errorf("FormatRatio(ParseRatio(%q)) = %q", in, got)
+		}
+	}
+}
+
+func TestValidateFractions(t *testing.T) {
+	for _, tc := range []struct {
+		get, del float64
+		ok       bool
+	}{
+		{0.9, 0, true},
+		{0.8, 0.1, true},
+		{0, 1, true},
+		{1.0 / 3, 2.0 / 3, true},
+		{0.7, 0.7, false},
+		{0.5, -0.1, false},
+		{0, 1.5, false},
+		{0.5, math.NaN(), false},
+	} {
+		c := DefaultConfig()
+		c.GetFraction, c.DeleteFraction = tc.get, tc.del
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("get %v delete %v: %v, want ok %v", tc.get, tc.del, err, tc.ok)
+		}
 	}
 }
 
@@ -69,6 +132,12 @@ func TestFlags(t *testing.T) {
 		c.Timeout != time.Second || c.KeyPrefix != "k" {
 		t.Fatalf("parsed %+v", c)
 	}
+	if c, err := parse("-ratio", "8:1:1"); err != nil || c.GetFraction != 0.8 || c.DeleteFraction != 0.1 {
+		t.Fatalf("-ratio 8:1:1: %+v, %v", c, err)
+	}
+	if c, err := parse("-ratio", "0:0:1", "-ratio", "0.75"); err != nil || c.GetFraction != 0.75 || c.DeleteFraction != 0 {
+		t.Fatalf("-ratio 0.75 after 0:0:1: %+v, %v", c, err)
+	}
 	if c, err := parse("-unix", "/tmp/s", "-progress", "off"); err != nil || c.Network != "unix" || c.Addr != "/tmp/s" || c.Progress != 0 {
 		t.Fatalf("-unix: %+v, %v", c, err)
 	}
@@ -77,6 +146,7 @@ func TestFlags(t *testing.T) {
 		{"-duration", "0"},
 		{"-mode", "loud"},
 		{"-ratio", "2"},
+		{"-ratio", "1:1:1:1"},
 		{"-conns", "0"},
 		{"-depth", "0"},
 		{"-keys", "0"},

@@ -2,12 +2,13 @@
 // for memcached binary-protocol servers.
 //
 // Run opens Config.Conns connections and drives each from one goroutine
-// that keeps Config.Depth requests in flight: plain GET/SET requests each
-// answered, or quiet batches of GETKQ/SETQ fenced by a NOOP. It stops when
+// that keeps Config.Depth requests in flight: plain GET/SET/DELETE requests
+// each answered, or quiet batches of GETKQ/SETQ/DELETEQ fenced by a NOOP,
+// mixed by Config.GetFraction and Config.DeleteFraction. It stops when
 // Config.Duration has passed or Config.Requests are done, whichever comes
-// first, and returns a Report: throughput, hits and misses, latency
-// percentiles from a log-linear Histogram, errors and, with Config.Check,
-// response mismatches.
+// first, and returns a Report: throughput, hits and misses of gets and
+// deletes, latency percentiles from a log-linear Histogram, errors and,
+// with Config.Check, response mismatches.
 //
 // Values are derived from their keys (see Config.Check), so every
 // connection can verify every key without shared state. Steady-state

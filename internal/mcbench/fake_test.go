@@ -2,8 +2,10 @@ package mcbench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -17,8 +19,8 @@ import (
 )
 
 // fakeServer is a tiny memcached for faults that a real one cannot show:
-// it stores values in a map and answers GET, GETKQ, SET, SETQ and NOOP,
-// letting a test alter responses or stop answering.
+// it stores values in a map and answers GET, GETKQ, SET, SETQ, DELETE,
+// DELETEQ and NOOP, letting a test alter responses or stop answering.
 type fakeServer struct {
 	// fault, if set, may alter the n-th hit (GET or GETKQ, counted from 1
 	// over all connections) before it is sent.
@@ -28,11 +30,16 @@ type fakeServer struct {
 	// closeAfter, if not 0, closes each connection after that many
 	// responses.
 	closeAfter int
+	// deleteFault, if set, may alter the answer to the n-th delete (DELETE
+	// or DELETEQ, counted from 1 over all connections); answer says whether
+	// it is sent.
+	deleteFault func(n int64, res *gm.MCResponse) (answer bool)
 
-	hits  atomic.Int64
-	mu    sync.Mutex
-	data  map[string][]byte
-	conns []net.Conn
+	hits    atomic.Int64
+	deletes atomic.Int64
+	mu      sync.Mutex
+	data    map[string][]byte
+	conns   []net.Conn
 }
 
 // start serves on a new listener and returns the network and address.
@@ -112,6 +119,18 @@ func (s *fakeServer) serve(c net.Conn) {
 			default:
 				answer = false
 			}
+		case gm.DELETE, gm.DELETEQ:
+			s.mu.Lock()
+			_, ok := s.data[string(req.Key)]
+			delete(s.data, string(req.Key))
+			s.mu.Unlock()
+			if !ok {
+				res.Status = gm.KEY_ENOENT
+			}
+			answer = req.Opcode == gm.DELETE || !ok
+			if n := s.deletes.Add(1); s.deleteFault != nil {
+				answer = s.deleteFault(n, &res)
+			}
 		case gm.NOOP:
 		default:
 			res.Status = gm.UNKNOWN_COMMAND
@@ -159,6 +178,117 @@ func TestFakeClean(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Delete mixes are clean, with or without Check: deletes of missing keys
+// are misses (answered in plain mode and quiet mode alike), and gets of
+// deleted keys miss without mismatches.
+func TestFakeDeletes(t *testing.T) {
+	for _, mode := range []Mode{Plain, Quiet} {
+		for _, tc := range []struct {
+			ratio string
+			check bool
+		}{{"8:1:1", true}, {"8:1:1", false}, {"0:0:1", true}, {"0:1:1", true}} {
+			t.Run(fmt.Sprintf("%s-%s-check=%v", mode, tc.ratio, tc.check), func(t *testing.T) {
+				var s fakeServer
+				cfg := testConfig("", "", mode)
+				cfg.Network, cfg.Addr = s.start(t, "tcp")
+				cfg.Check = tc.check
+				var err error
+				if cfg.GetFraction, cfg.DeleteFraction, err = ParseRatio(tc.ratio); err != nil {
+					t.Fatal(err)
+				}
+				rep, err := Run(context.Background(), cfg)
+				if err != nil {
+					t.Fatalf("%v: %q", err, rep.Samples)
+				}
+				if rep.Ops != 2000 || rep.Gets+rep.Sets+rep.Deletes != rep.Ops || rep.Hits+rep.Misses != rep.Gets {
+					t.Fatalf("ops %d gets %d sets %d deletes %d hits %d misses %d",
+						rep.Ops, rep.Gets, rep.Sets, rep.Deletes, rep.Hits, rep.Misses)
+				}
+				// 100 keys, all stored by the warmup: well over 100 deletes
+				// must find some keys gone, and some present.
+				if rep.Deletes < 150 || rep.DeleteMisses == 0 || rep.DeleteMisses >= rep.Deletes {
+					t.Fatalf("deletes %d, delete misses %d", rep.Deletes, rep.DeleteMisses)
+				}
+				if got := s.deletes.Load(); got != int64(rep.Deletes) {
+					t.Fatalf("server saw %d deletes, report %d", got, rep.Deletes)
+				}
+				if rep.GetFraction > 0 && rep.Misses == 0 {
+					t.Fatalf("no get missed a deleted key: hits %d", rep.Hits)
+				}
+				if tc.ratio == "0:0:1" && (rep.Gets != 0 || rep.Sets != 0 || rep.Deletes-rep.DeleteMisses > 100) {
+					t.Fatalf("deletes only: gets %d sets %d, %d deletes found a key of 100",
+						rep.Gets, rep.Sets, rep.Deletes-rep.DeleteMisses)
+				}
+				var text bytes.Buffer
+				rep.WriteText(&text)
+				if !strings.Contains(text.String(), "get:set:delete "+tc.ratio) ||
+					!strings.Contains(text.String(), fmt.Sprintf("misses %d", rep.DeleteMisses)) {
+					t.Fatalf("text report:\n%s", text.String())
+				}
+			})
+		}
+	}
+}
+
+// A delete answered with an unexpected status is an error, a delete
+// answered with another opcode or with another's opaque a mismatch; the
+// connection stays in step.
+func TestFakeDeleteFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mode  Mode
+		fault func(n int64, res *gm.MCResponse) bool
+		kind  string // of the error or mismatch
+	}{
+		{"plain-status", Plain, func(n int64, res *gm.MCResponse) bool {
+			if n == 5 {
+				res.Status = gm.ENOMEM
+			}
+			return true
+		}, "status ENOMEM"},
+		{"quiet-status", Quiet, func(n int64, res *gm.MCResponse) bool {
+			if n == 5 {
+				res.Status = gm.ENOMEM
+				return true
+			}
+			return res.Status != gm.SUCCESS
+		}, "status ENOMEM"},
+		{"plain-opcode", Plain, func(n int64, res *gm.MCResponse) bool {
+			if n == 5 {
+				res.Opcode = gm.GET
+			}
+			return true
+		}, "opcode"},
+		{"quiet-opcode", Quiet, func(n int64, res *gm.MCResponse) bool {
+			if n == 5 {
+				res.Opcode = gm.DELETE
+				return true
+			}
+			return res.Status != gm.SUCCESS
+		}, "opcode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := fakeServer{deleteFault: tc.fault}
+			cfg := testConfig("", "", tc.mode)
+			cfg.Network, cfg.Addr = s.start(t, "tcp")
+			cfg.GetFraction, cfg.DeleteFraction = 0.5, 0.25
+			rep, err := Run(context.Background(), cfg)
+			if !errors.Is(err, ErrFailed) || rep == nil {
+				t.Fatalf("err %v, want ErrFailed with a report", err)
+			}
+			if rep.Errors[tc.kind]+rep.Mismatches[tc.kind] != 1 || rep.ErrorCount+rep.MismatchCount != 1 {
+				t.Fatalf("errors %v mismatches %v, want one %s", rep.Errors, rep.Mismatches, tc.kind)
+			}
+			if rep.Ops != 2000 {
+				t.Fatalf("ops %d, want 2000: the connection should stay in step", rep.Ops)
+			}
+			if rep.MismatchCount == 1 && !strings.Contains(rep.Samples[0], ": delete mcbench:") {
+				t.Fatalf("samples %q", rep.Samples)
+			}
+		})
 	}
 }
 

@@ -18,10 +18,15 @@ hits and misses, latency percentiles, bytes, errors and mismatches (a
 response whose opaque or opcode is not its request's; with -check also a
 wrong flag, key or value), and exits 1 if there was any.
 
-  plain mode: GET and SET requests pipelined -depth deep, each answered;
-              latency is per request.
-  quiet mode: batches of -depth GETKQ/SETQ fenced by a NOOP (misses and
-              stored sets are not answered); latency is per batch.
+  plain mode: GET, SET and DELETE requests pipelined -depth deep, each
+              answered; latency is per request.
+  quiet mode: batches of -depth GETKQ/SETQ/DELETEQ fenced by a NOOP (misses,
+              stored sets and done deletes are not answered); latency is
+              per batch.
+
+-ratio mixes the operations: get:set (9:1), get:set:delete (8:1:1; 0:0:1
+deletes only) or a get fraction (0.9). A get or delete of a missing key is
+a miss, not an error.
 
 Values are derived from their keys, so -check can verify any get on any
 connection; use -warmup so that keys hold this tool's values and gets hit.
@@ -31,6 +36,7 @@ and reports CPU µs per operation (and mcbench's own, for comparison).
 Examples:
   mcbench -addr 127.0.0.1:11211 -conns 8 -depth 1 -duration 10s
   mcbench -conns 8 -depth 16 -mode quiet -ratio 9:1 -warmup -check
+  mcbench -conns 8 -ratio 8:1:1 -warmup -check
   mcbench -cpu-pid "$(pidof memcached)" -json > run.json
 
 Flags:
@@ -56,8 +62,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Func("unix", "server unix socket `path`, instead of -addr", setTarget("unix", "unix"))
 	fs.IntVar(&c.Conns, "conns", c.Conns, "`number` of connections, one goroutine each")
 	fs.IntVar(&c.Depth, "depth", c.Depth, "requests in flight per connection (quiet: the batch size); capped at 256 KiB in flight")
-	fs.Var(modeValue{&c.Mode}, "mode", "`mode`: plain (GET/SET, each answered) or quiet (GETKQ/SETQ batches fenced by NOOP)")
-	fs.Var(ratioValue{&c.GetFraction}, "ratio", "`get:set` ratio (9:1) or get fraction (0.9)")
+	fs.Var(modeValue{&c.Mode}, "mode", "`mode`: plain (GET/SET/DELETE, each answered) or quiet (GETKQ/SETQ/DELETEQ batches fenced by NOOP)")
+	fs.Var(ratioValue{&c.GetFraction, &c.DeleteFraction}, "ratio", "`get:set[:delete]` ratio (9:1, 8:1:1) or get fraction (0.9)")
 	fs.IntVar(&c.Keys, "keys", c.Keys, "key space: `number` of distinct keys, chosen uniformly")
 	fs.StringVar(&c.KeyPrefix, "key-prefix", c.KeyPrefix, "`prefix` of every key (keys are prefix + zero-padded index)")
 	fs.IntVar(&c.ValueSize, "value-size", c.ValueSize, "value length in `bytes`")
@@ -89,20 +95,21 @@ func (v modeValue) Set(s string) error {
 	return err
 }
 
-// ratioValue is a flag.Value for a get fraction written as a ratio.
-type ratioValue struct{ f *float64 }
+// ratioValue is a flag.Value for the get and delete fractions written as a
+// ratio.
+type ratioValue struct{ get, del *float64 }
 
 func (v ratioValue) String() string {
-	if v.f == nil {
+	if v.get == nil || v.del == nil {
 		return ""
 	}
-	return FormatRatio(*v.f)
+	return FormatRatio(*v.get, *v.del)
 }
 
 func (v ratioValue) Set(s string) error {
-	f, err := ParseRatio(s)
+	get, del, err := ParseRatio(s)
 	if err == nil {
-		*v.f = f
+		*v.get, *v.del = get, del
 	}
 	return err
 }

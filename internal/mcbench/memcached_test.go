@@ -62,10 +62,58 @@ func TestMemcachedMisses(t *testing.T) {
 	}
 }
 
-// The text report ends with the summary line; the JSON one decodes.
+// Delete mixes against a real memcached, with warmup and checks, are clean
+// in both modes: deletes of keys already deleted are misses (answered
+// KEY_ENOENT in plain mode and, being failures, in quiet mode too), gets
+// of deleted keys miss, and every hit holds its key's value.
+func TestMemcachedDeletes(t *testing.T) {
+	addr := peer.Memcached(t, "-t", "2")
+	for _, mode := range []Mode{Plain, Quiet} {
+		for _, ratio := range []string{"8:1:1", "0:0:1", "0:1:1"} {
+			t.Run(fmt.Sprintf("%s-%s", mode, ratio), func(t *testing.T) {
+				cfg := testConfig("tcp", addr, mode)
+				var err error
+				if cfg.GetFraction, cfg.DeleteFraction, err = ParseRatio(ratio); err != nil {
+					t.Fatal(err)
+				}
+				cfg.Depth, cfg.Keys, cfg.Requests = 16, 500, 5000
+				cfg.KeyPrefix = "deletes-" + mode.String() + "-" + ratio + ":"
+				rep, err := Run(context.Background(), cfg)
+				if err != nil {
+					t.Fatalf("%v: %q", err, rep.Samples)
+				}
+				if rep.Ops != 5000 || rep.Gets+rep.Sets+rep.Deletes != rep.Ops || rep.Hits+rep.Misses != rep.Gets {
+					t.Fatalf("ops %d gets %d sets %d deletes %d hits %d misses %d",
+						rep.Ops, rep.Gets, rep.Sets, rep.Deletes, rep.Hits, rep.Misses)
+				}
+				found := rep.Deletes - rep.DeleteMisses
+				if rep.Deletes < 400 || rep.DeleteMisses == 0 || found == 0 {
+					t.Fatalf("deletes %d, delete misses %d", rep.Deletes, rep.DeleteMisses)
+				}
+				switch ratio {
+				case "8:1:1":
+					if rep.Hits == 0 || rep.Misses == 0 {
+						t.Fatalf("gets %d: hits %d misses %d, want both", rep.Gets, rep.Hits, rep.Misses)
+					}
+				case "0:0:1":
+					// Each key is found at most once: the warmup stored it.
+					if rep.Deletes != rep.Ops || found > uint64(cfg.Keys) {
+						t.Fatalf("deletes %d of %d ops, %d found of %d keys", rep.Deletes, rep.Ops, found, cfg.Keys)
+					}
+				}
+				t.Logf("%.0f ops/s, deletes %d (%d misses), gets %d (%d misses)",
+					rep.OpsPerSec, rep.Deletes, rep.DeleteMisses, rep.Gets, rep.Misses)
+			})
+		}
+	}
+}
+
+// The text report of a delete mix shows the deletes and ends with the
+// summary line; the JSON one decodes.
 func TestMemcachedReport(t *testing.T) {
 	addr := peer.Memcached(t)
 	cfg := testConfig("tcp", addr, Plain)
+	cfg.GetFraction, cfg.DeleteFraction = 0.8, 0.1
 	var progress bytes.Buffer
 	cfg.ProgressOut, cfg.Progress = &progress, 100*time.Millisecond
 	cfg.Duration, cfg.Requests = 350*time.Millisecond, 0
@@ -77,6 +125,12 @@ func TestMemcachedReport(t *testing.T) {
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
+	for _, want := range []string{"get:set:delete 8:1:1", fmt.Sprintf("delete %d (", rep.Deletes),
+		fmt.Sprintf("deletes    found %d, misses %d", rep.Deletes-rep.DeleteMisses, rep.DeleteMisses)} {
+		if !strings.Contains(text.String(), want) {
+			t.Fatalf("text report without %q:\n%s", want, text.String())
+		}
+	}
 	lines := strings.Split(strings.TrimSpace(text.String()), "\n")
 	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "mcbench: ") || !strings.Contains(last, "ops/s") {
 		t.Fatalf("last line %q", last)
@@ -85,8 +139,14 @@ func TestMemcachedReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back Report
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Ops != rep.Ops || back.Latency != rep.Latency {
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Ops != rep.Ops || back.Latency != rep.Latency ||
+		back.Deletes != rep.Deletes || back.DeleteMisses != rep.DeleteMisses || back.DeleteFraction != rep.DeleteFraction {
 		t.Fatalf("JSON round trip: %v\n%s", err, js.String())
+	}
+	for _, field := range []string{`"deletes":`, `"deletes_per_s":`, `"delete_misses":`, `"delete_fraction":`} {
+		if !strings.Contains(js.String(), field) {
+			t.Fatalf("JSON report without %s:\n%s", field, js.String())
+		}
 	}
 	if n := strings.Count(progress.String(), "\n"); n < 2 || !strings.Contains(progress.String(), "ops/s") {
 		t.Fatalf("progress output %q", progress.String())

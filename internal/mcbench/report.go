@@ -18,21 +18,27 @@ type Report struct {
 	Depth          int     `json:"depth"`           // in effect
 	DepthRequested int     `json:"depth_requested"` // Config.Depth
 	GetFraction    float64 `json:"get_fraction"`
+	DeleteFraction float64 `json:"delete_fraction"`
 	Keys           int     `json:"keys"`
 	ValueSize      int     `json:"value_size"`
 	Check          bool    `json:"check"`
 	WarmupSeconds  float64 `json:"warmup_s,omitempty"`
 
-	Seconds    float64 `json:"elapsed_s"`
-	Ops        uint64  `json:"ops"`
-	OpsPerSec  float64 `json:"ops_per_s"`
-	Gets       uint64  `json:"gets"`
-	GetsPerSec float64 `json:"gets_per_s"`
-	Sets       uint64  `json:"sets"`
-	SetsPerSec float64 `json:"sets_per_s"`
-	Hits       uint64  `json:"hits"`
-	Misses     uint64  `json:"misses"`
-	Batches    uint64  `json:"batches,omitempty"`
+	Seconds       float64 `json:"elapsed_s"`
+	Ops           uint64  `json:"ops"`
+	OpsPerSec     float64 `json:"ops_per_s"`
+	Gets          uint64  `json:"gets"`
+	GetsPerSec    float64 `json:"gets_per_s"`
+	Sets          uint64  `json:"sets"`
+	SetsPerSec    float64 `json:"sets_per_s"`
+	Deletes       uint64  `json:"deletes"`
+	DeletesPerSec float64 `json:"deletes_per_s"`
+	// Hits and Misses count gets; DeleteMisses counts deletes of missing
+	// keys (KEY_ENOENT), the others having deleted their key.
+	Hits         uint64 `json:"hits"`
+	Misses       uint64 `json:"misses"`
+	DeleteMisses uint64 `json:"delete_misses"`
+	Batches      uint64 `json:"batches,omitempty"`
 
 	// LatencyOf is "request" (plain mode) or "batch" (quiet mode).
 	LatencyOf string  `json:"latency_of"`
@@ -112,15 +118,18 @@ func newReport(r *run, ws []*worker, elapsed time.Duration) *Report {
 		Depth:          r.depth,
 		DepthRequested: cfg.Depth,
 		GetFraction:    cfg.GetFraction,
+		DeleteFraction: cfg.DeleteFraction,
 		Keys:           cfg.Keys,
 		ValueSize:      cfg.ValueSize,
 		Check:          cfg.Check,
 		Seconds:        sec,
-		Ops:            st.gets + st.sets,
+		Ops:            st.ops(),
 		Gets:           st.gets,
 		Sets:           st.sets,
+		Deletes:        st.deletes,
 		Hits:           st.hits,
 		Misses:         st.misses,
+		DeleteMisses:   st.delMisses,
 		Batches:        st.batches,
 		LatencyOf:      "request",
 		Latency:        newLatency(&st.lat),
@@ -136,6 +145,7 @@ func newReport(r *run, ws []*worker, elapsed time.Duration) *Report {
 		rep.OpsPerSec = float64(rep.Ops) / sec
 		rep.GetsPerSec = float64(rep.Gets) / sec
 		rep.SetsPerSec = float64(rep.Sets) / sec
+		rep.DeletesPerSec = float64(rep.Deletes) / sec
 	}
 	if cfg.Mode == Quiet {
 		rep.LatencyOf = "batch"
@@ -188,22 +198,32 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if rep.Depth != rep.DepthRequested {
 		depth = fmt.Sprintf("%d (of %d: 256 KiB in flight)", rep.Depth, rep.DepthRequested)
 	}
-	line("target", "%s, %d conns, depth %s, %s, get:set %s, %d keys, %d-byte values%s",
-		rep.Target, rep.Conns, depth, rep.Mode, FormatRatio(rep.GetFraction), rep.Keys, rep.ValueSize, check)
+	deletes := rep.DeleteFraction > 0 || rep.Deletes > 0
+	mix := "get:set"
+	if deletes {
+		mix = "get:set:delete"
+	}
+	line("target", "%s, %d conns, depth %s, %s, %s %s, %d keys, %d-byte values%s",
+		rep.Target, rep.Conns, depth, rep.Mode, mix, FormatRatio(rep.GetFraction, rep.DeleteFraction),
+		rep.Keys, rep.ValueSize, check)
 	if rep.WarmupSeconds > 0 {
 		line("warmup", "%d keys in %.2fs", rep.Keys, rep.WarmupSeconds)
 	}
 	line("elapsed", "%.2fs", rep.Seconds)
-	line("ops", "%d (%.0f/s): get %d (%.0f/s), set %d (%.0f/s)",
+	ops := fmt.Sprintf("%d (%.0f/s): get %d (%.0f/s), set %d (%.0f/s)",
 		rep.Ops, rep.OpsPerSec, rep.Gets, rep.GetsPerSec, rep.Sets, rep.SetsPerSec)
+	if deletes {
+		ops += fmt.Sprintf(", delete %d (%.0f/s)", rep.Deletes, rep.DeletesPerSec)
+	}
+	line("ops", "%s", ops)
 	if rep.Batches > 0 {
 		line("batches", "%d", rep.Batches)
 	}
-	hit := 0.0
-	if rep.Hits+rep.Misses > 0 {
-		hit = 100 * float64(rep.Hits) / float64(rep.Hits+rep.Misses)
+	line("gets", "hits %d, misses %d (%.1f%% hits)", rep.Hits, rep.Misses, percent(rep.Hits, rep.Hits+rep.Misses))
+	if deletes {
+		found := rep.Deletes - rep.DeleteMisses
+		line("deletes", "found %d, misses %d (%.1f%% found)", found, rep.DeleteMisses, percent(found, rep.Deletes))
 	}
-	line("gets", "hits %d, misses %d (%.1f%% hits)", rep.Hits, rep.Misses, hit)
 	line("latency", "per %s: %s", rep.LatencyOf, rep.Latency.text())
 	line("bytes", "out %s (%s/s), in %s (%s/s)", size(float64(rep.BytesOut)), size(float64(rep.BytesOut)/rep.Seconds),
 		size(float64(rep.BytesIn)), size(float64(rep.BytesIn)/rep.Seconds))
@@ -234,6 +254,14 @@ func (rep *Report) WriteText(w io.Writer) error {
 func (l *Latency) text() string {
 	return fmt.Sprintf("p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s",
 		dur(l.P50), dur(l.P90), dur(l.P99), dur(l.P999), dur(l.Max), dur(l.Mean))
+}
+
+// percent returns 100·n/of, or 0 if of is 0.
+func percent(n, of uint64) float64 {
+	if of == 0 {
+		return 0
+	}
+	return 100 * float64(n) / float64(of)
 }
 
 // dur formats microseconds.

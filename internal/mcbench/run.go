@@ -22,7 +22,8 @@ type run struct {
 	keys     keyspace
 	vals     *values
 	depth    int
-	getBelow uint64 // an operation is a get when its 32 random bits are below
+	getBelow uint64 // an operation is a get when its 32 random bits are below,
+	setBelow uint64 // else a set when below this, else a delete
 	base     time.Time
 	end      atomic.Int64 // ns since base when new requests stop
 	budget   atomic.Int64 // Config.Requests not yet claimed
@@ -37,6 +38,8 @@ func newRun(cfg Config) *run {
 		getBelow: uint64(cfg.GetFraction * (1 << 32)),
 		base:     time.Now(),
 	}
+	// Validate allows get and delete fractions that overlap by rounding.
+	r.setBelow = max(r.getBelow, uint64((1-cfg.DeleteFraction)*(1<<32)))
 	r.end.Store(math.MaxInt64)
 	r.budget.Store(cfg.Requests)
 	return r

@@ -59,7 +59,9 @@ const maxSamples = 8
 // stats are one worker's counters; the report merges them.
 type stats struct {
 	gets, sets   uint64 // operations completed
-	hits, misses uint64
+	deletes      uint64
+	hits, misses uint64 // of gets
+	delMisses    uint64 // deletes of missing keys
 	batches      uint64 // quiet mode
 	bytesIn      uint64
 	bytesOut     uint64
@@ -69,6 +71,9 @@ type stats struct {
 	lat          Histogram // per request (plain) or per batch (quiet)
 	samples      []string
 }
+
+// ops returns the number of operations completed.
+func (s *stats) ops() uint64 { return s.gets + s.sets + s.deletes }
 
 // errors returns the number of failures and unexpected statuses.
 func (s *stats) errors() uint64 {
@@ -102,8 +107,10 @@ func (s *stats) sample(msg string) {
 func (s *stats) merge(o *stats) {
 	s.gets += o.gets
 	s.sets += o.sets
+	s.deletes += o.deletes
 	s.hits += o.hits
 	s.misses += o.misses
+	s.delMisses += o.delMisses
 	s.batches += o.batches
 	s.bytesIn += o.bytesIn
 	s.bytesOut += o.bytesOut

@@ -29,6 +29,16 @@ type opKind uint8
 const (
 	opGet opKind = iota
 	opSet
+	opDelete
+	numOpKinds
+)
+
+var opNames = [numOpKinds]string{"get", "set", "delete"}
+
+// plainOps and quietOps are the opcodes of each kind of operation by mode.
+var (
+	plainOps = [numOpKinds]gm.CommandCode{gm.GET, gm.SET, gm.DELETE}
+	quietOps = [numOpKinds]gm.CommandCode{gm.GETKQ, gm.SETQ, gm.DELETEQ}
 )
 
 // slot is a request in flight.
@@ -260,7 +270,7 @@ func (w *worker) arm(now time.Time, ns int64) {
 
 // publish updates the live counters.
 func (w *worker) publish() {
-	w.live.ops.Store(w.st.gets + w.st.sets)
+	w.live.ops.Store(w.st.ops())
 	w.live.problems.Store(w.st.errors() + w.st.mismatched())
 }
 
@@ -268,13 +278,17 @@ func (w *worker) publish() {
 func (w *worker) pick() (opKind, uint32) {
 	x := splitmix(&w.rng)
 	key := uint32((x & 0xffffffff) * uint64(w.r.keys.n) >> 32)
-	if x>>32 < w.r.getBelow {
+	switch op := x >> 32; {
+	case op < w.r.getBelow:
 		return opGet, key
+	case op < w.r.setBelow:
+		return opSet, key
 	}
-	return opSet, key
+	return opDelete, key
 }
 
-// appendOp encodes a request for key with opcode op into wbuf and fills s.
+// appendOp encodes a request for key with opcode op into wbuf and fills s;
+// only a set carries extras and a value.
 func (w *worker) appendOp(s *slot, kind opKind, op gm.CommandCode, key uint32, ns int64) error {
 	w.kbuf = w.r.keys.appendKey(w.kbuf[:0], key)
 	h := hashKey(w.kbuf)
@@ -317,11 +331,7 @@ func (w *worker) fill(ns int64) error {
 		w.base = w.seq
 		for i := range n {
 			kind, key := w.pick()
-			op := gm.GETKQ
-			if kind == opSet {
-				op = gm.SETQ
-			}
-			if err := w.appendOp(&w.slots[i], kind, op, key, ns); err != nil {
+			if err := w.appendOp(&w.slots[i], kind, quietOps[kind], key, ns); err != nil {
 				return err
 			}
 		}
@@ -340,15 +350,11 @@ func (w *worker) fill(ns int64) error {
 	}
 	for range n {
 		kind, key := w.pick()
-		op := gm.GET
-		if kind == opSet {
-			op = gm.SET
-		}
 		i := w.head + w.n
 		if i >= len(w.slots) {
 			i -= len(w.slots)
 		}
-		if err := w.appendOp(&w.slots[i], kind, op, key, ns); err != nil {
+		if err := w.appendOp(&w.slots[i], kind, plainOps[kind], key, ns); err != nil {
 			return err
 		}
 		w.n++
@@ -379,27 +385,28 @@ func (w *worker) handlePlain(res *gm.MCResponse, ns int64) error {
 	if res.Opaque != s.opaque {
 		w.mismatch(mmOpaque, s, fmt.Sprintf("opaque %d, want %d", res.Opaque, s.opaque))
 	}
-	if s.kind == opGet {
-		w.st.gets++
-		if res.Opcode != gm.GET {
-			w.mismatch(mmOpcode, s, "opcode "+res.Opcode.String())
-		}
-		w.got(res, s, false)
-		return nil
-	}
-	w.st.sets++
-	if res.Opcode != gm.SET {
+	if res.Opcode != plainOps[s.kind] {
 		w.mismatch(mmOpcode, s, "opcode "+res.Opcode.String())
 	}
-	if res.Status != gm.SUCCESS {
-		w.status(res.Status)
+	switch s.kind {
+	case opGet:
+		w.st.gets++
+		w.got(res, s, false)
+	case opSet:
+		w.st.sets++
+		if res.Status != gm.SUCCESS {
+			w.status(res.Status)
+		}
+	case opDelete:
+		w.st.deletes++
+		w.deleted(res)
 	}
 	return nil
 }
 
 // handleQuiet matches a response to the batch by opaque; the NOOP closes
-// the batch, its unanswered gets being misses and its unanswered sets
-// stored.
+// the batch, its unanswered gets being misses, its unanswered sets stored
+// and its unanswered deletes done.
 func (w *worker) handleQuiet(res *gm.MCResponse, ns int64) error {
 	if !w.batchOpen {
 		return fmt.Errorf("%w: %s opaque %d", errUnsolicited, res.Opcode, res.Opaque)
@@ -422,18 +429,18 @@ func (w *worker) handleQuiet(res *gm.MCResponse, ns int64) error {
 	}
 	s := &w.slots[i]
 	s.answered = true
-	if s.kind == opGet {
-		if res.Opcode != gm.GETKQ {
-			w.mismatch(mmOpcode, s, "opcode "+res.Opcode.String())
-		}
-		w.got(res, s, true)
-		return nil
-	}
-	if res.Opcode != gm.SETQ {
+	if res.Opcode != quietOps[s.kind] {
 		w.mismatch(mmOpcode, s, "opcode "+res.Opcode.String())
 	}
-	if res.Status != gm.SUCCESS {
-		w.status(res.Status)
+	switch s.kind {
+	case opGet:
+		w.got(res, s, true)
+	case opSet:
+		if res.Status != gm.SUCCESS {
+			w.status(res.Status)
+		}
+	case opDelete:
+		w.deleted(res)
 	}
 	return nil
 }
@@ -444,13 +451,16 @@ func (w *worker) finishBatch(ns int64) {
 	w.st.batches++
 	for i := range w.slots[:w.batchN] {
 		s := &w.slots[i]
-		if s.kind == opGet {
+		switch s.kind {
+		case opGet:
 			w.st.gets++
 			if !s.answered {
 				w.st.misses++
 			}
-		} else {
+		case opSet:
 			w.st.sets++
+		case opDelete:
+			w.st.deletes++
 		}
 		s.answered = false
 	}
@@ -481,6 +491,17 @@ func (w *worker) got(res *gm.MCResponse, s *slot, withKey bool) {
 	}
 	if !w.r.vals.equal(res.Body, s.hash) {
 		w.mismatch(mmValue, s, w.describeValue(res.Body, s.hash))
+	}
+}
+
+// deleted accounts for a delete's answer: KEY_ENOENT is a miss.
+func (w *worker) deleted(res *gm.MCResponse) {
+	switch res.Status {
+	case gm.SUCCESS:
+	case gm.KEY_ENOENT:
+		w.st.delMisses++
+	default:
+		w.status(res.Status)
 	}
 }
 
@@ -515,11 +536,7 @@ func (w *worker) mismatch(kind mismatchKind, s *slot, what string) {
 	}
 	req := ""
 	if s != nil {
-		op := "get"
-		if s.kind == opSet {
-			op = "set"
-		}
-		req = fmt.Sprintf(" %s %s (opaque %d)", op, w.r.keys.appendKey(nil, s.key), s.opaque)
+		req = fmt.Sprintf(" %s %s (opaque %d)", opNames[s.kind], w.r.keys.appendKey(nil, s.key), s.opaque)
 	}
 	w.st.sample(fmt.Sprintf("conn %d: %s mismatch:%s: %s", w.id, mismatchNames[kind], req, what))
 }
