@@ -11,7 +11,7 @@ import (
 var supportedFeatures = map[gm.Feature]bool{
 	gm.FeatureTCPNoDelay: true, gm.FeatureMutationSeqno: true, gm.FeatureXError: true,
 	gm.FeatureSelectBucket: true, gm.FeatureSnappy: true, gm.FeatureJSON: true, gm.FeatureAltRequest: true,
-	gm.FeatureCollections: true,
+	gm.FeatureCollections: true, gm.FeatureXattr: true, gm.FeatureVAttr: true, gm.FeatureSubdocCreateAsDeleted: true, gm.FeatureSubdocDocumentMacro: true, gm.FeatureSubdocReplaceBodyWithXattr: true, gm.FeatureSubdocMultipleXattrKeys: true,
 }
 
 // hello serves HELLO: the key is the client's name, the value a list of
