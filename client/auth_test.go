@@ -381,7 +381,7 @@ func TestBuckets(t *testing.T) {
 }
 
 // TestHelloGocache negotiates features with gocache, which declines
-// collections, and checks mutation tokens reach the responses.
+// synchronous replication, and checks mutation tokens reach the responses.
 func TestHelloGocache(t *testing.T) {
 	addr := authGocache(t)
 	c := connect(t, addr, ClientOptions{Username: "alice", Password: "wonderland", Bucket: "travel", Name: "hello-test"})
@@ -391,7 +391,8 @@ func TestHelloGocache(t *testing.T) {
 	ask := Features{FeatureTcpNoDelay, FeatureMutationToken, FeatureXerror, FeatureSnappyCompression,
 		FeatureDataType, FeatureCollections, FeatureSyncReplication, Feature(0x10)}
 	res := ok(t)(c.EnableFeatures(ask))
-	want := Features{FeatureTcpNoDelay, FeatureMutationToken, FeatureXerror, FeatureSnappyCompression, FeatureDataType, Feature(0x10)}
+	want := Features{FeatureTcpNoDelay, FeatureMutationToken, FeatureXerror, FeatureSnappyCompression, FeatureDataType,
+		FeatureCollections, Feature(0x10)}
 	if got := c.c.feat.enabled(); !slices.Equal(got, want) || len(res.Body) != 2*len(want) {
 		t.Errorf("enabled %v (answer %x), want %v", got, res.Body, want)
 	}
@@ -400,8 +401,8 @@ func TestHelloGocache(t *testing.T) {
 			t.Errorf("IsFeatureEnabled(%#x) = %v", f, c.IsFeatureEnabled(f))
 		}
 	}
-	if c.CollectionEnabled() {
-		t.Error("collections enabled, which gocache declines")
+	if !c.CollectionEnabled() {
+		t.Error("collections not enabled")
 	}
 
 	// Mutation tokens: 16 bytes of extras on mutations, nothing else

@@ -20,16 +20,20 @@ var errNilMap = errors.New("memcached: GetBulk needs a non-nil map")
 // A failed status other than KEY_ENOENT for some key does not stop the
 // call: the other keys are still read, and the first such response is
 // returned as the error (a throttled key's, if only throttling happened).
-// Sub-document paths are not supported yet (ErrSubdocNotSupported).
+//
+// With subPaths, each key is read with the SUBDOC_MULTI_LOOKUP of
+// GetSubdoc (see GetSubDocVal), which is not quiet: every key is
+// answered. A key whose lookups reached the document is stored with its
+// response (status SUCCESS, or one for which IfResStatusError is false:
+// some paths failed, or the document is deleted); a missing key is left
+// out. SetReplica does not apply to such lookups, as in the reference.
 func (c *Client) GetBulk(vb uint16, keys []string, rv map[string]*gomemcached.MCResponse, subPaths []string, context ...*ClientContext) error {
 	switch {
-	case len(subPaths) > 0:
-		return ErrSubdocNotSupported
 	case len(keys) == 0:
 		return nil
 	case rv == nil:
 		return errNilMap
-	case len(keys) == 1:
+	case len(keys) == 1 && len(subPaths) == 0:
 		res, err := c.Get(vb, keys[0], context...)
 		if res != nil {
 			switch res.Status {
@@ -52,6 +56,13 @@ func (c *Client) GetBulk(vb uint16, keys []string, rv map[string]*gomemcached.MC
 	}
 	if err := c.c.applyContext(&tmpl, context); err != nil {
 		return err
+	}
+	if len(subPaths) > 0 {
+		if err := checkPaths(subPaths); err != nil {
+			return err
+		}
+		tmpl.opcode = gomemcached.SUBDOC_MULTI_LOOKUP
+		tmpl.extras, tmpl.body = GetSubDocVal(subPaths, context)
 	}
 	b := &bulkCall{results: make([]*gomemcached.MCResponse, len(keys))}
 	w := getWaiter(tmpl.opcode)
@@ -85,6 +96,10 @@ func (b *bulkCall) handle(res *gomemcached.MCResponse, i, n uint32) bool {
 	if i == n-1 {
 		return true // the fence
 	}
+	if res.Opcode == gomemcached.SUBDOC_MULTI_LOOKUP && !IfResStatusError(res) {
+		b.results[i] = ownResponse(res) // some paths failed, or a deleted document
+		return false
+	}
 	switch res.Status {
 	case gomemcached.SUCCESS:
 		own := ownResponse(res)
@@ -93,7 +108,7 @@ func (b *bulkCall) handle(res *gomemcached.MCResponse, i, n uint32) bool {
 		}
 		b.results[i] = own
 	case gomemcached.KEY_ENOENT:
-		// A miss of a non-quiet GET_REPLICA.
+		// A miss of a non-quiet GET_REPLICA or SUBDOC_MULTI_LOOKUP.
 	case gomemcached.WOULD_THROTTLE:
 		b.throttled = ownResponse(res)
 	default:

@@ -12,7 +12,8 @@
 // the reference's methods (Get, Set, Add, Append, Del, Incr, CAS, GetBulk,
 // Stats, Send, Transmit, Receive, Hijack, ...) sit on it. A Pool spreads
 // calls over a few shared connections and lends connections for exclusive
-// use. ClientIface lists the reference's methods implemented so far.
+// use. ClientIface lists the reference's methods implemented so far (all but
+// the DCP feed's).
 //
 // # Concurrency
 //
@@ -69,6 +70,20 @@
 // password gets its connection closed (ErrServerSignature). Dial with
 // ClientOptions.TLSConfig, or ConnectTLS, speaks TLS. GetErrorMap fetches
 // a Couchbase server's error map.
+//
+// # Couchbase extensions
+//
+// Besides the reference's methods for them (GetMeta, GetRandomDoc,
+// Observe, ObserveSeq, GetAllVbSeqnos, GetCollectionsManifest,
+// CollectionsGetCID, GetSubdoc, SetSubdoc, the range scans), which return
+// raw responses, the package has context-aware methods that return
+// decoded values: Meta (GET_META version 2), Manifest and CollectionID,
+// Lookup and Mutate with the sub-document spec builders LookupIn and
+// MutateIn, and CreateScan, ContinueScan and CancelScan; and Decode
+// functions (DecodeMeta, DecodeObserve, DecodeVbSeqnos, DecodeManifest,
+// DecodeLookupResult, DecodeScanKeys, ...) for responses obtained with
+// Send or Do. A response whose value does not have its command's layout
+// gives an error matching ErrBadResponse; the connection stays usable.
 //
 // # Errors
 //

@@ -35,9 +35,6 @@ var (
 	// other than the default on a connection that has not negotiated
 	// collections (as the reference does).
 	ErrNoCollections = errors.New("memcached: client does not use collections but a collection was specified")
-	// ErrSubdocNotSupported is returned by GetBulk when given sub-document
-	// paths: sub-document operations arrive with their own issue.
-	ErrSubdocNotSupported = errors.New("memcached: sub-document paths are not supported yet")
 	// ErrOpaqueInUse is returned, before anything is sent, by Transmit for
 	// an opaque with the high bit set (0x80000000) that a call of the
 	// client is waiting for: the responses could not be told apart. The

@@ -7,11 +7,9 @@ import (
 )
 
 // ClientIface is the reference's interface of a Client, limited for now to
-// the methods this package implements: the Couchbase extensions (meta
-// operations, random key, observe, vbucket seqnos, collections manifest
-// and ids, sub-documents, range scans) and the DCP and TAP feeds join it
-// with their own issues, after which it has exactly the reference's method
-// set.
+// the methods this package implements: the DCP feed (NewUprFeed...,
+// UprGetFailoverLog) joins it with its own issue, after which it has
+// exactly the reference's method set.
 type ClientIface interface {
 	Add(vb uint16, key string, flags int, exp int, body []byte, context ...*ClientContext) (*gomemcached.MCResponse, error)
 	Append(vb uint16, key string, data []byte, context ...*ClientContext) (*gomemcached.MCResponse, error)
@@ -21,6 +19,7 @@ type ClientIface interface {
 	AuthScramSha(user, pass string) (*gomemcached.MCResponse, error)
 	CASNext(vb uint16, k string, exp int, state *CASState) bool
 	CAS(vb uint16, k string, f CasFunc, initexp int) (*gomemcached.MCResponse, error)
+	CollectionsGetCID(scope string, collection string) (*gomemcached.MCResponse, error)
 	CollectionEnabled() bool
 	Close() error
 	Decr(vb uint16, key string, amt, def uint64, exp int, context ...*ClientContext) (uint64, error)
@@ -29,11 +28,20 @@ type ClientIface interface {
 	EnableFeatures(features Features) (*gomemcached.MCResponse, error)
 	EnableDataPool(getter func(uint64) ([]byte, error), doneCb func([]byte)) error
 	Get(vb uint16, key string, context ...*ClientContext) (*gomemcached.MCResponse, error)
+	GetAllVbSeqnos(vbSeqnoMap map[uint16]uint64, context ...*ClientContext) (map[uint16]uint64, error)
 	GetAndTouch(vb uint16, key string, exp int, context ...*ClientContext) (*gomemcached.MCResponse, error)
 	GetBulk(vb uint16, keys []string, rv map[string]*gomemcached.MCResponse, subPaths []string, context ...*ClientContext) error
+	GetCollectionsManifest() (*gomemcached.MCResponse, error)
+	GetMeta(vb uint16, key string, context ...*ClientContext) (*gomemcached.MCResponse, error)
+	GetRandomDoc(context ...*ClientContext) (*gomemcached.MCResponse, error)
+	GetSubdoc(vb uint16, key string, subPaths []string, context ...*ClientContext) (*gomemcached.MCResponse, error)
+	SetSubdoc(vb uint16, key string, ops []SubDocOp, addOnly bool, exp int, cas uint64, context ...*ClientContext) (
+		*gomemcached.MCResponse, error)
 	Hijack() MemcachedConnection
 	Incr(vb uint16, key string, amt, def uint64, exp int, context ...*ClientContext) (uint64, error)
 	LastBucket() string
+	Observe(vb uint16, key string) (result ObserveResult, err error)
+	ObserveSeq(vb uint16, vbuuid uint64) (result *ObserveSeqResult, err error)
 	Receive() (*gomemcached.MCResponse, error)
 	ReceiveWithDeadline(deadline time.Time) (*gomemcached.MCResponse, error)
 	Replica() bool
@@ -55,6 +63,18 @@ type ClientIface interface {
 	TransmitResponse(res *gomemcached.MCResponse) error
 	GetConnName() string
 	SetConnName(name string)
+
+	// ContinueRangeScan's parameters are named as the reference's
+	// interface names them; the method's order is items, timeout,
+	// maxSize, which is the order of the extras on the wire.
+	CreateRangeScan(vb uint16, start []byte, excludeStart bool, end []byte, excludeEnd bool, withDocs bool,
+		context ...*ClientContext) (*gomemcached.MCResponse, error)
+	CreateRandomScan(vb uint16, sampleSize int, withDocs bool, context ...*ClientContext) (*gomemcached.MCResponse, error)
+	ContinueRangeScan(vb uint16, uuid []byte, opaque uint32, items uint32, maxSize uint32, timeout uint32,
+		context ...*ClientContext) error
+	CancelRangeScan(vb uint16, uuid []byte, opaque uint32, context ...*ClientContext) (*gomemcached.MCResponse, error)
+
+	ValidateKey(vb uint16, key string, context ...*ClientContext) (bool, error)
 
 	GetErrorMap(errMapVersion gomemcached.ErrorMapVersion) (map[string]interface{}, error)
 }

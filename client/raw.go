@@ -73,7 +73,7 @@ func (c *conn) transmit(r *request, opaque uint32, dl time.Time) error {
 		c.mu.Unlock()
 		return err
 	}
-	if r.full != nil && opaque&opaqueTag != 0 && !c.ops.reserve(opaque) {
+	if r.res == nil && opaque&opaqueTag != 0 && !c.ops.reserve(opaque) {
 		c.mu.Unlock()
 		return ErrOpaqueInUse
 	}

@@ -751,7 +751,6 @@ func testGetBulkEdges(t *testing.T, tg target) {
 		{"one key", []string{p + "one"}, nil, rv, nil, 1},
 		{"one missing key", []string{p + "none"}, nil, rv, nil, 0},
 		{"all missing", []string{p + "x", p + "y", p + "z"}, nil, rv, nil, 0},
-		{"sub-document paths", []string{p + "one"}, []string{"a.b"}, rv, ErrSubdocNotSupported, 0},
 		{"nil map", []string{p + "one"}, nil, nil, errNilMap, 0},
 	}
 	for _, tc := range cases {
