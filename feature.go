@@ -40,6 +40,12 @@ const (
 	FeatureDedupeNotMyVbucketClustermap      Feature = 0x1e
 	FeatureClustermapChangeNotificationBrief Feature = 0x1f
 	FeatureSubdocMultipleXattrKeys           Feature = 0x20
+	FeatureSubdocBinaryXattr                 Feature = 0x21
+	FeatureRangeScanIncludeXattr             Feature = 0x22
+	FeatureSubdocReplicaReadDeleted          Feature = 0x23 // kv_engine's SubdocAllowReplicaReadOnDeletedDocs
+	FeatureGetRandomKeyIncludeXattr          Feature = 0x24
+	FeatureMutateWithMeta                    Feature = 0x25
+	FeatureDcpSkipDeletes                    Feature = 0x26 // kv_engine's DcpSkipDeletesInInitialBackfill
 )
 
 var featureNames = [...]string{
@@ -58,6 +64,12 @@ var featureNames = [...]string{
 	FeatureDedupeNotMyVbucketClustermap:      "DedupeNotMyVbucketClustermap",
 	FeatureClustermapChangeNotificationBrief: "ClustermapChangeNotificationBrief",
 	FeatureSubdocMultipleXattrKeys:           "SubdocMultipleXattrKeys",
+	FeatureSubdocBinaryXattr:                 "SubdocBinaryXattr",
+	FeatureRangeScanIncludeXattr:             "RangeScanIncludeXattr",
+	FeatureSubdocReplicaReadDeleted:          "SubdocAllowReplicaReadOnDeletedDocs",
+	FeatureGetRandomKeyIncludeXattr:          "GetRandomKeyIncludeXattr",
+	FeatureMutateWithMeta:                    "MutateWithMeta",
+	FeatureDcpSkipDeletes:                    "DcpSkipDeletesInInitialBackfill",
 }
 
 // String returns the feature's name, or its code in hex ("0x2e") when it

@@ -82,7 +82,7 @@ func (c *Cache) Modify(vb uint16, key []byte, deleted bool, f func(cur *Item) (*
 		default:
 			it.exp = deadline(w.Expiry, now)
 		}
-		return outcome{store: it}, nil
+		return outcome{store: it, patch: w.Patch}, nil
 	})
 }
 

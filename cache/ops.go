@@ -108,9 +108,19 @@ type Write struct {
 	Datatype uint8
 	// KeepExpiry keeps the present item's expiry instead of Expiry.
 	KeepExpiry bool
+	// KeepXattrs keeps the extended attributes of the present item (a
+	// value whose Datatype has the xattr bit starts with them), putting
+	// them before Value, unless Value brings its own (Datatype has the
+	// bit): Couchbase's stores replace a document's body only.
+	KeepXattrs bool
 	// Deleted stores the value as a deleted document, a tombstone that
 	// keeps it (only Modify does; it needs Config.TombstoneTTL).
 	Deleted bool
+	// Patch, if set (Modify only), is called with the stored value once
+	// the change has its CAS and seqno, before anyone can read it, to
+	// write them into the value in place (Couchbase's mutation macros). It
+	// runs under the key's lock and must not change the value's length.
+	Patch func(value []byte, m Mutation)
 }
 
 // Store stores w.Value under key in vbucket vb as mode says, with w's
@@ -166,8 +176,24 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 		s.stats.casHits++
 	}
 	if !concat {
-		it := newItem(key, value)
-		it.flags, it.datatype = w.Flags, w.Datatype
+		var it *item
+		if xl := xattrLen(old); xl > 0 && w.KeepXattrs && w.Datatype&datatypeXattr == 0 {
+			// As Couchbase: a document's xattrs outlive a store of its body.
+			if !c.fits(len(key), xl+len(value)) {
+				s.stats.storeTooLarge++
+				return outcome{remove: mode == Set}, ErrTooLarge
+			}
+			var data []byte
+			it, data = allocItem(len(key) + xl + len(value))
+			n := copy(data, key)
+			n += copy(data[n:], old.value()[:xl])
+			copy(data[n:], value)
+			it.keyLen = uint16(len(key))
+			it.flags, it.datatype = w.Flags, w.Datatype|datatypeXattr
+		} else {
+			it = newItem(key, value)
+			it.flags, it.datatype = w.Flags, w.Datatype
+		}
 		if w.KeepExpiry && old != nil {
 			it.exp = old.exp
 		} else {
@@ -186,8 +212,10 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 		n += copy(data[n:], ov)
 		copy(data[n:], value)
 	} else {
+		xl := xattrLen(old) // a document's xattrs stay first
+		n += copy(data[n:], ov[:xl])
 		n += copy(data[n:], value)
-		copy(data[n:], ov)
+		copy(data[n:], ov[xl:])
 	}
 	it.keyLen = uint16(len(key))
 	it.flags, it.exp, it.datatype = old.flags, old.exp, old.datatype
@@ -241,6 +269,24 @@ func (c *Cache) delta(vb uint16, key []byte, incr bool, delta, initial uint64, e
 	return value, m, nil
 }
 
+// xattrLen returns the length of the extended attributes that start the
+// value of it (0 if its datatype has no xattr bit, or the section is
+// malformed): a 4-byte big-endian length, then that many bytes.
+func xattrLen(it *item) int {
+	if it == nil || it.datatype&datatypeXattr == 0 {
+		return 0
+	}
+	v := it.value()
+	if len(v) < 4 {
+		return 0
+	}
+	n := uint64(v[0])<<24 | uint64(v[1])<<16 | uint64(v[2])<<8 | uint64(v[3])
+	if n > uint64(len(v)-4) {
+		return 0
+	}
+	return 4 + int(n)
+}
+
 // counter is Incr's and Decr's mutation.
 func counter(s *shard, old *item, now int64, key []byte, incr bool, delta, initial uint64, exp uint32, cas uint64) (uint64, outcome, error) {
 	var buf [20]byte
@@ -261,7 +307,9 @@ func counter(s *shard, old *item, now int64, key []byte, incr bool, delta, initi
 		s.stats.casBadval++
 		return 0, outcome{}, ErrExists
 	}
-	cur, ok := parseCounter(old.value())
+	xlen := xattrLen(old)
+	body := old.value()[xlen:]
+	cur, ok := parseCounter(body)
 	if !ok {
 		return 0, outcome{}, ErrNonNumeric
 	}
@@ -276,11 +324,12 @@ func counter(s *shard, old *item, now int64, key []byte, incr bool, delta, initi
 	digits := strconv.AppendUint(buf[:0], value, 10)
 	// memcached rewrites a shorter number in place, padded with spaces to
 	// the old length; clients see the padding.
-	n := max(len(digits), len(old.value()))
-	it, data := allocItem(len(key) + n)
+	n := max(len(digits), len(body))
+	it, data := allocItem(len(key) + xlen + n)
 	copy(data, key)
-	copy(data[len(key):], digits)
-	for i := len(key) + len(digits); i < len(data); i++ {
+	copy(data[len(key):], old.value()[:xlen]) // a document's xattrs stay
+	copy(data[len(key)+xlen:], digits)
+	for i := len(key) + xlen + len(digits); i < len(data); i++ {
 		data[i] = ' '
 	}
 	it.keyLen = uint16(len(key))

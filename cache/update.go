@@ -31,6 +31,9 @@ type outcome struct {
 	// one (stores with the caller's metadata).
 	rev     uint64
 	keepCAS bool
+	// patch writes the stored item's CAS and seqno into its value before
+	// it is linked (see Write.Patch).
+	patch func([]byte, Mutation)
 }
 
 // A mutation is the work of one operation on one key: given the key's
@@ -69,7 +72,7 @@ func (c *Cache) update(vb uint16, key []byte, f mutation) (Mutation, error) {
 		switch {
 		case !it.expired(now):
 			var ierr error
-			m, ierr = c.insert(s, it, prev, now, freed, o.keepCAS)
+			m, ierr = c.insert(s, it, prev, now, freed, o.keepCAS, o.patch)
 			freed = 0 // insert accounts for it
 			if ierr == nil {
 				stored = true
@@ -225,7 +228,7 @@ func (c *Cache) boundTombs(s *shard, keep *item) int64 {
 // NoEvict, by refusing with ErrNoMemory (expired items are reclaimed
 // first). freed is what the operation released before; insert accounts
 // for it.
-func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS bool) (Mutation, error) {
+func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS bool, patch func([]byte, Mutation)) (Mutation, error) {
 	grow := it.footprint()
 	if prev != nil {
 		grow -= prev.footprint()
@@ -242,7 +245,7 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 	if it.deleted() {
 		kind = Deleted
 	}
-	m := c.number(it.vbucket(), kind, it, it.rev(), !keepCAS)
+	m := c.numberPatched(it.vbucket(), kind, it, it.rev(), !keepCAS, patch)
 	it.cas, it.seqno = m.CAS, m.Seqno
 	grown := s.put(it, prev)
 	if it.deleted() {

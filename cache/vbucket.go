@@ -167,10 +167,20 @@ func orEmpty(m *collSeqnos) *collSeqnos {
 // in. it is the item the change leaves (stored or touched) or, for a
 // removal, the item removed; rev is the change's revision.
 func (c *Cache) number(vb uint16, kind ChangeKind, it *item, rev uint64, newCAS bool) Mutation {
+	return c.numberPatched(vb, kind, it, rev, newCAS, nil)
+}
+
+// numberPatched is number for a new item whose value patch rewrites with
+// the change's CAS and seqno before the change is logged.
+func (c *Cache) numberPatched(vb uint16, kind ChangeKind, it *item, rev uint64, newCAS bool, patch func([]byte, Mutation)) Mutation {
 	v := &c.vbs[vb]
 	m := Mutation{VBUUID: v.uuid.Load(), Seqno: v.high.Add(1), CAS: it.cas}
 	if newCAS {
 		m.CAS = c.nextCAS()
+	}
+	if patch != nil {
+		b := it.bytes()
+		patch(b[it.keyLen:len(b):len(b)], m)
 	}
 	if c.collections {
 		if k := it.key(); len(k) > 0 && k[0] == 0 {

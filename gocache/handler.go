@@ -155,7 +155,7 @@ func (h *handler) writeItem(w memcached.ResponseWriter, req *gm.MCRequest, it *c
 		res.Key = req.Key
 	}
 	if withValue {
-		res.Body = it.Value
+		res.Body = docBody(it)
 		res.DataType = sentDatatype(state(w), it.Datatype)
 	}
 	w.WriteResponse(&res)
@@ -223,7 +223,7 @@ func (h *handler) store(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if !concat {
 		wr.Flags = binary.BigEndian.Uint32(req.Extras)
 		wr.Expiry = d.expiry(binary.BigEndian.Uint32(req.Extras[4:]))
-		wr.Datatype, wr.KeepExpiry = datatype, d.keepExpiry
+		wr.Datatype, wr.KeepExpiry, wr.KeepXattrs = datatype, d.keepExpiry, true
 	}
 	m, err := d.b.cache.Store(d.vb, mode, d.key, wr)
 	switch {

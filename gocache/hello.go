@@ -12,6 +12,7 @@ var supportedFeatures = map[gm.Feature]bool{
 	gm.FeatureTCPNoDelay: true, gm.FeatureMutationSeqno: true, gm.FeatureXError: true,
 	gm.FeatureSelectBucket: true, gm.FeatureSnappy: true, gm.FeatureJSON: true, gm.FeatureAltRequest: true,
 	gm.FeatureCollections: true, gm.FeatureXattr: true, gm.FeatureVAttr: true, gm.FeatureSubdocCreateAsDeleted: true, gm.FeatureSubdocDocumentMacro: true, gm.FeatureSubdocReplaceBodyWithXattr: true, gm.FeatureSubdocMultipleXattrKeys: true,
+	gm.FeatureSubdocBinaryXattr: true,
 }
 
 // hello serves HELLO: the key is the client's name, the value a list of

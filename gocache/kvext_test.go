@@ -674,3 +674,68 @@ func TestDocVectors(t *testing.T) {
 		'I', 'n', 'v', 'a', 'l', 'i', 'd', ' ', 'a', 'r', 'g', 'u', 'm', 'e', 'n', 't', 's',
 	})
 }
+
+// xattrValue is a value with extended attributes (kv_engine's
+// docs/ExtendedAttributes.md): the section's length (4), then each pair's
+// length (4) and key NUL value NUL, then the body.
+func xattrValue(key, value, body string) []byte {
+	pair := key + "\x00" + value + "\x00"
+	v := binary.BigEndian.AppendUint32(nil, uint32(4+len(pair)))
+	v = binary.BigEndian.AppendUint32(v, uint32(len(pair)))
+	return append(append(v, pair...), body...)
+}
+
+// TestXattrDocuments checks the plain commands on a document with
+// extended attributes, as kv_engine answers them: reads give the body
+// only, stores replace the body and keep the xattrs, APPEND, PREPEND and
+// INCR work on the body.
+func TestXattrDocuments(t *testing.T) {
+	addr := kvServer(t, gocache.Config{})
+	c := dialRaw(t, addr)
+	c.hello(0x06, 0x07) // XATTR, XERROR
+	xattr := func(key string) string {
+		t.Helper()
+		path := "meta"
+		ex := binary.BigEndian.AppendUint16(nil, uint16(len(path)))
+		res := c.do(gm.MCRequest{Opcode: gm.SUBDOC_GET, Key: []byte(key), Extras: append(ex, 0x04), Body: []byte(path)})
+		if res.Status != gm.SUCCESS {
+			t.Fatalf("xattr of %s: %v", key, res.Status)
+		}
+		return string(res.Body)
+	}
+	res := c.do(gm.MCRequest{Opcode: gm.SET, Key: []byte("d"), Extras: make([]byte, 8), DataType: gm.DatatypeFlagXattrs,
+		Body: xattrValue("meta", `{"a":1}`, "body")})
+	if res.Status != gm.SUCCESS {
+		t.Fatalf("SET with xattrs: %v", res.Status)
+	}
+	if res := c.do(get("d")); string(res.Body) != "body" || res.DataType != 0 {
+		t.Fatalf("GET: %q datatype %d", res.Body, res.DataType)
+	}
+	c.do(gm.MCRequest{Opcode: gm.APPEND, Key: []byte("d"), Body: []byte("+end")})
+	c.do(gm.MCRequest{Opcode: gm.PREPEND, Key: []byte("d"), Body: []byte("start+")})
+	if res := c.do(get("d")); string(res.Body) != "start+body+end" {
+		t.Fatalf("after APPEND and PREPEND: %q", res.Body)
+	}
+	c.do(gm.MCRequest{Opcode: gm.SET, Key: []byte("d"), Extras: make([]byte, 8), Body: []byte("41")})
+	if v := xattr("d"); v != `{"a":1}` {
+		t.Fatalf("xattr after a SET of the body: %s", v)
+	}
+	inc := c.do(gm.MCRequest{Opcode: gm.INCREMENT, Key: []byte("d"), Extras: deltaExt(1, 0, 0)})
+	if inc.Status != gm.SUCCESS || binary.BigEndian.Uint64(inc.Body) != 42 {
+		t.Fatalf("INCR of the body: %v %x", inc.Status, inc.Body)
+	}
+	if res := c.do(get("d")); string(res.Body) != "42" || xattr("d") != `{"a":1}` {
+		t.Fatalf("after INCR: %q", res.Body)
+	}
+	// Malformed sections are refused, as are xattrs from a client that
+	// did not negotiate them.
+	bad := xattrValue("meta", `{"a":1}`, "")
+	bad[3] = 200
+	if res := c.do(gm.MCRequest{Opcode: gm.SET, Key: []byte("e"), Extras: make([]byte, 8), DataType: gm.DatatypeFlagXattrs, Body: bad}); res.Status != gm.EINVAL {
+		t.Fatalf("SET with a bad xattr section: %v", res.Status)
+	}
+	plain := dialRaw(t, addr)
+	if res := plain.do(gm.MCRequest{Opcode: gm.SET, Key: []byte("e"), Extras: make([]byte, 8), DataType: gm.DatatypeFlagXattrs, Body: xattrValue("m", "1", "")}); res.Status != gm.EINVAL {
+		t.Fatalf("SET with xattrs without XATTR: %v", res.Status)
+	}
+}

@@ -221,6 +221,6 @@ func (h *handler) randomKey(w memcached.ResponseWriter, req *gm.MCRequest) {
 	var flags [4]byte
 	binary.BigEndian.PutUint32(flags[:], it.Flags)
 	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Cas: it.CAS, Extras: flags[:], Key: key,
-		Body: it.Value, DataType: sentDatatype(st, it.Datatype)}
+		Body: docBody(&it), DataType: sentDatatype(st, it.Datatype)}
 	w.WriteResponse(&res)
 }

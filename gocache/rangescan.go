@@ -835,8 +835,9 @@ func appendDocument(dst []byte, st *connState, name []byte, it *cache.Item) []by
 	dst = append(dst, sentDatatype(st, it.Datatype))
 	dst = binary.AppendUvarint(dst, uint64(len(name)))
 	dst = append(dst, name...)
-	dst = binary.AppendUvarint(dst, uint64(len(it.Value)))
-	return append(dst, it.Value...)
+	body := docBody(it)
+	dst = binary.AppendUvarint(dst, uint64(len(body)))
+	return append(dst, body...)
 }
 
 // cancel serves CANCEL_RANGE_SCAN: the uuid in the extras. A continue of

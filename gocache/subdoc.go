@@ -27,9 +27,8 @@ import (
 // xattrs seen as one JSON object, then body specs), and stores the result
 // in one step of the store (cache.Modify).
 
-// opReplaceBodyWithXattr is kv_engine's SubdocReplaceBodyWithXattr
-// (include/mcbp/protocol/opcode.h), which opcode.go does not name yet.
-const opReplaceBodyWithXattr = gm.CommandCode(0xd3)
+// opReplaceBodyWithXattr is kv_engine's SubdocReplaceBodyWithXattr.
+const opReplaceBodyWithXattr = gm.SUBDOC_REPLACE_BODY_WITH_XATTR
 
 // Flags that protocol_binary.h has and the root package does not name.
 const (
@@ -1100,10 +1099,7 @@ func (h *handler) subdocMutate(w memcached.ResponseWriter, req *gm.MCRequest, d 
 		switch {
 		case !ex.macroSpecs:
 		case ex.storeNumbers():
-			if !finishWrite(wr, ex.expand) {
-				status = gm.NOT_SUPPORTED
-				return nil, errSubdocAnswered
-			}
+			finishWrite(wr, ex.expand)
 		default: // only the CRC32C of the new body, known now
 			ex.expand(value, 0, 0)
 		}
@@ -1136,15 +1132,10 @@ func (h *handler) subdocMutate(w memcached.ResponseWriter, req *gm.MCRequest, d 
 }
 
 // finishWrite asks the store to call patch with the stored value and the
-// change's CAS and seqno before the item becomes visible, which macro
-// expansion needs. The store has no such hook yet (cache.Write would need
-// one, run by Modify under the key's lock once the change is numbered),
-// so it reports false and macros are answered NOT_SUPPORTED. With the
-// hook: w.Finish = func(v []byte, m cache.Mutation) { patch(v, m.CAS,
-// m.Seqno) }; return true.
-func finishWrite(w *cache.Write, patch func(value []byte, cas, seqno uint64)) bool {
-	_, _ = w, patch
-	return false
+// change's CAS and seqno before the item becomes visible (cache.Write's
+// Patch, run under the key's lock), which macro expansion needs.
+func finishWrite(w *cache.Write, patch func(value []byte, cas, seqno uint64)) {
+	w.Patch = func(v []byte, m cache.Mutation) { patch(v, m.CAS, m.Seqno) }
 }
 
 // subdocFailed answers a command whose spec failed.
