@@ -91,6 +91,11 @@ type Config struct {
 	// past it (the bound is kept per shard, so it holds within a shard's
 	// share); 0 means no bound but memory.
 	MaxTombstones int
+	// TombstoneValue, if set, gives what the tombstone of a deleted or
+	// expired item whose datatype has the xattr bit keeps of its value
+	// (Couchbase keeps a document's system xattrs): nil keeps nothing.
+	// It runs under the key's lock.
+	TombstoneValue func(value []byte) []byte
 	// Collections makes every key carry its collection id first, as
 	// Couchbase's protocol encodes it (see CollectionKey): the cache then
 	// keeps each collection's seqnos and can drop a collection.
@@ -131,6 +136,7 @@ type Cache struct {
 	logSize      int
 	tombstoneTTL time.Duration
 	tombLimit    int // per shard; 0 none
+	tombValue    func([]byte) []byte
 	collections  bool
 
 	stop     chan struct{}
@@ -161,6 +167,7 @@ func New(cfg Config) *Cache {
 		logSize:      cmp.Or(max(cfg.ChangeLog, 0), DefaultChangeLog),
 		tombstoneTTL: cfg.TombstoneTTL,
 		collections:  cfg.Collections,
+		tombValue:    cfg.TombstoneValue,
 	}
 	interval := cfg.SweepInterval
 	if interval == 0 {

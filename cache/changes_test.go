@@ -251,7 +251,9 @@ func TestTombstones(t *testing.T) {
 		t.Fatalf("replace of a tombstone: %v", err)
 	}
 	st := c.Stats()
-	if st.CurrItems != 0 || st.Tombstones != 1 || st.Bytes != int64(len("a"))+ItemOverhead || c.Len() != 0 {
+	// A small item becomes its own tombstone in place: its memory stays
+	// counted until the tombstone goes.
+	if st.CurrItems != 0 || st.Tombstones != 1 || st.Bytes != int64(len("a")+len("value2"))+ItemOverhead || c.Len() != 0 {
 		t.Fatalf("after delete: %+v, Len %d", st, c.Len())
 	}
 	if _, err := c.Store(0, Add, k("a"), Write{Value: k("back")}); err != nil {

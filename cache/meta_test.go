@@ -324,3 +324,41 @@ func TestInvariantsUnderLoad(t *testing.T) {
 		t.Errorf("bytes %d, items add up to %d", got, bytes)
 	}
 }
+
+// TestTombstoneInPlace: a small item becomes its own tombstone (no
+// allocation; its value hidden, its memory still counted), a large one
+// leaves a small tombstone, and while a cursor follows the vbucket the
+// stored value the log refers to is left untouched.
+func TestTombstoneInPlace(t *testing.T) {
+	c, _ := newTest(t, Config{TombstoneTTL: time.Hour})
+	c.Store(0, Set, k("small"), Write{Value: k("value"), Datatype: 1})
+	before := c.Stats().Bytes
+	c.Delete(0, k("small"), 0)
+	if d, ok := c.Lookup(0, k("small"), true); !ok || !d.Deleted || d.Value != nil || d.Datatype != 0 || d.Rev != 2 {
+		t.Fatalf("in-place tombstone: %+v %v", d, ok)
+	}
+	if after := c.Stats().Bytes; after != before {
+		t.Fatalf("bytes %d after the delete, %d before", after, before)
+	}
+	big := make([]byte, 4000)
+	c.Store(0, Set, k("big"), Write{Value: big})
+	before = c.Stats().Bytes
+	c.Delete(0, k("big"), 0)
+	if after := c.Stats().Bytes; before-after != int64(len(big)) {
+		t.Fatalf("a large item's tombstone keeps %d bytes", after-(before-int64(len(big))))
+	}
+	cur, err := c.Changes(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	c.Store(0, Set, k("logged"), Write{Value: k("kept")})
+	c.Delete(0, k("logged"), 0)
+	ch, err := cur.Next(nil, 0)
+	if err != nil || len(ch) != 2 || ch[0].Kind != Mutated || string(ch[0].Value) != "kept" || ch[1].Kind != Deleted {
+		t.Fatalf("changes under a cursor: %+v %v", ch, err)
+	}
+	if d, _ := c.Lookup(0, k("logged"), true); len(d.Value) != 0 {
+		t.Fatalf("tombstone made under a cursor has value %q", d.Value)
+	}
+}

@@ -31,6 +31,9 @@ type Item struct {
 
 func (it *item) export() Item {
 	out := Item{Value: it.value(), Flags: it.flags, CAS: it.cas, Datatype: it.datatype, Seqno: it.seqno, Rev: it.rev(), Deleted: it.deleted()}
+	if it.bits&hollowBit != 0 {
+		out.Value = nil
+	}
 	if it.exp != 0 {
 		out.Expires = time.Unix(0, it.exp)
 	}

@@ -47,6 +47,7 @@ type outlined struct {
 const (
 	fetchedBit = 1 << iota // read since it was stored
 	deletedBit             // a tombstone
+	hollowBit              // a tombstone made of its live item in place: its data is not its value
 )
 
 // recordSize is the size of an item record, where an inline item's data

@@ -200,10 +200,33 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) 
 		m := c.number(vb, kind, it, rev, true)
 		return m, s.remove(it)
 	}
-	t := newItem(it.key(), nil)
+	var kept []byte
+	if c.tombValue != nil && it.datatype&datatypeXattr != 0 && kind != Evicted {
+		kept = c.tombValue(it.value())
+	}
+	if kept == nil && it.size <= maxInline && !c.vbs[vb].logging.Load() {
+		// The item becomes its own tombstone: no allocation. Its data
+		// stays (a small item's is part of its record), hidden (hollow)
+		// and counted. Not while a cursor follows the vbucket: its log
+		// may still read the item as the value stored.
+		s.unlinkLRU(it)
+		it.bits |= deletedBit | hollowBit
+		it.datatype = 0
+		it.setRev(vb, rev)
+		it.exp = now + int64(c.tombstoneTTL)
+		m := c.number(vb, kind, it, rev, true)
+		it.cas, it.seqno = m.CAS, m.Seqno
+		s.tombs++
+		s.pushTomb(it)
+		return m, c.boundTombs(s, it)
+	}
+	t := newItem(it.key(), kept)
 	t.hash = it.hash
 	t.bits |= deletedBit
 	t.flags = it.flags
+	if len(kept) > 0 {
+		t.datatype = datatypeXattr
+	}
 	t.setRev(vb, rev)
 	t.exp = now + int64(c.tombstoneTTL)
 	m := c.number(vb, kind, t, rev, true)

@@ -28,6 +28,7 @@ type bucket struct {
 // carrying their collection, with manifest m (nil: the default one).
 func newBucket(name string, cfg cache.Config, m *manifest) *bucket {
 	cfg.Collections = true
+	cfg.TombstoneValue = systemXattrs
 	b := &bucket{name: name, cache: cache.New(cfg)}
 	if m == nil {
 		m = defaultManifest()

@@ -45,6 +45,17 @@ func storedValue(st *connState, req *gm.MCRequest) (value []byte, datatype uint8
 	return value, datatype, true
 }
 
+// systemXattrs is what a deleted document keeps of its value, as
+// kv_engine keeps it: the system xattrs (keys starting with _), nil if it
+// has none.
+func systemXattrs(value []byte) []byte {
+	blob, _, err := subdoc.Split(value)
+	if err != nil {
+		return nil
+	}
+	return blob.System(nil)
+}
+
 // docBody is the value of an item as the plain commands answer it: a
 // document's extended attributes, if it has any, are left out.
 func docBody(it *cache.Item) []byte {

@@ -739,3 +739,35 @@ func TestXattrDocuments(t *testing.T) {
 		t.Fatalf("SET with xattrs without XATTR: %v", res.Status)
 	}
 }
+
+// TestDeleteKeepsSystemXattrs: a deleted document keeps its system xattrs
+// (keys starting with _) and loses the rest, as kv_engine's deletions do;
+// a sub-document read of a deleted document finds them.
+func TestDeleteKeepsSystemXattrs(t *testing.T) {
+	addr := kvServer(t, gocache.Config{})
+	c := dialRaw(t, addr)
+	c.hello(0x06, 0x07)
+	pair := func(k, v string) []byte {
+		p := k + "\x00" + v + "\x00"
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(p))), p...)
+	}
+	section := append(pair("_sys", `{"r":1}`), pair("user", `2`)...)
+	value := append(binary.BigEndian.AppendUint32(nil, uint32(len(section))), section...)
+	value = append(value, "body"...)
+	c.do(gm.MCRequest{Opcode: gm.SET, Key: []byte("d"), Extras: make([]byte, 8), DataType: gm.DatatypeFlagXattrs, Body: value})
+	c.do(gm.MCRequest{Opcode: gm.DELETE, Key: []byte("d")})
+	lookup := func(path string) gm.MCResponse {
+		ex := binary.BigEndian.AppendUint16(nil, uint16(len(path)))
+		ex = append(ex, 0x04, 0x04) // path flag XATTR, doc flag ACCESS_DELETED
+		return c.do(gm.MCRequest{Opcode: gm.SUBDOC_GET, Key: []byte("d"), Extras: ex, Body: []byte(path)})
+	}
+	if res := lookup("_sys"); res.Status != gm.SUBDOC_SUCCESS_DELETED || string(res.Body) != `{"r":1}` {
+		t.Fatalf("system xattr of the deleted document: %v %q", res.Status, res.Body)
+	}
+	if res := lookup("user"); res.Status == gm.SUBDOC_SUCCESS_DELETED || res.Status == gm.SUCCESS {
+		t.Fatalf("user xattr kept by the deletion: %v %q", res.Status, res.Body)
+	}
+	if res := c.do(get("d")); res.Status != gm.KEY_ENOENT {
+		t.Fatalf("GET of the deleted document: %v", res.Status)
+	}
+}
