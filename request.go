@@ -31,9 +31,12 @@ type MCRequest struct {
 	// VBucket is the vbucket the key belongs to.
 	VBucket uint16
 	// Extras, Key and Body are the command's sections. ExtMeta is the
-	// extended metadata that follows the value when the extras are longer
-	// than 29 bytes and carry its length at offset 28 (DCP mutations,
-	// *_WITH_META commands).
+	// extended metadata that follows the value in the messages whose
+	// extras carry its length (nmeta): DCP_MUTATION (at offset 28),
+	// DCP_DELETION with 18 bytes of extras (at 16), and the *_WITH_META
+	// commands with 30 (at 28) or 26 (at 24). (The reference reads a
+	// length at offset 28 of any extras over 29 bytes, which breaks a
+	// stream request whose vbuuid has bytes there.)
 	Extras, Key, Body, ExtMeta []byte
 	// DataType holds the Datatype flags of the value.
 	DataType uint8
@@ -59,6 +62,29 @@ type MCRequest struct {
 // isTapMessage reports whether op is a TAP message whose extras are followed
 // by engine-specific data, sized by the first two bytes of the extras.
 func isTapMessage(op CommandCode) bool { return op >= TAP_MUTATION && op <= TAP_CHECKPOINT_END }
+
+// nmetaAt returns where the extras of an op carry the length of the
+// extended metadata that ends the value, or -1 if they do not.
+func nmetaAt(op CommandCode, extlen int) int {
+	switch op {
+	case UPR_MUTATION:
+		if extlen >= 30 {
+			return 28
+		}
+	case UPR_DELETION:
+		if extlen == 18 {
+			return 16
+		}
+	case SET_WITH_META, SETQ_WITH_META, ADD_WITH_META, ADDQ_WITH_META, DELETE_WITH_META, DELETEQ_WITH_META:
+		switch extlen {
+		case 30:
+			return 28
+		case 26:
+			return 24
+		}
+	}
+	return -1
+}
 
 // framesLen returns the encoded length of the framing extras.
 func (req *MCRequest) framesLen() int {
@@ -334,7 +360,7 @@ func (req *MCRequest) decode(h *header, hb, body []byte) error {
 	req.CollIdLen = 0
 	req.UserLen = 0
 	req.FramingExtras = req.FramingExtras[:0]
-	if h.framelen == 0 && h.extlen <= 29 && !isTapMessage(req.Opcode) {
+	if h.framelen == 0 && nmetaAt(req.Opcode, h.extlen) < 0 && !isTapMessage(req.Opcode) {
 		// The common packet: no frames, TAP engine data or metadata.
 		e, k := h.extlen, h.extlen+h.keylen
 		req.Extras, req.Key, req.Body, req.ExtMeta = body[:e:e], body[e:k:k], body[k:], nil
@@ -360,8 +386,8 @@ func (req *MCRequest) decode(h *header, hb, body []byte) error {
 	req.Key = rest[elen : elen+h.keylen : elen+h.keylen]
 	rest = rest[elen+h.keylen:]
 	meta := 0
-	if elen > 29 {
-		meta = int(binary.BigEndian.Uint16(req.Extras[28:30]))
+	if at := nmetaAt(req.Opcode, elen); at >= 0 {
+		meta = int(binary.BigEndian.Uint16(req.Extras[at : at+2]))
 		if meta > len(rest) {
 			return protoErr(ErrBadLength, "extended metadata length "+strconv.Itoa(meta)+
 				" exceeds the value's "+strconv.Itoa(len(rest))+" bytes")

@@ -100,19 +100,12 @@ func (h *handler) withMeta(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if n >= 28 {
 		opts = binary.BigEndian.Uint32(ex[24:])
 	}
-	// The codec splits the extended metadata off the value (ExtMeta) when
-	// the extras are longer than 29 bytes; with 26 it is still there.
+	// The codec splits the extended metadata, nmeta bytes, off the end of
+	// the value (ExtMeta); an nmeta past the value fails the decode.
 	value := req.Body
-	if n == 26 || n == 30 {
-		nmeta := int(binary.BigEndian.Uint16(ex[n-2:]))
-		switch {
-		case len(req.ExtMeta) == nmeta:
-		case len(req.ExtMeta) != 0 || nmeta > len(value):
-			h.invalid(w, req)
-			return
-		default:
-			value = value[:len(value)-nmeta]
-		}
+	if (n == 26 || n == 30) && len(req.ExtMeta) != int(binary.BigEndian.Uint16(ex[n-2:])) {
+		h.invalid(w, req)
+		return
 	}
 	deletion := req.Opcode == gm.DELETE_WITH_META || req.Opcode == gm.DELETEQ_WITH_META
 	skip := opts&(metaForce|metaSkipConflicts) != 0
