@@ -362,3 +362,82 @@ func TestTombstoneInPlace(t *testing.T) {
 		t.Fatalf("tombstone made under a cursor has value %q", d.Value)
 	}
 }
+
+// TestSweepWithTombstoneBound: the sweeper expires an item whose hash
+// chain goes on to an older tombstone, and the tombstone bound then
+// purges that tombstone: the walk of the table must not visit it after
+// (it once crashed here, following a chain from an item no longer in it).
+func TestSweepWithTombstoneBound(t *testing.T) {
+	clk := newFakeClock()
+	c := New(Config{Shards: 1, Clock: clk, SweepInterval: -1, TombstoneTTL: 10 * time.Second, MaxTombstones: 1})
+	defer c.Close()
+	// Two keys in one bucket of the table.
+	s := &c.shards[0]
+	first := map[uint32]string{}
+	var a, b string
+	for i := 0; a == ""; i++ {
+		key := fmt.Sprint("k", i)
+		_, h := c.shardFor(k(key))
+		slot := h & uint32(len(s.buckets)-1)
+		if other, ok := first[slot]; ok {
+			b, a = other, key
+		} else {
+			first[slot] = key
+		}
+	}
+	c.Store(0, Set, k(b), Write{Value: k("v")})
+	c.Delete(0, k(b), 0) // b: a tombstone, purged after 10 s
+	c.Store(0, Set, k(a), Write{Value: k("v"), Expiry: 5})
+	clk.Advance(11 * time.Second)
+	c.SweepNow()
+	if st := c.Stats(); st.CurrItems != 0 || st.Tombstones > 1 {
+		t.Fatalf("after the sweep: %+v", st)
+	}
+}
+
+// TestNoEvictReclaimsTombstones: with NoEvict, deleting everything frees
+// room for new items, as memcached -M does: tombstones go first.
+func TestNoEvictReclaimsTombstones(t *testing.T) {
+	c, _ := newTest(t, Config{MaxBytes: 64 << 10, NoEvict: true, Shards: 1, TombstoneTTL: time.Hour})
+	n := 0
+	for ; ; n++ {
+		if _, err := c.Store(0, Set, k(fmt.Sprint("k", n)), Write{Value: make([]byte, 400)}); err != nil {
+			break
+		}
+	}
+	for i := range n {
+		c.Delete(0, k(fmt.Sprint("k", i)), 0)
+	}
+	if st := c.Stats(); st.Bytes != st.TombstoneBytes || st.CurrItems != 0 {
+		t.Fatalf("after deleting all: %+v", st)
+	}
+	for i := range n {
+		if _, err := c.Store(0, Set, k(fmt.Sprint("n", i)), Write{Value: make([]byte, 400)}); err != nil {
+			t.Fatalf("store %d of %d after deleting everything: %v", i, n, err)
+		}
+	}
+}
+
+// TestDeleteVBucketWithCursor: a cursor open on a vbucket that is deleted
+// loses its changes; the vbucket created again numbers from 1, and a new
+// cursor follows it.
+func TestDeleteVBucketWithCursor(t *testing.T) {
+	c, _ := newTest(t, Config{VBuckets: 2})
+	old, _ := c.Changes(1)
+	defer old.Close()
+	c.Store(1, Set, k("a"), Write{})
+	c.DeleteVBucket(1)
+	if _, err := old.Next(nil, 0); err != ErrChangesLost {
+		t.Fatalf("old cursor: %v", err)
+	}
+	c.SetState(1, Active)
+	cur, _ := c.Changes(1)
+	defer cur.Close()
+	if m, _ := c.Store(1, Set, k("b"), Write{}); m.Seqno != 1 {
+		t.Fatalf("first seqno of the new vbucket: %d", m.Seqno)
+	}
+	ch, err := cur.Next(nil, 0)
+	if err != nil || len(ch) != 1 || string(ch[0].Key) != "b" {
+		t.Fatalf("new cursor: %+v %v", ch, err)
+	}
+}

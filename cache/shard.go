@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -121,13 +122,14 @@ const minBuckets = 64
 type shard struct {
 	mu         sync.Mutex
 	buckets    []*item
-	count      int // items in the table, tombstones included
-	tombs      int // tombstones in the table
+	count      int          // items in the table, tombstones included
+	tombs      int          // tombstones in the table
+	tombBytes  atomic.Int64 // their footprint (read without the lock when memory is short)
 	head, tail *item
 	tombHead   *item // the newest tombstone; tombstones end the LRU list
 	bytes      int64
 	stats      counters
-	_          [32]byte // keep shards' hot fields on separate cache lines
+	_          [24]byte // keep shards' hot fields on separate cache lines
 }
 
 func (s *shard) init() { s.buckets = make([]*item, minBuckets) }
@@ -136,6 +138,7 @@ func (s *shard) init() { s.buckets = make([]*item, minBuckets) }
 func (s *shard) reset() {
 	s.buckets = make([]*item, minBuckets)
 	s.count, s.tombs = 0, 0
+	s.tombBytes.Store(0)
 	s.head, s.tail, s.tombHead = nil, nil, nil
 	s.bytes = 0
 }
@@ -166,6 +169,7 @@ func (s *shard) link(it *item) {
 	s.count++
 	if it.deleted() {
 		s.tombs++
+		s.tombBytes.Add(it.footprint())
 	}
 }
 
@@ -186,6 +190,7 @@ func (s *shard) unlink(it *item) {
 	s.count--
 	if it.deleted() {
 		s.tombs--
+		s.tombBytes.Add(-it.footprint())
 	}
 }
 
@@ -298,9 +303,11 @@ func (s *shard) put(it, old *item) int64 {
 		s.unlinkLRU(old)
 		if old.deleted() {
 			s.tombs--
+			s.tombBytes.Add(-old.footprint())
 		}
 		if it.deleted() {
 			s.tombs++
+			s.tombBytes.Add(it.footprint())
 		}
 	}
 	if it.deleted() {

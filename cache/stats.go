@@ -6,6 +6,7 @@ type Stats struct {
 	Tombstones       uint64 // tombstones kept now (see Config.TombstoneTTL)
 	TotalItems       uint64 // items stored since start
 	Bytes            int64  // memory in use, as the limit counts it
+	TombstoneBytes   int64  // what tombstones take of Bytes
 	LimitMaxBytes    int64
 	GetHits          uint64
 	GetMisses        uint64
@@ -40,6 +41,7 @@ func (c *Cache) Stats() Stats {
 		k := s.stats
 		st.CurrItems += uint64(s.count - s.tombs)
 		st.Tombstones += uint64(s.tombs)
+		st.TombstoneBytes += s.tombBytes.Load()
 		s.mu.Unlock()
 		st.TotalItems += k.totalItems
 		st.GetHits += k.getHits

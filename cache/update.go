@@ -112,8 +112,14 @@ func (c *Cache) update(vb uint16, key []byte, f mutation) (Mutation, error) {
 	return m, err
 }
 
-// unlock unlocks s and accounts for the bytes freed while it was locked.
+// unlock unlocks s and accounts for the bytes freed while it was locked,
+// first purging the oldest tombstones past the shard's bound. (Every
+// operation and sweep ends here; bounding in the middle of one could
+// remove an item a walk of the table is about to visit.)
 func (c *Cache) unlock(s *shard, freed int64) {
+	if c.tombLimit > 0 && s.tombs > c.tombLimit {
+		freed += c.boundTombs(s, nil)
+	}
 	s.mu.Unlock()
 	if freed != 0 {
 		c.bytes.Add(-freed)
@@ -217,8 +223,9 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) 
 		m := c.number(vb, kind, it, rev, true)
 		it.cas, it.seqno = m.CAS, m.Seqno
 		s.tombs++
+		s.tombBytes.Add(it.footprint())
 		s.pushTomb(it)
-		return m, c.boundTombs(s, it)
+		return m, 0
 	}
 	t := newItem(it.key(), kept)
 	t.hash = it.hash
@@ -231,7 +238,7 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) 
 	t.exp = now + int64(c.tombstoneTTL)
 	m := c.number(vb, kind, t, rev, true)
 	t.cas, t.seqno = m.CAS, m.Seqno
-	return m, -s.put(t, it) + c.boundTombs(s, t)
+	return m, -s.put(t, it)
 }
 
 // boundTombs purges the oldest tombstones of the locked shard s, other
@@ -258,7 +265,10 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 	}
 	if c.noEvict && c.bytes.Load()-freed+grow > c.maxBytes {
 		freed += c.reclaimExpired(s, prev, now, reclaimSearch)
-		if c.bytes.Load()-freed+grow > c.maxBytes {
+		// Tombstones elsewhere make room too (evictElsewhere purges them
+		// once this store is done): memcached frees a deleted item's
+		// memory at once, and -M must not refuse a store for them.
+		if c.bytes.Load()-freed+grow-c.tombstoneBytes() > c.maxBytes {
 			s.stats.storeNoMemory++
 			c.bytes.Add(-freed)
 			return Mutation{}, ErrNoMemory
@@ -270,11 +280,7 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 	}
 	m := c.numberPatched(it.vbucket(), kind, it, it.rev(), !keepCAS, patch)
 	it.cas, it.seqno = m.CAS, m.Seqno
-	grown := s.put(it, prev)
-	if it.deleted() {
-		grown -= c.boundTombs(s, it)
-	}
-	total := c.bytes.Add(grown - freed)
+	total := c.bytes.Add(s.put(it, prev) - freed)
 	for total > c.maxBytes && !c.noEvict {
 		n := c.evictOne(s, it, now)
 		if n == 0 {
@@ -312,7 +318,7 @@ func (c *Cache) evictOne(s *shard, keep *item, now int64) int64 {
 // is over the limit. It runs with no lock held, so shards are never locked
 // two at a time.
 func (c *Cache) evictElsewhere() {
-	if c.noEvict || c.bytes.Load() <= c.maxBytes {
+	if c.bytes.Load() <= c.maxBytes {
 		return
 	}
 	idle := 0
@@ -320,7 +326,13 @@ func (c *Cache) evictElsewhere() {
 		s := &c.shards[c.evictAt.Add(1)&c.mask]
 		now := c.now() // before the lock: it may carry out a delayed flush, which locks every shard
 		s.mu.Lock()
-		n := c.evictOne(s, nil, now)
+		var n int64
+		switch {
+		case !c.noEvict:
+			n = c.evictOne(s, nil, now)
+		case s.tail != nil && s.tail.deleted():
+			n = s.remove(s.tail) // with NoEvict only tombstones go
+		}
 		c.unlock(s, n)
 		if n == 0 {
 			idle++
@@ -330,18 +342,29 @@ func (c *Cache) evictElsewhere() {
 	}
 }
 
+// tombstoneBytes is the memory tombstones take in all shards, read
+// without their locks.
+func (c *Cache) tombstoneBytes() int64 {
+	var n int64
+	for i := range c.shards {
+		n += c.shards[i].tombBytes.Load()
+	}
+	return n
+}
+
 // reclaimSearch is how many items from the LRU tail a store looks at for
 // expired ones when memory is full and eviction is off (memcached: 5).
 const reclaimSearch = 5
 
-// reclaimExpired removes expired items and tombstones among the n least
+// reclaimExpired removes tombstones and expired items among the n least
 // recently used of the locked shard s, other than keep, and returns the
-// bytes freed.
+// bytes freed. (Tombstones come last in the list, and go before any live
+// item is refused room.)
 func (c *Cache) reclaimExpired(s *shard, keep *item, now int64, n int) int64 {
 	var freed int64
 	for it := s.tail; it != nil && n > 0; n-- {
 		prev := it.prev
-		if it != keep && it.expired(now) {
+		if it != keep && (it.deleted() || it.expired(now)) {
 			freed += c.expire(s, it, now, false)
 		}
 		it = prev

@@ -286,17 +286,22 @@ func (c *Cache) DeleteVBucket(vb uint16) error {
 		return ErrNoVBucket
 	}
 	v := &c.vbs[vb]
+	v.mu.Lock()
 	v.state.Store(uint32(Missing))
+	v.mu.Unlock()
 	c.removeWhere(func(it *item) bool { return it.vbucket() == vb })
 	v.mu.Lock()
-	if v.log != nil {
-		v.log.lose(v.high.Load())
+	defer v.mu.Unlock()
+	if VBState(v.state.Load()) != Missing {
+		return nil // created again meanwhile: it keeps its new history
 	}
 	v.high.Store(0)
 	v.defHigh.Store(0)
 	v.colls.Store(nil)
 	v.failover = nil
-	v.mu.Unlock()
+	if v.log != nil {
+		v.log.lose(0) // the next change, seqno 1, is the log's first
+	}
 	return nil
 }
 

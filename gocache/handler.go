@@ -211,7 +211,7 @@ func (h *handler) store(w memcached.ResponseWriter, req *gm.MCRequest) {
 		return
 	}
 	value, datatype, ok := storedValue(state(w), req)
-	if !ok {
+	if !ok || concat && req.DataType&gm.DatatypeFlagXattrs != 0 { // kv_engine appends no xattrs
 		h.invalid(w, req)
 		return
 	}

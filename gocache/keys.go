@@ -86,13 +86,21 @@ func (h *handler) docTarget(w memcached.ResponseWriter, req *gm.MCRequest) (d do
 }
 
 // vbActive returns the request's vbucket if it is active in b, and
-// otherwise answers NOT_MY_VBUCKET and returns false.
+// otherwise answers NOT_MY_VBUCKET and returns false. memcached ignores
+// the header's vbucket field, so for a connection that did not negotiate
+// XERROR (no Couchbase client leaves it out, no memcached client asks for
+// it) an id past the bucket's count folds onto it, as before vbuckets had
+// states.
 func (h *handler) vbActive(w memcached.ResponseWriter, req *gm.MCRequest, b *bucket) (uint16, bool) {
-	if b.cache.State(req.VBucket) != cache.Active {
+	vb := req.VBucket
+	if n := b.cache.VBuckets(); int(vb) >= n && !state(w).features.Has(gm.FeatureXError) {
+		vb = uint16(int(vb) % n)
+	}
+	if b.cache.State(vb) != cache.Active {
 		h.notMyVBucket(w, req)
 		return 0, false
 	}
-	return req.VBucket, true
+	return vb, true
 }
 
 // notMyVBucket answers NOT_MY_VBUCKET. gocache serves no cluster map, so

@@ -771,3 +771,89 @@ func TestDeleteKeepsSystemXattrs(t *testing.T) {
 		t.Fatalf("GET of the deleted document: %v", res.Status)
 	}
 }
+
+// TestMemcachedClientsUnchanged pins what the Couchbase side must not
+// change for memcached's clients: any vbucket id is taken (memcached
+// ignores the field), `bytes` drops on a delete even though a tombstone is
+// kept, and with -M a full cache takes new items once its keys are
+// deleted.
+func TestMemcachedClientsUnchanged(t *testing.T) {
+	addr := kvServer(t, gocache.Config{Cache: cache.Config{MaxBytes: 1 << 20, NoEvict: true}})
+	c := dialRaw(t, addr)
+	if res := c.do(gm.MCRequest{Opcode: gm.SET, VBucket: 2000, Key: []byte("k"), Extras: make([]byte, 8), Body: []byte("v")}); res.Status != gm.SUCCESS {
+		t.Fatalf("SET to vbucket 2000: %v", res.Status)
+	}
+	if res := c.do(gm.MCRequest{Opcode: gm.GET, VBucket: 0xffff, Key: []byte("zz")}); res.Status != gm.KEY_ENOENT {
+		t.Fatalf("GET from vbucket 0xffff: %v", res.Status)
+	}
+	value := make([]byte, 1000)
+	n := 0
+	for ; n < 5000; n++ {
+		res := c.do(gm.MCRequest{Opcode: gm.SET, Key: []byte(fmt.Sprintf("key%05d", n)), Extras: make([]byte, 8), Body: value})
+		if res.Status == gm.ENOMEM {
+			break
+		}
+	}
+	if n == 5000 {
+		t.Fatal("1 MiB never filled")
+	}
+	for i := range n {
+		c.do(gm.MCRequest{Opcode: gm.DELETE, Key: []byte(fmt.Sprintf("key%05d", i))})
+	}
+	c.do(gm.MCRequest{Opcode: gm.DELETE, VBucket: 2000, Key: []byte("k")})
+	if st := stats(t, addr, ""); st["bytes"] != "0" || st["curr_items"] != "0" {
+		t.Fatalf("after deleting everything: bytes %s, items %s", st["bytes"], st["curr_items"])
+	}
+	for i := range n {
+		if res := c.do(gm.MCRequest{Opcode: gm.SET, Key: []byte(fmt.Sprintf("new%05d", i)), Extras: make([]byte, 8), Body: value}); res.Status != gm.SUCCESS {
+			t.Fatalf("store %d of %d after deleting everything: %v", i, n, res.Status)
+		}
+	}
+}
+
+// TestXattrEdges: APPEND with an xattr section is EINVAL, as kv_engine's
+// validator; DEL_WITH_META keeps the xattrs of its value and nothing of a
+// body; without XERROR, CAS_VALUE_INVALID is answered KEY_EEXISTS and an
+// unknown collection EINVAL, on an open connection, as kv_engine remaps
+// them.
+func TestXattrEdges(t *testing.T) {
+	addr := kvServer(t, gocache.Config{Manifest: []byte(testManifest)})
+	c := dialRaw(t, addr)
+	c.hello(0x06, 0x07)
+	c.do(set("a", "body"))
+	if res := c.do(gm.MCRequest{Opcode: gm.APPEND, Key: []byte("a"), DataType: gm.DatatypeFlagXattrs, Body: xattrValue("m", "1", "x")}); res.Status != gm.EINVAL {
+		t.Fatalf("APPEND with xattrs: %v", res.Status)
+	}
+	c = dialRaw(t, addr)
+	c.hello(0x06, 0x07)
+	ex := make([]byte, 24)
+	binary.BigEndian.PutUint64(ex[8:], 5)
+	binary.BigEndian.PutUint64(ex[16:], 5)
+	res := c.do(gm.MCRequest{Opcode: gm.DELETE_WITH_META, Key: []byte("d"), Extras: ex, DataType: gm.DatatypeFlagXattrs,
+		Body: xattrValue("_sys", `{"x":1}`, "a body")})
+	if res.Status != gm.SUCCESS {
+		t.Fatalf("DEL_WITH_META: %v", res.Status)
+	}
+	path := "_sys"
+	lx := append(binary.BigEndian.AppendUint16(nil, uint16(len(path))), 0x04, 0x04)
+	if res := c.do(gm.MCRequest{Opcode: gm.SUBDOC_GET, Key: []byte("d"), Extras: lx, Body: []byte(path)}); res.Status != gm.SUBDOC_SUCCESS_DELETED || string(res.Body) != `{"x":1}` {
+		t.Fatalf("xattr of the deleted document: %v %q", res.Status, res.Body)
+	}
+	doc := append(binary.BigEndian.AppendUint16(nil, 0), 0x00, 0x04) // whole document, ACCESS_DELETED
+	if res := c.do(gm.MCRequest{Opcode: gm.SUBDOC_MULTI_LOOKUP, Key: []byte("d"), Extras: doc[3:],
+		Body: []byte{byte(gm.GET), 0, 0, 0}}); res.Status != gm.SUBDOC_SUCCESS_DELETED && res.Status != gm.SUBDOC_MULTI_PATH_FAILURE_DELETED {
+		t.Fatalf("body of the deleted document: %v %q", res.Status, res.Body)
+	} else if bytes.Contains(res.Body, []byte("a body")) {
+		t.Fatalf("the deleted document kept its body: %q", res.Body)
+	}
+	plain := dialRaw(t, addr)
+	if res := plain.do(gm.MCRequest{Opcode: gm.SET_WITH_META, Key: []byte("z"), Extras: make([]byte, 24)}); res.Status != gm.KEY_EEXISTS {
+		t.Fatalf("CAS_VALUE_INVALID without XERROR: %v", res.Status)
+	}
+	if res := plain.do(gm.MCRequest{Opcode: gm.COLLECTIONS_GET_CID, Key: []byte("app.nope")}); res.Status != gm.EINVAL {
+		t.Fatalf("unknown collection without XERROR or Collections: %v", res.Status)
+	}
+	if res := plain.do(gm.MCRequest{Opcode: gm.NOOP}); res.Status != gm.SUCCESS {
+		t.Fatal("connection closed after a remapped status")
+	}
+}

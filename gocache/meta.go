@@ -9,6 +9,7 @@ import (
 
 	gm "github.com/f8e615c8/gomemcached"
 	"github.com/f8e615c8/gomemcached/cache"
+	"github.com/f8e615c8/gomemcached/internal/subdoc"
 	memcached "github.com/f8e615c8/gomemcached/server"
 )
 
@@ -133,6 +134,20 @@ func (h *handler) withMeta(w memcached.ResponseWriter, req *gm.MCRequest) {
 			return
 		}
 		datatype &^= gm.DatatypeFlagCompressed
+	}
+	if deletion {
+		// As kv_engine (allow_sanitize_value_in_deletion): a deleted
+		// document keeps its xattrs, nothing of a body.
+		full := value
+		value, datatype = nil, datatype&gm.DatatypeFlagXattrs
+		if datatype != 0 {
+			blob, _, err := subdoc.Split(full)
+			if err != nil || blob.Check() != nil {
+				h.invalid(w, req)
+				return
+			}
+			value = blob
+		}
 	}
 	d, ok := h.docTarget(w, req)
 	if !ok {

@@ -130,7 +130,7 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.int("limit_maxbytes", cs.LimitMaxBytes)
 	w.int("accepting_conns", 1)
 	w.int("threads", int64(s.cfg.Threads))
-	w.int("bytes", cs.Bytes)
+	w.int("bytes", cs.Bytes-cs.TombstoneBytes) // memcached's: the items'
 	w.uint("curr_items", cs.CurrItems)
 	w.uint("total_items", cs.TotalItems)
 	w.uint("expired_unfetched", cs.ExpiredUnfetched)
@@ -186,7 +186,7 @@ func (s *Server) itemStats(w *statWriter, b *bucket) {
 	w.uint("items:1:reclaimed", cs.Reclaimed)
 	w.uint("items:1:expired_unfetched", cs.ExpiredUnfetched)
 	w.uint("items:1:evicted_unfetched", cs.EvictedUnfetched)
-	w.int("items:1:mem_requested", cs.Bytes)
+	w.int("items:1:mem_requested", cs.Bytes-cs.TombstoneBytes)
 }
 
 func (s *Server) resetStats(b *bucket) {

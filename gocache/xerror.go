@@ -14,10 +14,31 @@ func (h *handler) extended(w memcached.ResponseWriter, req *gm.MCRequest, status
 	h.extendedBody(w, req, status, nil)
 }
 
-// extendedBody is extended with a body for the status.
+// extendedBody is extended with a body for the status. As kv_engine
+// (Connection::remapErrorCode), a few statuses are remapped for a client
+// without XERROR instead: CAS_VALUE_INVALID is KEY_EEXISTS,
+// UNKNOWN_COLLECTION and UNKNOWN_SCOPE are kept for clients that
+// negotiated Collections and are EINVAL for others, and
+// CANNOT_APPLY_COLLECTIONS_MANIFEST is EINTERNAL.
 func (h *handler) extendedBody(w memcached.ResponseWriter, req *gm.MCRequest, status gm.Status, body []byte) {
-	if state(w).features.Has(gm.FeatureXError) {
+	st := state(w)
+	if st.features.Has(gm.FeatureXError) {
 		w.WriteStatus(req, status, body)
+		return
+	}
+	switch status {
+	case gm.CAS_VALUE_INVALID:
+		w.WriteStatus(req, gm.KEY_EEXISTS, msgExists)
+		return
+	case gm.UNKNOWN_COLLECTION, gm.UNKNOWN_SCOPE:
+		if st.features.Has(gm.FeatureCollections) {
+			w.WriteStatus(req, status, body)
+		} else {
+			w.WriteStatus(req, gm.EINVAL, msgInvalid)
+		}
+		return
+	case gm.CANNOT_APPLY_COLLECTIONS_MANIFEST:
+		w.WriteStatus(req, gm.EINTERNAL, body)
 		return
 	}
 	h.srv.logger().Info("closing connection: extended status without XERROR",
