@@ -6,10 +6,8 @@ import (
 	"github.com/f8e615c8/gomemcached"
 )
 
-// ClientIface is the reference's interface of a Client, limited for now to
-// the methods this package implements: the DCP feed (NewUprFeed...,
-// UprGetFailoverLog) joins it with its own issue, after which it has
-// exactly the reference's method set.
+// ClientIface is the reference's interface of a Client: exactly its method
+// set, with the same signatures.
 type ClientIface interface {
 	Add(vb uint16, key string, flags int, exp int, body []byte, context ...*ClientContext) (*gomemcached.MCResponse, error)
 	Append(vb uint16, key string, data []byte, context ...*ClientContext) (*gomemcached.MCResponse, error)
@@ -61,8 +59,15 @@ type ClientIface interface {
 	Transmit(req *gomemcached.MCRequest) error
 	TransmitWithDeadline(req *gomemcached.MCRequest, deadline time.Time) error
 	TransmitResponse(res *gomemcached.MCResponse) error
+	UprGetFailoverLog(vb []uint16, context ...*ClientContext) (map[uint16]*FailoverLog, error)
 	GetConnName() string
 	SetConnName(name string)
+
+	// The DCP feed.
+	NewUprFeed() (*UprFeed, error)
+	NewUprFeedIface() (UprFeedIface, error)
+	NewUprFeedWithConfig(ackByClient bool) (*UprFeed, error)
+	NewUprFeedWithConfigIface(ackByClient bool) (UprFeedIface, error)
 
 	// ContinueRangeScan's parameters are named as the reference's
 	// interface names them; the method's order is items, timeout,

@@ -45,6 +45,7 @@ type connState struct {
 	sasl     *sasl.Session
 	failures int           // failed authentications in a row
 	features gm.FeatureSet // negotiated with HELLO
+	dcp      *dcpProducer  // set by DCP_OPEN (dcp.go)
 	keyBuf   [1 + maxKeyLen]byte
 }
 

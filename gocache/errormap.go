@@ -141,6 +141,7 @@ var errorCodes = byCode([]errorCode{
 	{gm.AUTH_ERROR, errorInfo{"AUTH_ERROR", "SASL authentication was refused", []string{attrConnInvalid, attrAuth}, nil}},
 	{gm.AUTH_CONTINUE, errorInfo{"AUTH_CONTINUE", "The SASL exchange needs another step", []string{attrSpecial}, nil}},
 	{gm.ERANGE, errorInfo{"ERANGE", "A value in the request is out of range", []string{attrInvalidInput}, nil}},
+	{gm.ROLLBACK, errorInfo{"ROLLBACK", "The stream must roll back to the seqno in the value", []string{attrDCP, attrSpecial}, nil}},
 	{gm.EACCESS, errorInfo{"EACCESS", "The connection is not allowed to run this command", []string{attrSupport}, nil}},
 	{gm.UNKNOWN_COMMAND, errorInfo{"UNKNOWN_COMMAND", "The server does not know this opcode", []string{attrSupport}, nil}},
 	{gm.ENOMEM, errorInfo{"ENOMEM", "The server is out of memory for items; retry later", []string{attrTemp, attrRetryLater}, retryLaterSpec}},

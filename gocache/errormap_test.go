@@ -33,6 +33,7 @@ var errorMapWant = map[gm.Status]string{
 	gm.AUTH_CONTINUE:      "AUTH_CONTINUE",
 	gm.ERANGE:             "ERANGE",
 	gm.EACCESS:            "EACCESS",
+	gm.ROLLBACK:           "ROLLBACK",
 	gm.UNKNOWN_COMMAND:    "UNKNOWN_COMMAND",
 	gm.ENOMEM:             "ENOMEM",
 	gm.NOT_SUPPORTED:      "NOT_SUPPORTED",

@@ -58,6 +58,7 @@ func newHandler(s *Server) *handler {
 	h.registerMeta(m)
 	h.registerSubdoc(m)
 	h.registerRangeScan(m)
+	h.registerDCP(m)
 	if s.cfg.Users != nil {
 		m.HandleFunc(h.listMechs, gm.SASL_LIST_MECHS)
 		m.HandleFunc(h.saslAuth, gm.SASL_AUTH)
