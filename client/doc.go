@@ -13,7 +13,7 @@
 // Stats, Send, Transmit, Receive, Hijack, ...) sit on it. A Pool spreads
 // calls over a few shared connections and lends connections for exclusive
 // use. ClientIface lists the reference's methods implemented so far (all but
-// the DCP feed's).
+// the TAP feed's).
 //
 // # Concurrency
 //

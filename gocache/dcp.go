@@ -979,3 +979,13 @@ func (p *dcpProducer) value(it *cache.Item) ([]byte, uint8) {
 	}
 	return body, dt
 }
+
+// ServeMCResponse takes a client's responses: a DCP consumer's answers to
+// the producer's NOOPs are its signs of life. Other responses are ignored.
+func (h *handler) ServeMCResponse(c *memcached.Conn, res *gm.MCResponse) {
+	st, ok := c.Data.(*connState)
+	if !ok || st.dcp == nil {
+		return
+	}
+	st.dcp.received()
+}

@@ -264,6 +264,15 @@ func (c *Conn) step() error {
 	var stop error
 	for c.t.serving() && !c.closing && c.dec != nil && c.dec.ready() {
 		if err := c.dec.next(&c.req); err != nil {
+			if _, ok := err.(*responsePacket); ok {
+				if rh, ok := c.srv.Handler.(ResponseHandler); ok {
+					if err := c.handleResponse(rh); err != nil {
+						c.closing, stop = true, err
+						break
+					}
+					continue
+				}
+			}
 			c.closing, stop = true, err
 			break
 		}
@@ -300,6 +309,21 @@ func (c *Conn) handle() (err error) {
 		h = unknownCommands
 	}
 	h.ServeMC(ResponseWriter{c}, &c.req)
+	return nil
+}
+
+// handleResponse gives the current packet, a response, to rh; a panic
+// closes only this connection.
+func (c *Conn) handleResponse(rh ResponseHandler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("response handler panic", "opcode", c.req.Opcode, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("response handler panic: %v", p)
+		}
+	}()
+	var res gomemcached.MCResponse
+	asResponse(&res, &c.req)
+	rh.ServeMCResponse(c, &res)
 	return nil
 }
 

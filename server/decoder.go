@@ -49,11 +49,34 @@ func (d *binaryDecoder) next(req *gomemcached.MCRequest) error {
 	if err := d.rd.ReadRequest(req); err != nil {
 		return err
 	}
-	if m := d.rd.Magic(); m != gomemcached.REQ_MAGIC && m != gomemcached.FLEX_MAGIC {
+	switch m := d.rd.Magic(); m {
+	case gomemcached.REQ_MAGIC, gomemcached.FLEX_MAGIC:
+		return nil
+	case gomemcached.RES_MAGIC, gomemcached.FLEX_RES_MAGIC, gomemcached.ServerResponseMagic:
+		// Decoded as a request, the status in VBucket (see asResponse).
+		return &responsePacket{magic: m}
+	default:
 		return &gomemcached.ProtocolError{Kind: gomemcached.ErrBadMagic,
 			Detail: fmt.Sprintf("magic 0x%02x is not a request", m)}
 	}
-	return nil
+}
+
+// responsePacket is next's error for a packet that is a response: a
+// ResponseHandler takes it, otherwise it closes the connection as a bad
+// magic.
+type responsePacket struct{ magic byte }
+
+func (e *responsePacket) Error() string {
+	return fmt.Sprintf("gomemcached: magic 0x%02x is not a request", e.magic)
+}
+
+func (e *responsePacket) Unwrap() error { return gomemcached.ErrBadMagic }
+
+// asResponse fills res from a response that was decoded as a request: the
+// header field a request has for its vbucket holds a response's status.
+func asResponse(res *gomemcached.MCResponse, req *gomemcached.MCRequest) {
+	*res = gomemcached.MCResponse{Opcode: req.Opcode, Status: gomemcached.Status(req.VBucket), Opaque: req.Opaque,
+		Cas: req.Cas, DataType: req.DataType, Extras: req.Extras, Key: req.Key, Body: req.Body}
 }
 
 // refused is the decoder of a connection that spoke no protocol the server
@@ -72,8 +95,12 @@ func (d refused) next(*gomemcached.MCRequest) error {
 // choose sets the connection's protocol from its first byte, which src
 // yields first.
 func (c *Conn) choose(first byte, src io.Reader) {
+	_, takesResponses := c.srv.Handler.(ResponseHandler)
 	switch {
 	case first == gomemcached.REQ_MAGIC || first == gomemcached.FLEX_MAGIC:
+	case takesResponses && (first == gomemcached.RES_MAGIC || first == gomemcached.FLEX_RES_MAGIC ||
+		first == gomemcached.ServerResponseMagic):
+		// Binary too, for a handler that takes its clients' responses.
 	case c.srv.textProtocol != nil:
 		p := c.srv.textProtocol(c, src)
 		c.dec, c.enc = p.dec, p.enc

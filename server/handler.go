@@ -10,6 +10,15 @@ type Handler interface {
 	ServeMC(w ResponseWriter, req *gomemcached.MCRequest)
 }
 
+// ResponseHandler is implemented by a Handler that takes responses from its
+// clients: their replies to packets the server sent them (a DCP consumer's
+// answers to the producer's NOOPs, a duplex client's replies). res and its
+// slices are valid only during the call. Without it, a client that sends a
+// response is closed, as for any packet that is not a request.
+type ResponseHandler interface {
+	ServeMCResponse(c *Conn, res *gomemcached.MCResponse)
+}
+
 // HandlerFunc adapts a function to a Handler.
 type HandlerFunc func(w ResponseWriter, req *gomemcached.MCRequest)
 
