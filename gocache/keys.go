@@ -15,9 +15,6 @@ type doc struct {
 	vb uint16
 	// key is the key as the store holds it: its collection id, then name.
 	key []byte
-	// name is the key without its collection id.
-	name []byte
-	cid  uint32
 	// keepExpiry: the request asked to keep the item's expiry.
 	keepExpiry bool
 	// maxTTL is the collection's maximum time to live in seconds, 0 for
@@ -67,7 +64,6 @@ func (h *handler) docTarget(w memcached.ResponseWriter, req *gm.MCRequest) (d do
 	}
 	st := state(w)
 	if !st.features.Has(gm.FeatureCollections) {
-		d.name = req.Key
 		d.key = append(append(st.keyBuf[:0], 0), req.Key...)
 		return d, true
 	}
@@ -81,7 +77,7 @@ func (h *handler) docTarget(w memcached.ResponseWriter, req *gm.MCRequest) (d do
 		h.unknownCollection(w, req, d.b)
 		return d, false
 	}
-	d.key, d.name, d.cid, d.maxTTL = req.Key, name, cid, c.maxTTL
+	d.key, d.maxTTL = req.Key, c.maxTTL
 	return d, true
 }
 
