@@ -5,12 +5,12 @@ go 1.26
 require (
 	github.com/couchbase/gomemcached v0.3.4
 	github.com/golang/snappy v1.0.0
+	github.com/google/flatbuffers v24.3.25+incompatible
 	github.com/xdg-go/scram v1.4.0
 )
 
 require (
 	github.com/couchbase/goutils v0.1.2 // indirect
-	github.com/google/flatbuffers v24.3.25+incompatible // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/xdg-go/stringprep v1.0.4 // indirect

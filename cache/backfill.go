@@ -2,6 +2,7 @@ package cache
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"time"
 )
@@ -36,21 +37,78 @@ type Version struct {
 // before or after its change, and a version whose seqno is above to is
 // left out, so a caller gets the changes after to from a Cursor opened
 // before the walk. It fails with ErrNoVBucket for a vbucket id not below
-// VBuckets.
+// VBuckets. To backfill many vbuckets, BackfillMany reads them all in one
+// walk.
 func (c *Cache) Backfill(vb uint16, from, to uint64, max int, dst []Version) ([]Version, error) {
-	if int(vb) >= len(c.vbs) {
-		return dst, ErrNoVBucket
+	req := [1]BackfillRequest{{VBucket: vb, From: from, To: to, Max: max, Versions: dst}}
+	err := c.BackfillMany(req[:])
+	return req[0].Versions, err
+}
+
+// ErrDuplicateVBucket is the error of a BackfillMany that names a vbucket
+// twice.
+var ErrDuplicateVBucket = errors.New("cache: vbucket named twice")
+
+// BackfillRequest is one vbucket's part of a BackfillMany: Backfill's
+// arguments, and its result appended to Versions.
+type BackfillRequest struct {
+	VBucket  uint16
+	From, To uint64
+	Max      int
+	Versions []Version
+}
+
+// BackfillMany does what Backfill does for each request, in one walk of
+// the store, so that backfilling every vbucket costs one walk rather than
+// one per vbucket. A vbucket may be named in one request only. It fails
+// with ErrNoVBucket, reading nothing, if a vbucket id is not below
+// VBuckets, and with ErrDuplicateVBucket if one is named twice.
+func (c *Cache) BackfillMany(reqs []BackfillRequest) error {
+	type state struct {
+		n0  int    // len(Versions) on entry
+		cut uint64 // versions above are not wanted
 	}
-	if from > to {
-		return dst, nil
+	states := make([]state, len(reqs))
+	wanted := 0 // requests that can match
+	// index maps a vbucket to 1 + its request's index; a small map serves
+	// a few requests, a table many.
+	var table []int32
+	var small map[uint16]int32
+	if len(reqs) > 16 {
+		table = make([]int32, len(c.vbs))
+	} else {
+		small = make(map[uint16]int32, len(reqs))
 	}
-	n0 := len(dst)
-	cut := to // versions above are not wanted
-	trim := func() {
-		sortVersions(dst[n0:])
-		clear(dst[n0+max:])
-		dst = dst[:n0+max]
-		cut = dst[len(dst)-1].Seqno
+	for i := range reqs {
+		r := &reqs[i]
+		if int(r.VBucket) >= len(c.vbs) {
+			return ErrNoVBucket
+		}
+		if table != nil {
+			if table[r.VBucket] != 0 {
+				return ErrDuplicateVBucket
+			}
+			table[r.VBucket] = int32(i + 1)
+		} else {
+			if small[r.VBucket] != 0 {
+				return ErrDuplicateVBucket
+			}
+			small[r.VBucket] = int32(i + 1)
+		}
+		states[i] = state{n0: len(r.Versions), cut: r.To}
+		if r.From <= r.To {
+			wanted++
+		}
+	}
+	if wanted == 0 {
+		return nil
+	}
+	trim := func(r *BackfillRequest, st *state) {
+		vs := r.Versions
+		sortVersions(vs[st.n0:])
+		clear(vs[st.n0+r.Max:])
+		r.Versions = vs[:st.n0+r.Max]
+		st.cut = r.Versions[len(r.Versions)-1].Seqno
 	}
 	now := c.now() // before any lock: it may carry out a delayed flush
 	for i := range c.shards {
@@ -58,27 +116,40 @@ func (c *Cache) Backfill(vb uint16, from, to uint64, max int, dst []Version) ([]
 		s.mu.Lock()
 		for _, it := range s.buckets {
 			for ; it != nil; it = it.hnext {
-				if it.vbucket() != vb || it.seqno < from || it.seqno > cut || it.expired(now) {
+				var k int32
+				if table != nil {
+					k = table[it.vbucket()]
+				} else {
+					k = small[it.vbucket()]
+				}
+				if k == 0 {
+					continue
+				}
+				r, st := &reqs[k-1], &states[k-1]
+				if it.seqno < r.From || it.seqno > st.cut || it.expired(now) {
 					continue
 				}
 				v := Version{Key: it.key(), Item: it.export()}
 				if v.Deleted && it.exp != 0 && c.tombstoneTTL > 0 {
 					v.DeleteTime = time.Unix(0, it.exp).Add(-c.tombstoneTTL)
 				}
-				dst = append(dst, v)
-				if max > 0 && len(dst)-n0 >= 2*max {
-					trim()
+				r.Versions = append(r.Versions, v)
+				if r.Max > 0 && len(r.Versions)-st.n0 >= 2*r.Max {
+					trim(r, st)
 				}
 			}
 		}
 		s.mu.Unlock()
 	}
-	if max > 0 && len(dst)-n0 > max {
-		trim()
-	} else {
-		sortVersions(dst[n0:])
+	for i := range reqs {
+		r, st := &reqs[i], &states[i]
+		if r.Max > 0 && len(r.Versions)-st.n0 > r.Max {
+			trim(r, st)
+		} else {
+			sortVersions(r.Versions[st.n0:])
+		}
 	}
-	return dst, nil
+	return nil
 }
 
 func sortVersions(vs []Version) {

@@ -138,6 +138,7 @@ type Cache struct {
 	tombLimit    int // per shard; 0 none
 	tombValue    func([]byte) []byte
 	collections  bool
+	purges       []atomic.Uint64 // each vbucket's purge seqno (purge.go)
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -186,6 +187,7 @@ func New(cfg Config) *Cache {
 	if c.maxItem <= 0 {
 		c.maxItem = DefaultMaxItemSize
 	}
+	c.purges = make([]atomic.Uint64, len(c.vbs))
 	if cfg.MaxTombstones > 0 {
 		c.tombLimit = max(1, (cfg.MaxTombstones+n-1)/n)
 	}
@@ -306,6 +308,7 @@ func (c *Cache) clear() {
 		s.reset()
 		c.unlock(s, freed)
 	}
+	c.purgeAll()
 	c.loseChanges()
 }
 

@@ -32,9 +32,10 @@ func (k ChangeKind) String() string {
 }
 
 // Change is one change of a vbucket, as a Cursor reads it: the key and the
-// item the change left. A removal has no value; its CAS, seqno and
-// revision are the removal's. Key and Value are shared with the store and
-// must not be modified.
+// item the change left. A removal has no value (but one that left a
+// deleted item with a value: a deleted document, a dropped system event);
+// its CAS, seqno and revision are the removal's. Key and Value are
+// shared with the store and must not be modified.
 type Change struct {
 	Kind ChangeKind
 	Key  []byte
@@ -63,6 +64,9 @@ type logEntry struct {
 	exp             int64
 	it              *item
 	kind            ChangeKind
+	// value: a deletion that left a deleted item with a value (a deleted
+	// document, a dropped system event), which the change reads.
+	value bool
 }
 
 // changeLog is a vbucket's recent changes, kept while a cursor follows the
@@ -175,7 +179,7 @@ func (cur *Cursor) Next(dst []Change, max int) ([]Change, error) {
 		}
 		ch := Change{Kind: e.kind, Key: e.it.key(),
 			Item: Item{CAS: e.cas, Seqno: e.seqno, Rev: e.rev}}
-		if e.kind == Mutated {
+		if e.kind == Mutated || e.value {
 			ch.Value, ch.Flags, ch.Datatype = e.it.value(), e.it.flags, e.it.datatype
 			if e.exp != 0 {
 				ch.Expires = time.Unix(0, e.exp)

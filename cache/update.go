@@ -52,6 +52,12 @@ func (c *Cache) update(vb uint16, key []byte, f mutation) (Mutation, error) {
 	if !ok {
 		return Mutation{}, ErrNoVBucket
 	}
+	return c.updateAt(vb, k, f)
+}
+
+// updateAt is update of a key located (its shard locked), which it
+// unlocks.
+func (c *Cache) updateAt(vb uint16, k located, f mutation) (Mutation, error) {
 	s, h, now, old, tomb, freed := k.s, k.hash, k.now, k.live, k.tomb, k.freed
 	o, err := f(s, old, tomb, now)
 	var m Mutation
@@ -148,7 +154,12 @@ type located struct {
 // lookup), at the time now. ok is false, and nothing locked, for a vbucket
 // that is not active.
 func (c *Cache) locate(vb uint16, key []byte) (k located, ok bool) {
-	if int(vb) >= len(c.vbs) || c.vbs[vb].state.Load() != uint32(Active) {
+	return c.locateIn(vb, key, Active)
+}
+
+// locateIn is locate in a vbucket whose state is st.
+func (c *Cache) locateIn(vb uint16, key []byte, st VBState) (k located, ok bool) {
+	if int(vb) >= len(c.vbs) || c.vbs[vb].state.Load() != uint32(st) {
 		return located{}, false
 	}
 	k.now = c.now()
@@ -182,7 +193,7 @@ func (c *Cache) lookup(s *shard, vb uint16, key []byte, hash uint32, now int64) 
 	case it == nil:
 		return nil, nil, false, 0
 	case it.deleted() && it.expired(now):
-		return nil, nil, false, s.remove(it)
+		return nil, nil, false, c.purge(s, it)
 	case it.deleted():
 		return nil, it, false, 0
 	case it.expired(now):
@@ -198,12 +209,21 @@ func (c *Cache) lookup(s *shard, vb uint16, key []byte, hash uint32, now int64) 
 // drop removes the live item it from the locked shard s as a change of
 // kind (Deleted, Expired, Evicted): numbered in its vbucket, with a new
 // CAS, and, when tombstones are kept and tomb allows (not when memory is
-// being made), replaced by a tombstone. It returns the change and the
-// bytes freed.
+// being made), replaced by a tombstone. In a vbucket that is not active
+// it is no change: the item is removed, unnumbered. It returns the change
+// and the bytes freed.
 func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) (Mutation, int64) {
 	vb, rev := it.vbucket(), it.rev()+1
+	if v := &c.vbs[vb]; v.state.Load() != uint32(Active) {
+		// A replica's seqnos are its producer's (replica.go): what it
+		// evicts or expires itself goes unnumbered, leaving nothing, and
+		// a backfill cannot show it.
+		c.purged(vb, v.high.Load())
+		return Mutation{}, s.remove(it)
+	}
 	if c.tombstoneTTL <= 0 || !tomb {
 		m := c.number(vb, kind, it, rev, true)
+		c.purged(vb, m.Seqno) // a removal a backfill cannot show
 		return m, s.remove(it)
 	}
 	var kept []byte
@@ -247,7 +267,7 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) 
 func (c *Cache) boundTombs(s *shard, keep *item) int64 {
 	var freed int64
 	for c.tombLimit > 0 && s.tombs > c.tombLimit && s.tail != nil && s.tail.deleted() && s.tail != keep {
-		freed += s.remove(s.tail)
+		freed += c.purge(s, s.tail)
 	}
 	return freed
 }
@@ -296,10 +316,7 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 // Tombstones, which wait at the tail of the LRU list, go first, silently;
 // an expired item counts as an expiry. Nothing evicted leaves a tombstone.
 func (c *Cache) evictOne(s *shard, keep *item, now int64) int64 {
-	victim := s.tail
-	if victim == keep {
-		victim = victim.prev
-	}
+	victim := c.evictable(s, keep)
 	switch {
 	case victim == nil:
 		return 0
@@ -331,7 +348,7 @@ func (c *Cache) evictElsewhere() {
 		case !c.noEvict:
 			n = c.evictOne(s, nil, now)
 		case s.tail != nil && s.tail.deleted():
-			n = s.remove(s.tail) // with NoEvict only tombstones go
+			n = c.purge(s, s.tail) // with NoEvict only tombstones go
 		}
 		c.unlock(s, n)
 		if n == 0 {
@@ -377,7 +394,7 @@ func (c *Cache) reclaimExpired(s *shard, keep *item, now int64, n int) int64 {
 // returns the bytes freed.
 func (c *Cache) expire(s *shard, it *item, now int64, tomb bool) int64 {
 	if it.deleted() {
-		return s.remove(it)
+		return c.purge(s, it)
 	}
 	s.countExpired(it)
 	_, n := c.drop(s, it, Expired, now, tomb)

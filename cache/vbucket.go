@@ -81,8 +81,14 @@ type vbucket struct {
 	// colls holds the high seqno of each collection that changed, when
 	// keys carry collection ids (Config.Collections).
 	colls atomic.Pointer[collSeqnos]
-	mu    sync.Mutex // guards log, failover and colls' writers; taken inside a shard lock, never the other way round
-	log   *changeLog
+	// apply orders a replica's replicated changes with its state changes
+	// (replica.go); taken before a shard lock and mu.
+	apply sync.Mutex
+	// snapStart..snapEnd is the snapshot a replica receives (replica.go),
+	// guarded by apply.
+	snapStart, snapEnd uint64
+	mu                 sync.Mutex // guards log, failover and colls' writers; taken inside a shard lock, never the other way round
+	log                *changeLog
 	// failover is the failover log, newest first.
 	failover []FailoverEntry
 }
@@ -195,7 +201,8 @@ func (c *Cache) numberPatched(vb uint16, kind ChangeKind, it *item, rev uint64, 
 	if v.logging.Load() {
 		v.mu.Lock()
 		if v.log != nil {
-			v.log.add(logEntry{seqno: m.Seqno, cas: m.CAS, rev: rev, exp: it.exp, it: it, kind: kind})
+			v.log.add(logEntry{seqno: m.Seqno, cas: m.CAS, rev: rev, exp: it.exp, it: it, kind: kind,
+				value: kind != Mutated && it.deleted() && it.bits&hollowBit == 0})
 		}
 		v.mu.Unlock()
 	}
@@ -267,6 +274,8 @@ func (c *Cache) SetState(vb uint16, st VBState) error {
 		return ErrNoVBucket
 	}
 	v := &c.vbs[vb]
+	v.apply.Lock()
+	defer v.apply.Unlock()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	old := VBState(v.state.Load())
@@ -286,6 +295,8 @@ func (c *Cache) DeleteVBucket(vb uint16) error {
 		return ErrNoVBucket
 	}
 	v := &c.vbs[vb]
+	v.apply.Lock()
+	defer v.apply.Unlock()
 	v.mu.Lock()
 	v.state.Store(uint32(Missing))
 	v.mu.Unlock()
@@ -296,6 +307,7 @@ func (c *Cache) DeleteVBucket(vb uint16) error {
 		return nil // created again meanwhile: it keeps its new history
 	}
 	v.high.Store(0)
+	c.purges[vb].Store(0)
 	v.defHigh.Store(0)
 	v.colls.Store(nil)
 	v.failover = nil

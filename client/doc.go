@@ -12,8 +12,14 @@
 // the reference's methods (Get, Set, Add, Append, Del, Incr, CAS, GetBulk,
 // Stats, Send, Transmit, Receive, Hijack, ...) sit on it. A Pool spreads
 // calls over a few shared connections and lends connections for exclusive
-// use. ClientIface lists the reference's methods implemented so far (all but
-// the TAP feed's).
+// use. ClientIface is the reference's interface of a Client. StartTapFeed
+// is the reference's TAP consumer (tap_feed.go).
+//
+// A Feed (NewFeed) is a DCP consumer on one connection: streams of any
+// number of vbuckets (Add, StreamSpec, resuming from a Checkpoint), their
+// events handed to a FeedHandler one at a time by Run, with flow control,
+// noops and rollback handled. UprFeed is the reference's channel-based DCP
+// API.
 //
 // # Concurrency
 //

@@ -1,6 +1,7 @@
 package gocache
 
 import (
+	"sync"
 	"sync/atomic"
 
 	gm "github.com/f8e615c8/gomemcached"
@@ -22,6 +23,10 @@ type bucket struct {
 	name     string
 	cache    *cache.Cache
 	manifest atomic.Pointer[manifest]
+	// manifestMu orders manifest changes (setManifest).
+	manifestMu sync.Mutex
+	// replica is what Config.Replicator has of the bucket (replica.go).
+	replica *ReplicaBucket
 }
 
 // newBucket returns a bucket whose store is configured by cfg, keys
@@ -32,6 +37,9 @@ func newBucket(name string, cfg cache.Config, m *manifest) *bucket {
 	b := &bucket{name: name, cache: cache.New(cfg)}
 	if m == nil {
 		m = defaultManifest()
+	} else {
+		// Its collections' creations, as system events.
+		b.recordEvents(defaultManifest(), m, -1, nil)
 	}
 	b.manifest.Store(m)
 	return b

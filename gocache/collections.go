@@ -216,6 +216,10 @@ func (b *bucket) hasCollection(cid uint32) bool { return b.manifest.Load().byID[
 // present one, or the same uid and the same content; errAhead says the
 // bucket's is newer.
 func (b *bucket) setManifest(m *manifest) error {
+	// One change at a time, so that each vbucket's system events follow
+	// the manifests in order (dcp_events.go).
+	b.manifestMu.Lock()
+	defer b.manifestMu.Unlock()
 	for {
 		old := b.manifest.Load()
 		switch {
@@ -229,6 +233,7 @@ func (b *bucket) setManifest(m *manifest) error {
 		if !b.manifest.CompareAndSwap(old, m) {
 			continue
 		}
+		b.recordEvents(old, m, -1, nil)
 		for cid := range old.byID {
 			if m.byID[cid] == nil {
 				b.cache.DropCollection(cid)

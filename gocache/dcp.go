@@ -1,14 +1,20 @@
 package gocache
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/golang/snappy"
+	flatbuffers "github.com/google/flatbuffers/go"
 
 	gm "github.com/f8e615c8/gomemcached"
 	"github.com/f8e615c8/gomemcached/cache"
@@ -25,6 +31,18 @@ import (
 // backfill reads the store, so that nothing falls between them), until the
 // end seqno (DCP_STREAM_END) or DCP_CLOSE_STREAM.
 //
+// On a collections-aware connection (HELLO Collections) a stream carries
+// every collection's documents, keys with their collection id, and the
+// system events of the collections manifest (dcp_events.go), or, with
+// the stream request's JSON value, those of some collections or one scope
+// (dcp_filter.go); a filtered stream that skips the end of a snapshot
+// sends DCP_SEQNO_ADVANCED; with enable_out_of_order_snapshots, a first
+// backfill of one collection is an OSO snapshot (DCP_OSO_SNAPSHOT begin,
+// documents in key order, end); with max_marker_version=2.2 disk snapshot
+// markers are version 2.2, with the purge seqno. With enable_stream_id a
+// connection has streams by (vbucket, stream id), several per vbucket,
+// each message tagged with a stream-id frame (magic 0x08).
+//
 // Each producer connection has one goroutine (dcpProducer.run) that sends
 // everything its streams send, and the answers that must be ordered with
 // them (a stream request's success, a close), through Conn.Send: the
@@ -36,8 +54,10 @@ import (
 // closes a connection from which nothing has come for two intervals while
 // a NOOP is unanswered.
 //
-// gocache has no disk: a "disk" snapshot reads memory, and no purge seqno
-// is kept, so no stream request is rolled back for purged tombstones.
+// gocache has no disk: a "disk" snapshot reads memory. Each vbucket keeps
+// a purge seqno (cache.PurgeSeqno: tombstones purged, removals that left
+// none), and a stream request that resumes from below it is rolled back to
+// 0, as kv_engine rolls back a consumer that could miss purged deletions.
 
 // Limits and defaults.
 const (
@@ -66,13 +86,18 @@ const (
 	dcpOpenKnown            = 0x01 | 0x04 | dcpOpenNoValue | 0x20 | dcpOpenNoValueDatatype | dcpOpenDeletedUserXattr | dcpOpenSkipDeletes
 )
 
-// Stream request flags.
+// Stream request flags (dcp_add_stream_flags.h).
 const (
-	dcpTakeover   = 0x01
-	dcpDiskOnly   = 0x02
-	dcpToLatest   = 0x04
-	dcpStrictUUID = 0x20
-	dcpFromLatest = 0x40
+	dcpTakeover      = 0x01
+	dcpDiskOnly      = 0x02
+	dcpToLatest      = 0x04
+	dcpNoValueFlag   = 0x08 // retired for DCP_OPEN's no value: refused, as kv_engine
+	dcpActiveOnly    = 0x10 // gocache streams active vbuckets only anyway
+	dcpStrictUUID    = 0x20
+	dcpFromLatest    = 0x40
+	dcpIgnorePurged  = 0x80
+	dcpCacheTransfer = 0x100
+	dcpStreamFlags   = dcpTakeover | dcpDiskOnly | dcpToLatest | dcpActiveOnly | dcpStrictUUID | dcpFromLatest | dcpIgnorePurged | dcpCacheTransfer
 )
 
 // Snapshot marker types.
@@ -82,12 +107,26 @@ const (
 	markerCheckpoint = 0x04
 )
 
+// OSO snapshot flags.
+const (
+	osoStart = 0x01
+	osoEnd   = 0x02
+)
+
 // Stream end reasons (dcp_stream_end_status.h).
 const (
-	streamEndOK     = 0
-	streamEndClosed = 1
-	streamEndState  = 2
-	streamEndSlow   = 4
+	streamEndOK          = 0
+	streamEndClosed      = 1
+	streamEndState       = 2
+	streamEndSlow        = 4
+	streamEndFilterEmpty = 7
+)
+
+// enable_out_of_order_snapshots values.
+const (
+	osoOff = iota
+	osoOn
+	osoWithSeqnoAdvanced
 )
 
 // dcpServer serves the DCP commands and knows every bucket's producers
@@ -194,12 +233,14 @@ func (d *dcpServer) open(w memcached.ResponseWriter, req *gm.MCRequest) {
 	p := &dcpProducer{
 		d: d, c: c, b: b, name: string(req.Key), flags: flags,
 		collections:  st.features.Has(gm.FeatureCollections),
+		snappy:       st.features.Has(gm.FeatureSnappy),
 		noopInterval: dcpDefaultNoop,
-		streams:      map[uint16]*dcpStream{},
+		streams:      map[dcpStreamKey]*dcpStream{},
 		wake:         make(chan struct{}, 1),
 		ctx:          ctx, cancel: cancel,
 		log: c.Logger().With("dcp", string(req.Key)),
 	}
+	p.stats.created = time.Now()
 	key := dcpName{b, p.name}
 	d.mu.Lock()
 	old := d.names[key]
@@ -271,6 +312,7 @@ func (d *dcpServer) control(w memcached.ResponseWriter, req *gm.MCRequest, p *dc
 		}
 		p.noopInterval = iv
 	case "set_priority":
+		// Accepted: one goroutine per producer, no priorities to set.
 		if value != "high" && value != "medium" && value != "low" {
 			status = gm.EINVAL
 		}
@@ -283,36 +325,72 @@ func (d *dcpServer) control(w memcached.ResponseWriter, req *gm.MCRequest, p *dc
 		p.expiryOpcode = value == "true" && p.flags&gm.DCP_OPEN_INCLUDE_DELETE_TIMES != 0
 	case "supports_cursor_dropping", "supports_cursor_dropping_vulcan":
 		p.cursorDropping = value == "true"
-	case "supports_hifi_MFU", "consumer_name":
+	case "supports_hifi_MFU":
+		// Accepted: gocache sends no MFU values.
+	case "consumer_name":
+		if value == "" {
+			status = gm.EINVAL
+		}
 	case "backfill_order":
+		// Accepted: a producer's streams backfill in turns, whichever.
 		if value != "round-robin" && value != "sequential" {
 			status = gm.EINVAL
 		}
 	case "enable_out_of_order_snapshots":
-		// Allowed, never used: every snapshot is in seqno order.
-		if value != "true" && value != "true_with_seqno_advanced" {
+		// One way, as kv_engine.
+		switch value {
+		case "true":
+			p.oso = osoOn
+		case "true_with_seqno_advanced":
+			p.oso = osoWithSeqnoAdvanced
+		default:
 			status = gm.EINVAL
 		}
 	case "include_deleted_user_xattrs":
 		if value != "true" || p.flags&dcpOpenDeletedUserXattr == 0 {
 			status = gm.EINVAL
 		}
-	case "v7_dcp_status_codes", "flatbuffers_system_events":
+	case "v7_dcp_status_codes":
+		// Accepted: it changes how a producer takes its consumer's error
+		// responses, which gocache ignores.
 		if value != "true" {
 			status = gm.EINVAL
 		}
+	case "flatbuffers_system_events":
+		if value != "true" {
+			status = gm.EINVAL
+			break
+		}
+		p.flatbuffers = true
+	case "enable_stream_id":
+		// One way, as kv_engine; streams are then by stream id.
+		if value != "true" {
+			status = gm.EINVAL
+			break
+		}
+		p.streamIDs = true
 	case "max_marker_version":
-		// A maximum: gocache sends version 1 markers.
+		// Disk snapshot markers of version 2.2, with the purge seqno:
+		// only on a collections-aware connection, as kv_engine.
 		switch {
 		case value != "2.2":
 			status = gm.EINVAL
 		case !p.collections:
 			status = gm.NOT_SUPPORTED
+		default:
+			p.markerV22 = true
 		}
 	case "force_value_compression":
-		// Needs Snappy, which gocache never sends.
-		status = gm.EINVAL
-	case "stream_buffer_size", "enable_stream_id", "enable_sync_writes", "change_streams", "cache_transfer":
+		// Values sent Snappy-compressed: only to a connection that
+		// negotiated Snappy, as kv_engine.
+		if !p.snappy {
+			status = gm.EINVAL
+			break
+		}
+		p.compress = value == "true"
+	case "stream_buffer_size", "enable_sync_writes", "change_streams", "cache_transfer":
+		// No per-stream buffers, no pending (synchronous) writes to send,
+		// no history kept, no cache transfer.
 		status = gm.NOT_SUPPORTED
 	default:
 		status = gm.EINVAL
@@ -333,9 +411,10 @@ func (d *dcpServer) streamRequest(w memcached.ResponseWriter, req *gm.MCRequest,
 		d.h.invalid(w, req)
 		return
 	}
-	if len(req.Body) != 0 {
-		// A collections filter: not done yet.
-		w.WriteStatus(req, gm.NOT_SUPPORTED, nil)
+	if len(req.Body) != 0 && !p.collections {
+		// A value needs a collections-aware connection (kv_engine's
+		// validator); the connection is left open.
+		w.WriteStatus(req, gm.EINVAL, msgInvalid)
 		return
 	}
 	e := req.Extras
@@ -345,7 +424,12 @@ func (d *dcpServer) streamRequest(w memcached.ResponseWriter, req *gm.MCRequest,
 	snapStart, snapEnd := binary.BigEndian.Uint64(e[32:]), binary.BigEndian.Uint64(e[40:])
 	c := p.b.cache
 	vb := req.VBucket
-	if flags&dcpTakeover != 0 {
+	if flags&^dcpStreamFlags != 0 {
+		w.WriteStatus(req, gm.EINVAL, msgInvalid)
+		return
+	}
+	if flags&(dcpTakeover|dcpCacheTransfer) != 0 {
+		// No vbucket moves, no cache transfer.
 		w.WriteStatus(req, gm.NOT_SUPPORTED, nil)
 		return
 	}
@@ -353,9 +437,41 @@ func (d *dcpServer) streamRequest(w memcached.ResponseWriter, req *gm.MCRequest,
 		d.h.notMyVBucket(w, req)
 		return
 	}
+	m := p.b.manifest.Load()
+	opt, err := parseStreamValue(req.Body, p.collections, m)
+	switch {
+	case errors.Is(err, errFilterUnknownCollection):
+		d.h.unknownCollection(w, req, p.b)
+		return
+	case errors.Is(err, errFilterUnknownScope):
+		d.h.extendedBody(w, req, gm.UNKNOWN_SCOPE, fmt.Appendf(nil, `{"manifest_uid":"%x"}`, m.uid))
+		return
+	case errors.Is(err, errFilterStreamID):
+		w.WriteStatus(req, gm.DCP_STREAMID_INVALID, nil)
+		return
+	case err != nil:
+		w.WriteStatus(req, gm.EINVAL, msgInvalid)
+		return
+	}
+	// The stream id: the value's "sid", or a stream-id frame.
+	fsid, hasFrame, ok := requestStreamID(req)
+	switch {
+	case !ok || hasFrame && opt.hasSID && fsid != opt.sid:
+		d.h.invalid(w, req)
+		return
+	case hasFrame:
+		opt.sid, opt.hasSID = fsid, fsid != 0
+	}
 	p.mu.Lock()
-	_, exists := p.streams[vb]
+	streamIDs := p.streamIDs
+	key := dcpStreamKey{vb, opt.sid}
+	_, exists := p.streams[key]
 	p.mu.Unlock()
+	if opt.hasSID != streamIDs {
+		// Required with enable_stream_id, refused without.
+		w.WriteStatus(req, gm.DCP_STREAMID_INVALID, nil)
+		return
+	}
 	if exists {
 		w.WriteStatus(req, gm.KEY_EEXISTS, nil)
 		return
@@ -374,9 +490,6 @@ func (d *dcpServer) streamRequest(w memcached.ResponseWriter, req *gm.MCRequest,
 			vbuuid = log[0].UUID
 		}
 	}
-	if flags&(dcpToLatest|dcpDiskOnly) != 0 {
-		end = high
-	}
 	fail := func(status gm.Status, body []byte) {
 		cur.Close()
 		w.WriteStatus(req, status, body)
@@ -386,30 +499,48 @@ func (d *dcpServer) streamRequest(w memcached.ResponseWriter, req *gm.MCRequest,
 		fail(gm.ERANGE, nil)
 		return
 	}
-	if rollback, ok := needsRollback(log, start, high, vbuuid, snapStart, snapEnd, flags&dcpStrictUUID != 0); ok {
-		p.log.Info("dcp: stream request needs rollback", "vb", vb, "start", start, "vbuuid", vbuuid, "rollback", rollback)
+	rb := rollbackCheck{log: log, start: start, high: high, vbuuid: vbuuid, snapStart: snapStart, snapEnd: snapEnd,
+		strict: flags&dcpStrictUUID != 0, purge: c.PurgeSeqno(vb), remotePurge: opt.remotePurge}
+	if flags&dcpIgnorePurged != 0 {
+		rb.purge = 0
+	}
+	if opt.filter.filtered() {
+		rb.collHigh, rb.hasCollHigh = opt.filter.highSeqno(c, vb), true
+	}
+	if rollback, ok := rb.needed(); ok {
+		p.log.Info("dcp: stream request needs rollback", "vb", vb, "start", start, "vbuuid", vbuuid, "purge", rb.purge, "rollback", rollback)
 		fail(gm.ROLLBACK, binary.BigEndian.AppendUint64(nil, rollback))
 		return
 	}
-	if start > high {
+	switch {
+	case flags&dcpDiskOnly != 0:
+		end = high
+	case flags&dcpToLatest != 0 && opt.filter.mode == filterPassthrough:
+		end = high
+	case flags&dcpToLatest != 0:
+		end = opt.filter.highSeqno(c, vb)
+	}
+	if start > end || start > high {
 		fail(gm.ERANGE, nil)
 		return
 	}
-	s := &dcpStream{vb: vb, opaque: req.Opaque, end: end, sent: start, snapEnd: start, cur: cur,
-		backfillTo: high}
+	s := &dcpStream{vb: vb, sid: opt.sid, opaque: req.Opaque, end: end, sent: start, snapEnd: start, read: start, cur: cur,
+		backfillTo: high, filter: opt.filter, frames: streamIDFrames(opt.sid), initial: start == 0}
+	s.oso = p.oso != osoOff && start == 0 && high > 0 && end >= high && opt.filter.oso()
 	s.resp = &gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: appendFailoverLog(nil, log)}
+	s.stats.requested(flags, start, vbuuid, snapStart, snapEnd, high > start && start < end)
 	p.mu.Lock()
 	if p.dead {
 		p.mu.Unlock()
 		fail(gm.TMPFAIL, nil)
 		return
 	}
-	if _, exists := p.streams[vb]; exists {
+	if _, exists := p.streams[key]; exists {
 		p.mu.Unlock()
 		fail(gm.KEY_EEXISTS, nil)
 		return
 	}
-	p.streams[vb] = s
+	p.streams[key] = s
 	p.order = append(p.order, s)
 	if !p.streamed {
 		p.streamed = true
@@ -417,6 +548,37 @@ func (d *dcpServer) streamRequest(w memcached.ResponseWriter, req *gm.MCRequest,
 	}
 	p.mu.Unlock()
 	p.notify()
+}
+
+// rollbackCheck is what kv_engine's FailoverTable::needsRollback weighs.
+type rollbackCheck struct {
+	log                                     []cache.FailoverEntry
+	start, high, vbuuid, snapStart, snapEnd uint64
+	strict                                  bool
+	// purge is the vbucket's purge seqno (0 with ignore purged
+	// tombstones), remotePurge the one the consumer last saw ("purge_seqno"
+	// of the request's value).
+	purge, remotePurge uint64
+	// collHigh is, for a filtered stream (hasCollHigh), the high seqno
+	// of its collections.
+	collHigh    uint64
+	hasCollHigh bool
+}
+
+// needed returns the seqno to roll back to, and whether the consumer
+// must.
+func (r *rollbackCheck) needed() (uint64, bool) {
+	if r.start == 0 && (!r.strict || r.vbuuid == 0) {
+		return 0, false
+	}
+	// A consumer behind the purge seqno may have missed deletions: from
+	// 0, unless it has all of its collections' changes, or saw this
+	// purge seqno already.
+	collectionsDone := r.hasCollHigh && r.start >= r.collHigh && r.collHigh <= r.purge
+	if r.start < r.purge && r.start != 0 && !collectionsDone && r.remotePurge != r.purge {
+		return 0, true
+	}
+	return needsRollback(r.log, r.start, r.high, r.vbuuid, r.snapStart, r.snapEnd, r.strict)
 }
 
 // needsRollback is kv_engine's FailoverTable::needsRollback without purge
@@ -455,25 +617,45 @@ func needsRollback(log []cache.FailoverEntry, start, high, vbuuid, snapStart, sn
 }
 
 // closeStream serves DCP_CLOSE_STREAM: the producer's goroutine answers
-// it, after whatever the stream had sent, and ends the stream.
+// it, after whatever the stream had sent, and ends the stream. With
+// enable_stream_id the request names the stream with a stream-id frame.
 func (d *dcpServer) closeStream(w memcached.ResponseWriter, req *gm.MCRequest, p *dcpProducer) {
 	if len(req.Extras) != 0 || len(req.Key) != 0 || len(req.Body) != 0 {
 		d.h.invalid(w, req)
 		return
 	}
-	p.mu.Lock()
-	s := p.streams[req.VBucket]
-	if s != nil {
-		delete(p.streams, req.VBucket)
-		s.closing = true
-		s.closeResp = &gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque}
-	}
-	p.mu.Unlock()
-	if s == nil {
-		w.WriteStatus(req, gm.KEY_ENOENT, nil)
+	sid, hasSID, ok := requestStreamID(req)
+	if !ok {
+		d.h.invalid(w, req)
 		return
 	}
-	p.notify()
+	p.mu.Lock()
+	if hasSID != p.streamIDs || hasSID && sid == 0 {
+		p.mu.Unlock()
+		w.WriteStatus(req, gm.DCP_STREAMID_INVALID, nil)
+		return
+	}
+	s := p.streams[dcpStreamKey{req.VBucket, sid}]
+	others := false
+	if s != nil {
+		delete(p.streams, dcpStreamKey{req.VBucket, sid})
+		s.closing = true
+		s.closeResp = &gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque}
+	} else if hasSID {
+		for k := range p.streams {
+			others = others || k.vb == req.VBucket
+		}
+	}
+	p.mu.Unlock()
+	switch {
+	case s == nil && others:
+		// The vbucket has streams, none with this id.
+		w.WriteStatus(req, gm.DCP_STREAMID_INVALID, nil)
+	case s == nil:
+		w.WriteStatus(req, gm.KEY_ENOENT, nil)
+	default:
+		p.notify()
+	}
 }
 
 // dcpProducer is one producer connection. Its handlers (on the
@@ -486,50 +668,86 @@ type dcpProducer struct {
 	name        string
 	flags       uint32
 	collections bool
+	snappy      bool // the connection negotiated Snappy
 	log         *slog.Logger
 	ctx         context.Context
 	cancel      context.CancelFunc
 	wake        chan struct{}
 
 	mu               sync.Mutex
-	streams          map[uint16]*dcpStream // by vbucket, open ones
-	order            []*dcpStream          // every stream run has to visit, open or closing
-	bufSize          uint32                // connection_buffer_size; 0: no flow control
+	streams          map[dcpStreamKey]*dcpStream // open ones
+	order            []*dcpStream                // every stream run has to visit, open or closing
+	bufSize          uint32                      // connection_buffer_size; 0: no flow control
 	unacked          uint32
 	noop             bool
 	noopInterval     time.Duration
 	streamEndOnClose bool
 	expiryOpcode     bool
 	cursorDropping   bool
+	streamIDs        bool      // enable_stream_id
+	oso              int       // enable_out_of_order_snapshots: osoOff...
+	flatbuffers      bool      // flatbuffers_system_events
+	markerV22        bool      // max_marker_version=2.2
+	compress         bool      // force_value_compression
 	dead             bool      // run has ended
 	streamed         bool      // a stream was requested: noops may start
 	lastRecv         time.Time // the consumer's last message
+
+	// rt is run's copy of the options, taken under mu at each turn.
+	rt dcpRunOptions
+	// fb builds FlatBuffers system events (run's).
+	fb *flatbuffers.Builder
+
+	stats producerStats // dcp_stats.go
 }
 
-// dcpStream is one vbucket's stream. Its fields are run's, but closing
+// dcpRunOptions are the options that shape what streams send.
+type dcpRunOptions struct {
+	expiryOpcode, cursorDropping, flatbuffers, markerV22, compress bool
+	oso                                                            int
+}
+
+// dcpStreamKey names a stream: its vbucket and stream id (0 without
+// enable_stream_id).
+type dcpStreamKey struct{ vb, sid uint16 }
+
+// dcpStream is one stream of a vbucket. Its fields are run's, but closing
 // and closeResp, guarded by the producer's lock.
 type dcpStream struct {
 	vb     uint16
+	sid    uint16         // 0: none
+	frames []gm.FrameInfo // the framing extras of its messages: its stream id
 	opaque uint32
 	end    uint64
 	cur    *cache.Cursor
 	resp   *gm.MCResponse // the stream request's success, to send first
+	filter *dcpFilter
 
-	// backfillTo is the high seqno to backfill to, past snapEnd until the
+	// backfillTo is the high seqno to backfill to, past read until the
 	// backfill starts; bfNext to bfTo what it has still to read, in parts;
 	// backfill the versions read and not sent.
 	backfillTo   uint64
 	bfNext, bfTo uint64
 	backfill     []cache.Version
-	// sent is the seqno of the last change sent (or the start);
-	// snapEnd the end of the last snapshot marked.
-	sent, snapEnd uint64
-	changes       []cache.Change // read from the cursor, not sent
-	pending       []*gm.MCRequest
-	ended         bool
+	// inBackfill: a backfill's snapshot is being sent; osoSnap: an OSO
+	// one; oso: the stream's first backfill is to be OSO; initial: the
+	// stream is from 0 and its first backfill not done.
+	inBackfill, osoSnap, oso, initial bool
+	// sent is the seqno of the last change sent (or the start); read
+	// the last one read, sent or filtered out; snapEnd the end of the
+	// last snapshot marked.
+	sent, read, snapEnd uint64
+	changes             []cache.Change  // the cursor's buffer
+	pending             []*gm.MCRequest // messages to send before anything else
+	// stop: the stream is to end, with stopReason, once pending is sent.
+	stop       bool
+	stopReason uint32
+	ended      bool
 
 	closing   bool
 	closeResp *gm.MCResponse
+
+	stats streamStats // dcp_stats.go
 }
 
 func (p *dcpProducer) notify() {
@@ -550,6 +768,9 @@ func (p *dcpProducer) received() {
 func (p *dcpProducer) ack(n uint32) {
 	p.mu.Lock()
 	p.unacked -= min(n, p.unacked)
+	if p.bufSize != 0 {
+		p.stats.ackedBytes.Add(uint64(n))
+	}
 	p.mu.Unlock()
 	p.notify()
 }
@@ -558,9 +779,7 @@ func (p *dcpProducer) ack(n uint32) {
 // dead consumer).
 func (p *dcpProducer) kill() {
 	p.cancel()
-	if nc := p.c.NetConn(); nc != nil {
-		nc.Close()
-	}
+	p.c.Close(nil)
 }
 
 var errProducerEnded = errors.New("gocache: dcp producer ended")
@@ -612,6 +831,7 @@ func (p *dcpProducer) run() {
 			}
 			wait = max(wait, time.Millisecond)
 		}
+		p.stats.noopWait.Store(noopPending)
 		timer.Reset(wait)
 		cases = append(cases[:0],
 			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(p.wake)},
@@ -647,7 +867,7 @@ func (p *dcpProducer) cleanup() {
 	p.mu.Lock()
 	p.dead = true
 	order := p.order
-	p.order, p.streams = nil, map[uint16]*dcpStream{}
+	p.order, p.streams = nil, map[dcpStreamKey]*dcpStream{}
 	p.mu.Unlock()
 	for _, s := range order {
 		if s.cur != nil {
@@ -700,6 +920,8 @@ func (p *dcpProducer) turn(s *dcpStream) (n int, blocked bool, err error) {
 	p.mu.Lock()
 	closing, closeResp := s.closing, s.closeResp
 	endOnClose := p.streamEndOnClose
+	p.rt = dcpRunOptions{expiryOpcode: p.expiryOpcode, cursorDropping: p.cursorDropping, flatbuffers: p.flatbuffers,
+		markerV22: p.markerV22, compress: p.compress, oso: p.oso}
 	p.mu.Unlock()
 	if closing {
 		p.finish(s)
@@ -730,6 +952,7 @@ func (p *dcpProducer) turn(s *dcpStream) (n int, blocked bool, err error) {
 		full := p.bufSize != 0 && p.unacked >= p.bufSize
 		p.mu.Unlock()
 		if full {
+			p.stats.pause()
 			return n, true, nil
 		}
 		pkt := p.next(s)
@@ -753,6 +976,7 @@ func (p *dcpProducer) send(s *dcpStream, pkt *gm.MCRequest) error {
 		p.unacked += uint32(pkt.Size())
 	}
 	p.mu.Unlock()
+	p.stats.sent(&s.stats, pkt)
 	return p.c.Send(p.ctx, pkt)
 }
 
@@ -769,8 +993,8 @@ func (p *dcpProducer) finish(s *dcpStream) {
 			break
 		}
 	}
-	if p.streams[s.vb] == s {
-		delete(p.streams, s.vb)
+	if k := (dcpStreamKey{s.vb, s.sid}); p.streams[k] == s {
+		delete(p.streams, k)
 	}
 	p.mu.Unlock()
 }
@@ -782,44 +1006,71 @@ func (p *dcpProducer) next(s *dcpStream) *gm.MCRequest {
 	c := p.b.cache
 	for {
 		switch {
-		case s.backfillTo > s.snapEnd && s.snapEnd < s.end:
-			from, to := s.snapEnd, min(s.backfillTo, s.end)
-			s.bfNext, s.bfTo, s.snapEnd = from+1, to, to
+		case len(s.pending) > 0:
+			pkt := s.pending[0]
+			s.pending[0] = nil
+			s.pending = s.pending[1:]
+			return pkt
+		case s.stop:
+			s.ended = true
+			return p.streamEnd(s, s.stopReason)
+		case s.backfillTo > s.read && s.read < s.end:
+			from, to := s.read, min(s.backfillTo, s.end)
+			s.bfNext, s.bfTo, s.read = from+1, to, to
+			if s.oso {
+				s.oso = false
+				if !p.readOSO(s) {
+					continue
+				}
+				s.inBackfill, s.osoSnap = true, true
+				return p.osoMarker(s, osoStart)
+			}
 			if !p.readBackfill(s) {
 				continue
 			}
+			s.inBackfill, s.snapEnd = true, to
 			return p.marker(s, from, to, markerDisk|markerCheckpoint)
 		case len(s.backfill) == 0 && s.bfNext <= s.bfTo:
 			p.readBackfill(s)
-			continue
 		case len(s.backfill) > 0:
 			v := s.backfill[0]
 			s.backfill[0] = cache.Version{}
 			s.backfill = s.backfill[1:]
-			s.sent = v.Seqno
 			kind := cache.Mutated
 			if v.Deleted {
 				kind = cache.Deleted
 			}
-			if pkt := p.doc(s, kind, v.Key, &v.Item, v.DeleteTime); pkt != nil {
+			if pkt, _ := p.change(s, kind, v.Key, &v.Item, v.DeleteTime); pkt != nil {
+				s.sent = max(s.sent, v.Seqno)
 				return pkt
 			}
-		case len(s.changes) > 0:
-			ch := s.changes[0]
-			s.changes[0] = cache.Change{}
-			s.changes = s.changes[1:]
-			s.sent = ch.Seqno
-			if pkt := p.doc(s, ch.Kind, ch.Key, &ch.Item, time.Time{}); pkt != nil {
-				return pkt
+		case s.inBackfill:
+			// The backfill is sent: an OSO snapshot ends; a stream that
+			// filtered out the end of its disk snapshot learns where it
+			// ended.
+			s.inBackfill, s.initial = false, false
+			if s.osoSnap {
+				s.osoSnap = false
+				end := p.osoMarker(s, osoEnd)
+				if p.rt.oso == osoWithSeqnoAdvanced && s.sent != s.bfTo {
+					s.pending = append(s.pending, end)
+					s.sent = s.bfTo
+					return p.seqnoAdvanced(s, s.bfTo)
+				}
+				return end
 			}
-		case s.snapEnd >= s.end:
+			if p.collections && s.sent < s.snapEnd {
+				s.sent = s.snapEnd
+				return p.seqnoAdvanced(s, s.snapEnd)
+			}
+		case s.read >= s.end:
 			s.ended = true
 			return p.streamEnd(s, streamEndOK)
 		case c.State(s.vb) != cache.Active:
 			s.ended = true
 			return p.streamEnd(s, streamEndState)
-		default:
-			return p.readCursor(s)
+		case !p.readCursor(s):
+			return nil
 		}
 	}
 }
@@ -829,6 +1080,7 @@ func (p *dcpProducer) next(s *dcpStream) *gm.MCRequest {
 func (p *dcpProducer) readBackfill(s *dcpStream) bool {
 	var err error
 	s.backfill, err = p.b.cache.Backfill(s.vb, s.bfNext, s.bfTo, dcpBackfillPart, s.backfill[:0])
+	s.stats.readBackfill(s.backfill)
 	switch {
 	case err != nil || len(s.backfill) < dcpBackfillPart:
 		s.bfNext = s.bfTo + 1
@@ -838,83 +1090,236 @@ func (p *dcpProducer) readBackfill(s *dcpStream) bool {
 	return len(s.backfill) > 0
 }
 
-// readCursor reads the next batch of changes of the stream's cursor and
-// returns its marker, nil if there is none.
-func (p *dcpProducer) readCursor(s *dcpStream) *gm.MCRequest {
+// readOSO reads the stream's whole backfill at once, for an OSO
+// snapshot: the versions of its collection (and the collection's system
+// events), in key order. It reports whether it has any.
+func (p *dcpProducer) readOSO(s *dcpStream) bool {
+	var err error
+	s.backfill, err = p.b.cache.Backfill(s.vb, s.bfNext, s.bfTo, 0, s.backfill[:0])
+	s.stats.readBackfill(s.backfill)
+	s.bfNext = s.bfTo + 1
+	if err != nil {
+		s.backfill = s.backfill[:0]
+		return false
+	}
+	kept := s.backfill[:0]
+	for _, v := range s.backfill {
+		if s.osoKeeps(v.Key, v.Deleted, v.Value) {
+			kept = append(kept, v)
+		}
+	}
+	clear(s.backfill[len(kept):])
+	s.backfill = kept
+	slices.SortFunc(s.backfill, func(a, b cache.Version) int { return bytes.Compare(a.Key, b.Key) })
+	return len(s.backfill) > 0
+}
+
+// osoKeeps reports whether an OSO backfill keeps a version: a document
+// of the filter's collection, or one of its system events.
+func (s *dcpStream) osoKeeps(key []byte, deleted bool, value []byte) bool {
+	if id, ok := cache.IsSystemKey(key); ok {
+		ev, err := parseSysEvent(id, deleted, value)
+		return err == nil && ev.collection() && s.filter.cids[ev.cid]
+	}
+	cid, _, ok := cache.SplitKey(key)
+	return ok && s.filter.cids[cid]
+}
+
+// readCursor reads the next batch of changes of the stream's cursor into
+// pending (a marker, the changes the stream sends, a SEQNO_ADVANCED if it
+// sends not the last), and reports whether it read anything or ended.
+func (p *dcpProducer) readCursor(s *dcpStream) bool {
 	c := p.b.cache
 	changes, err := s.cur.Next(s.changes[:0], dcpBatch)
+	s.stats.readMemory(changes)
 	if errors.Is(err, cache.ErrChangesLost) {
 		s.cur.Close()
 		s.cur = nil
-		if !p.cursorDropping {
+		if !p.rt.cursorDropping {
 			p.log.Warn("dcp: stream too slow, changes lost", "vb", s.vb, "sent", s.sent)
-			s.ended = true
-			return p.streamEnd(s, streamEndSlow)
+			s.stop, s.stopReason = true, streamEndSlow
+			return true
 		}
 		// Start again from what is stored, as kv_engine backfills a
 		// stream whose cursor it dropped.
 		p.log.Info("dcp: changes lost, backfilling again", "vb", s.vb, "sent", s.sent)
 		cur, err := c.Changes(s.vb)
 		if err != nil {
-			s.ended = true
-			return p.streamEnd(s, streamEndState)
+			s.stop, s.stopReason = true, streamEndState
+			return true
 		}
 		s.cur = cur
 		s.backfillTo, _ = c.HighSeqno(s.vb)
-		return nil // next turn backfills
+		return true // next backfills
 	}
 	if err != nil {
-		s.ended = true
-		return p.streamEnd(s, streamEndState)
+		s.stop, s.stopReason = true, streamEndState
+		return true
 	}
 	// Drop what the backfill covered and what is past the end.
 	i := 0
-	for i < len(changes) && changes[i].Seqno <= s.snapEnd {
+	for i < len(changes) && changes[i].Seqno <= s.read {
 		i++
 	}
-	changes = changes[i:]
-	j := 0
+	j := i
 	for j < len(changes) && changes[j].Seqno <= s.end {
 		j++
 	}
-	changes = changes[:j]
-	if len(changes) == 0 {
-		s.changes = s.changes[:0]
-		return nil
+	defer func() { clear(changes); s.changes = changes[:0] }()
+	if i == j {
+		return len(changes) > 0 // more may follow
 	}
-	s.changes = changes
-	from, to := changes[0].Seqno, changes[len(changes)-1].Seqno
+	// The marker goes first, once the batch's range is known.
+	n0 := len(s.pending)
+	s.pending = append(s.pending, nil)
+	var from, to, hidden uint64
+	for k := i; k < j && !s.stop; k++ {
+		ch := &changes[k]
+		s.read = ch.Seqno
+		pkt, hide := p.change(s, ch.Kind, ch.Key, &ch.Item, time.Time{})
+		switch {
+		case pkt != nil:
+			if from == 0 {
+				from = ch.Seqno
+			}
+			to = ch.Seqno
+			s.pending = append(s.pending, pkt)
+		case hide:
+			hidden = ch.Seqno
+		}
+	}
+	if to != 0 {
+		s.sent = to
+	}
+	switch {
+	case hidden > to && p.collections:
+		// The snapshot ends with a change the stream takes but does not
+		// send: it learns the seqno moved (kv_engine's MB-48368 when
+		// nothing else is sent).
+		if to == 0 {
+			from = hidden
+		}
+		s.pending = append(s.pending, p.seqnoAdvanced(s, hidden))
+		to, s.sent = hidden, hidden
+	case to == 0:
+		s.pending = s.pending[:n0]
+		return true
+	}
 	s.snapEnd = to
-	return p.marker(s, from, to, markerMemory|markerCheckpoint)
+	s.pending[n0] = p.marker(s, from, to, markerMemory|markerCheckpoint)
+	return true
 }
 
-// marker returns a snapshot marker (version 1): start, end, type.
+// marker returns a snapshot marker: version 1 (start, end, type in the
+// extras), or with max_marker_version=2.2 for a disk snapshot version
+// 2.2 (extras: the version byte 2; value: start, end, type, max visible
+// seqno, high completed seqno, purge seqno, high prepared seqno). gocache
+// has no prepares: the seqnos of synchronous replication are 0, as
+// kv_engine sends them to consumers without it.
 func (p *dcpProducer) marker(s *dcpStream, start, end uint64, typ uint32) *gm.MCRequest {
+	pkt := &gm.MCRequest{Opcode: gm.UPR_SNAPSHOT, VBucket: s.vb, Opaque: s.opaque, FramingExtras: s.frames}
+	if p.rt.markerV22 && typ&markerDisk != 0 {
+		v := make([]byte, 52)
+		binary.BigEndian.PutUint64(v[0:], start)
+		binary.BigEndian.PutUint64(v[8:], end)
+		binary.BigEndian.PutUint32(v[16:], typ)
+		binary.BigEndian.PutUint64(v[36:], min(p.b.cache.PurgeSeqno(s.vb), end))
+		pkt.Extras, pkt.Body = []byte{2}, v
+		return pkt
+	}
 	ex := make([]byte, 20)
 	binary.BigEndian.PutUint64(ex[0:], start)
 	binary.BigEndian.PutUint64(ex[8:], end)
 	binary.BigEndian.PutUint32(ex[16:], typ)
-	return &gm.MCRequest{Opcode: gm.UPR_SNAPSHOT, VBucket: s.vb, Opaque: s.opaque, Extras: ex}
+	pkt.Extras = ex
+	return pkt
+}
+
+// osoMarker returns a DCP_OSO_SNAPSHOT with flags (osoStart, osoEnd).
+func (p *dcpProducer) osoMarker(s *dcpStream, flags uint32) *gm.MCRequest {
+	return &gm.MCRequest{Opcode: gm.DCP_OSO_SNAPSHOT, VBucket: s.vb, Opaque: s.opaque, FramingExtras: s.frames,
+		Extras: binary.BigEndian.AppendUint32(nil, flags)}
+}
+
+// seqnoAdvanced returns a DCP_SEQNO_ADVANCED to seqno.
+func (p *dcpProducer) seqnoAdvanced(s *dcpStream, seqno uint64) *gm.MCRequest {
+	return &gm.MCRequest{Opcode: gm.DCP_SEQNO_ADV, VBucket: s.vb, Opaque: s.opaque, FramingExtras: s.frames,
+		Extras: binary.BigEndian.AppendUint64(nil, seqno)}
 }
 
 // streamEnd returns a stream end with reason.
 func (p *dcpProducer) streamEnd(s *dcpStream, reason uint32) *gm.MCRequest {
-	return &gm.MCRequest{Opcode: gm.UPR_STREAMEND, VBucket: s.vb, Opaque: s.opaque,
+	return &gm.MCRequest{Opcode: gm.UPR_STREAMEND, VBucket: s.vb, Opaque: s.opaque, FramingExtras: s.frames,
 		Extras: binary.BigEndian.AppendUint32(nil, reason)}
 }
 
-// doc returns the message of a document's change, nil for one the
-// connection does not get (another collection than the default one for a
-// connection that is not collections-aware; deletions with skip deletes).
+// change returns the message of a change (or a backfill's version) of
+// the stream's vbucket, nil if the stream does not send it; hidden says
+// the stream takes it without sending it (a collection's modification
+// without flatbuffers_system_events), which moves its seqno. A system
+// event that leaves the filter empty stops the stream after it.
+func (p *dcpProducer) change(s *dcpStream, kind cache.ChangeKind, key []byte, it *cache.Item, deleted time.Time) (pkt *gm.MCRequest, hidden bool) {
+	if id, ok := cache.IsSystemKey(key); ok {
+		return p.sysEvent(s, id, kind, it)
+	}
+	cid, _, ok := cache.SplitKey(key)
+	if !ok || !s.filter.doc(cid) {
+		return nil, false
+	}
+	return p.doc(s, kind, key, it, deleted), false
+}
+
+// sysEvent returns the DCP_SYSTEM_EVENT of the system event id, if the
+// stream takes it (see change).
+func (p *dcpProducer) sysEvent(s *dcpStream, id []byte, kind cache.ChangeKind, it *cache.Item) (*gm.MCRequest, bool) {
+	if len(id) > 0 && id[0] == sysKeyModify && kind != cache.Mutated {
+		return nil, false // a dropped collection's modification, retired
+	}
+	ev, err := parseSysEvent(id, kind != cache.Mutated, it.Value)
+	if err != nil {
+		p.log.Warn("dcp: system event skipped", "vb", s.vb, "seqno", it.Seqno, "err", err)
+		return nil, false
+	}
+	if ev.uid == 0 && len(it.Value) == 0 {
+		// A drop kept without its value (no tombstones).
+		ev.uid = p.b.manifest.Load().uid
+	}
+	take := s.filter.event(&ev)
+	if s.filter.empty() {
+		s.stop, s.stopReason = true, streamEndFilterEmpty
+	}
+	switch {
+	case !take:
+		return nil, false
+	case ev.event == sysCollectionModify && !p.rt.flatbuffers:
+		return nil, true
+	}
+	pkt := &gm.MCRequest{Opcode: gm.DCP_SYSTEM_EVENT, VBucket: s.vb, Opaque: s.opaque, FramingExtras: s.frames, Key: ev.key()}
+	ex := make([]byte, 13)
+	binary.BigEndian.PutUint64(ex, it.Seqno)
+	binary.BigEndian.PutUint32(ex[8:], ev.event)
+	if p.rt.flatbuffers {
+		if p.fb == nil {
+			p.fb = flatbuffers.NewBuilder(128)
+		}
+		ex[12] = 2
+		pkt.Body = bytes.Clone(ev.flatBuffer(p.fb))
+	} else {
+		pkt.Body, ex[12], _ = ev.appendLegacy(nil)
+	}
+	pkt.Extras = ex
+	return pkt, false
+}
+
+// doc returns the message of a document's change that the stream's
+// filter takes (see change), nil for a deletion the stream skips; a
+// connection that is not collections-aware gets keys without their
+// collection id.
 func (p *dcpProducer) doc(s *dcpStream, kind cache.ChangeKind, key []byte, it *cache.Item, deleted time.Time) *gm.MCRequest {
-	cid, name, ok := cache.SplitKey(key)
-	if !ok || !p.collections && cid != 0 {
-		return nil
-	}
 	if !p.collections {
-		key = name
+		_, key, _ = cache.SplitKey(key)
 	}
-	pkt := &gm.MCRequest{VBucket: s.vb, Opaque: s.opaque, Cas: it.CAS, Key: key}
+	pkt := &gm.MCRequest{VBucket: s.vb, Opaque: s.opaque, Cas: it.CAS, Key: key, FramingExtras: s.frames}
 	if kind == cache.Mutated {
 		ex := make([]byte, 31)
 		binary.BigEndian.PutUint64(ex[0:], it.Seqno)
@@ -927,7 +1332,9 @@ func (p *dcpProducer) doc(s *dcpStream, kind cache.ChangeKind, key []byte, it *c
 		pkt.Body, pkt.DataType = p.value(it)
 		return pkt
 	}
-	if p.flags&dcpOpenSkipDeletes != 0 {
+	if p.flags&dcpOpenSkipDeletes != 0 && s.inBackfill && s.initial {
+		// Skip deletes in initial backfill: the backfill of a stream
+		// from 0 only, as kv_engine.
 		return nil
 	}
 	if deleted.IsZero() {
@@ -935,7 +1342,7 @@ func (p *dcpProducer) doc(s *dcpStream, kind cache.ChangeKind, key []byte, it *c
 	}
 	delTime := uint32(deleted.Unix())
 	switch {
-	case kind == cache.Expired && p.expiryOpcode:
+	case kind == cache.Expired && p.rt.expiryOpcode:
 		ex := make([]byte, 20)
 		binary.BigEndian.PutUint64(ex[0:], it.Seqno)
 		binary.BigEndian.PutUint64(ex[8:], it.Rev)
@@ -977,12 +1384,19 @@ func (p *dcpProducer) value(it *cache.Item) ([]byte, uint8) {
 		}
 		return nil, dt
 	}
+	if p.rt.compress && len(body) > 0 {
+		// force_value_compression.
+		body, dt = snappy.Encode(nil, body), dt|gm.DatatypeFlagCompressed
+	}
 	return body, dt
 }
 
 // ServeMCResponse takes a client's responses: a DCP consumer's answers to
 // the producer's NOOPs are its signs of life. Other responses are ignored.
 func (h *handler) ServeMCResponse(c *memcached.Conn, res *gm.MCResponse) {
+	if tapResponse(h, c, res) { // a TAP consumer's acknowledgement (tap.go)
+		return
+	}
 	st, ok := c.Data.(*connState)
 	if !ok || st.dcp == nil {
 		return

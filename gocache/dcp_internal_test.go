@@ -38,3 +38,34 @@ func TestDCPNeedsRollback(t *testing.T) {
 		})
 	}
 }
+
+// TestDCPRollbackPurge: kv_engine's purge seqno rule before the failover
+// log's: a consumer from below the purge seqno (but 0) rolls back to 0,
+// unless it saw that purge seqno, or, filtered, has all of its
+// collections' changes.
+func TestDCPRollbackPurge(t *testing.T) {
+	log := []cache.FailoverEntry{{UUID: 0xC, Seqno: 0}}
+	for _, tc := range []struct {
+		name                 string
+		start, purge, remote uint64
+		collHigh             uint64
+		filtered, rollback   bool
+	}{
+		{"BelowPurge", 10, 20, 0, 0, false, true},
+		{"AtPurge", 20, 20, 0, 0, false, false},
+		{"FromZero", 0, 20, 0, 0, false, false},
+		{"SawPurge", 10, 20, 20, 0, false, false},
+		{"SawOlderPurge", 10, 20, 15, 0, false, true},
+		{"CollectionsComplete", 10, 20, 0, 8, true, false},
+		{"CollectionsBehind", 10, 20, 0, 12, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rollbackCheck{log: log, start: tc.start, high: 30, vbuuid: 0xC, snapStart: tc.start, snapEnd: tc.start,
+				purge: tc.purge, remotePurge: tc.remote, collHigh: tc.collHigh, hasCollHigh: tc.filtered}
+			to, rb := r.needed()
+			if rb != tc.rollback || to != 0 {
+				t.Fatalf("rollback %v to %d, want %v to 0", rb, to, tc.rollback)
+			}
+		})
+	}
+}

@@ -410,7 +410,7 @@ func TestDCPControl(t *testing.T) {
 		{"enable_expiry_opcode", "true", gm.SUCCESS},
 		{"send_stream_end_on_client_close_stream", "true", gm.SUCCESS},
 		{"supports_cursor_dropping_vulcan", "true", gm.SUCCESS},
-		{"enable_stream_id", "true", gm.NOT_SUPPORTED},
+		{"enable_stream_id", "true", gm.SUCCESS},
 		{"no_such_key", "1", gm.EINVAL},
 	} {
 		if got := gm.Status(d.control(tc.key, tc.value)); got != tc.status {

@@ -154,6 +154,7 @@ var errorCodes = byCode([]errorCode{
 	{gm.CANNOT_APPLY_COLLECTIONS_MANIFEST, errorInfo{"CANNOT_APPLY_COLLECTIONS_MANIFEST", "The collections manifest cannot be applied to the bucket", []string{attrInvalidInput}, nil}},
 	{gm.COLLECTIONS_MANIFEST_AHEAD, errorInfo{"COLLECTIONS_MANIFEST_AHEAD", "The bucket's collections manifest is newer than the one given", []string{attrInvalidInput}, nil}},
 	{gm.UNKNOWN_SCOPE, errorInfo{"UNKNOWN_SCOPE", "The request names a scope the server does not know", []string{attrInvalidInput}, nil}},
+	{gm.DCP_STREAMID_INVALID, errorInfo{"DCP_STREAMID_INVALID", "The DCP stream id is missing, not wanted or names no stream", []string{attrDCP, attrInvalidInput}, nil}},
 	{gm.RANGE_SCAN_CANCELLED, errorInfo{"RangeScanCancelled", "The range scan was cancelled", []string{attrSuccess}, nil}},
 	{gm.RANGE_SCAN_MORE, errorInfo{"RangeScanMore", "The range scan has more to send: continue it", []string{attrSuccess}, nil}},
 	{gm.XATTR_EINVAL, errorInfo{"XATTR_EINVAL", "The extended attributes are invalid", []string{attrInvalidInput}, nil}},

@@ -48,6 +48,7 @@ var errorMapWant = map[gm.Status]string{
 	gm.CANNOT_APPLY_COLLECTIONS_MANIFEST:        "CANNOT_APPLY_COLLECTIONS_MANIFEST",
 	gm.COLLECTIONS_MANIFEST_AHEAD:               "COLLECTIONS_MANIFEST_AHEAD",
 	gm.UNKNOWN_SCOPE:                            "UNKNOWN_SCOPE",
+	gm.DCP_STREAMID_INVALID:                     "DCP_STREAMID_INVALID",
 	gm.RANGE_SCAN_CANCELLED:                     "RangeScanCancelled",
 	gm.RANGE_SCAN_MORE:                          "RangeScanMore",
 	gm.RANGE_SCAN_COMPLETE:                      "RangeScanComplete",

@@ -76,6 +76,17 @@ type Config struct {
 	// server.Server.EventLoops): -1 one per GOMAXPROCS, 0 a goroutine per
 	// connection.
 	EventLoops int
+	// Replicator, if set, feeds this server's buckets from a primary
+	// (replica.go): every vbucket starts as an empty replica, read with
+	// GET_REPLICA, refusing writes until SET_VBUCKET makes it active, and
+	// New starts Replicator.Replicate on each bucket, which Close and
+	// Shutdown stop. Package gocache/replication has one that streams
+	// over DCP from another gocache, whose buckets, vbucket count and
+	// Manifest should be this server's.
+	Replicator Replicator
+	// ReplicaReads makes GET, GETQ, GETK and GETKQ read a replica
+	// vbucket as GET_REPLICA does, rather than answer NOT_MY_VBUCKET.
+	ReplicaReads bool
 }
 
 // Tombstone defaults of a bucket (see Config.Cache).
@@ -146,6 +157,9 @@ func New(cfg Config) (*Server, error) {
 		s.buckets[name] = newBucket(name, cfg.Cache, manifest)
 	}
 	s.verbosity.Store(uint32(cfg.Verbosity))
+	if cfg.Replicator != nil {
+		s.startReplication()
+	}
 	start := s.buckets[DefaultBucket]
 	s.srv = &memcached.Server{
 		Handler:     newHandler(s),
@@ -209,6 +223,7 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) closeBuckets() {
+	s.stopReplication()
 	for _, b := range s.buckets {
 		b.cache.Close()
 	}

@@ -37,6 +37,7 @@ func newHandler(s *Server) *handler {
 	h := &handler{srv: s, mux: memcached.NewServeMux()}
 	m := h.mux
 	m.HandleFunc(h.get, gm.GET, gm.GETQ, gm.GETK, gm.GETKQ)
+	m.HandleFunc(h.getReplica, gm.GET_REPLICA)
 	m.HandleFunc(h.store, gm.SET, gm.SETQ, gm.ADD, gm.ADDQ, gm.REPLACE, gm.REPLACEQ,
 		gm.APPEND, gm.APPENDQ, gm.PREPEND, gm.PREPENDQ)
 	m.HandleFunc(h.delete, gm.DELETE, gm.DELETEQ)
@@ -59,6 +60,8 @@ func newHandler(s *Server) *handler {
 	h.registerSubdoc(m)
 	h.registerRangeScan(m)
 	h.registerDCP(m)
+	h.registerDCPRefused(m)
+	h.registerTap(m)
 	if s.cfg.Users != nil {
 		m.HandleFunc(h.listMechs, gm.SASL_LIST_MECHS)
 		m.HandleFunc(h.saslAuth, gm.SASL_AUTH)
@@ -126,6 +129,9 @@ func (h *handler) targetNoValue(w memcached.ResponseWriter, req *gm.MCRequest, e
 }
 
 func (h *handler) get(w memcached.ResponseWriter, req *gm.MCRequest) {
+	if h.srv.cfg.ReplicaReads && h.getFromReplica(w, req) {
+		return
+	}
 	d, ok := h.targetNoValue(w, req, 0, true)
 	if !ok {
 		return
@@ -319,6 +325,10 @@ func (h *handler) flush(w memcached.ResponseWriter, req *gm.MCRequest) {
 	}
 	h.srv.cmdFlush.Add(1)
 	b.cache.Flush(delay)
+	if delay <= 1 {
+		// Flushed at once: the collections are still there (dcp_events.go).
+		b.flushed(nil)
+	}
 	succeeded(w, req)
 }
 

@@ -121,11 +121,13 @@ func TestAllVBSeqnos(t *testing.T) {
 		extras []byte
 		want   string
 	}{
-		{nil, "0:1 1:0 2:2 3:3"},                       // alive: active, replica, pending
-		{u32(1), "0:1 2:2 3:3"},                        // active
-		{u32(2), "1:0"},                                // replica
-		{append(u32(0), u32(8)...), "0:0 1:0 2:0 3:3"}, // collection 8's seqnos
-		{append(u32(1), u32(0)...), "0:1 2:2 3:2"},     // the default collection's
+		// Every vbucket starts with the manifest's three system events
+		// (scope app, collections users and orders: seqnos 1-3).
+		{nil, "0:4 1:3 2:5 3:6"},                       // alive: active, replica, pending
+		{u32(1), "0:4 2:5 3:6"},                        // active
+		{u32(2), "1:3"},                                // replica
+		{append(u32(0), u32(8)...), "0:2 1:2 2:2 3:6"}, // collection 8's seqnos: its creation's, its change
+		{append(u32(1), u32(0)...), "0:4 2:5 3:5"},     // the default collection's
 	} {
 		res := c.do(gm.MCRequest{Opcode: gm.GET_ALL_VB_SEQNOS, Extras: tc.extras})
 		if res.Status != gm.SUCCESS || entries(res.Body) != tc.want {
@@ -143,7 +145,7 @@ func TestAllVBSeqnos(t *testing.T) {
 	}
 	defer rc.Close()
 	got, err := rc.GetAllVbSeqnos(nil)
-	if err != nil || len(got) != 4 || got[3] != 3 || got[1] != 0 {
+	if err != nil || len(got) != 4 || got[3] != 6 || got[1] != 3 {
 		t.Fatalf("reference GetAllVbSeqnos: %v %v", got, err)
 	}
 }

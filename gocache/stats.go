@@ -2,6 +2,7 @@ package gocache
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	gm "github.com/f8e615c8/gomemcached"
@@ -48,13 +49,17 @@ func (w *statWriter) end() {
 }
 
 func (h *handler) stat(w memcached.ResponseWriter, req *gm.MCRequest) {
-	if len(req.Extras) != 0 || len(req.Body) != 0 {
+	if len(req.Extras) != 0 || len(req.Body) != 0 && string(req.Key) != "dcp" { // dcp's value: options
 		h.invalid(w, req)
 		return
 	}
 	sw := &statWriter{w: w, req: req, buf: make([]byte, 0, 32)}
 	b := state(w).bucket
-	switch string(req.Key) {
+	switch key := string(req.Key); key {
+	case "dcp":
+		if !h.dcpStats(w, sw, req) {
+			return
+		}
 	case "":
 		h.srv.generalStats(sw, b)
 	case "settings":
@@ -64,8 +69,14 @@ func (h *handler) stat(w memcached.ResponseWriter, req *gm.MCRequest) {
 	case "reset":
 		h.srv.resetStats(b)
 	default:
-		w.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
-		return
+		sep, ok := strings.CutPrefix(key, "dcpagg ")
+		if !ok || sep == "" {
+			w.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
+			return
+		}
+		if !h.dcpAggStats(w, sw, req, sep) {
+			return
+		}
 	}
 	sw.end()
 }

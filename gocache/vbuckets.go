@@ -45,10 +45,15 @@ func (h *handler) setVBucket(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if b == nil {
 		return
 	}
+	created := b.cache.State(req.VBucket) == cache.Missing
 	if err := b.cache.SetState(req.VBucket, st); err != nil {
 		h.notMyVBucket(w, req)
 		return
 	}
+	if created && st == cache.Active {
+		b.newVBucket(req.VBucket, nil) // its collections' events (dcp_events.go)
+	}
+	h.srv.vbucketChanged(b, req.VBucket, st)
 	succeeded(w, req)
 }
 

@@ -52,15 +52,17 @@ type Conn struct {
 	enc   encoder
 	first [64]byte // the first bytes the connection sent, which choose its protocol
 
-	req      gomemcached.MCRequest
-	out      []byte // answers not yet sent
-	closing  bool
-	werr     error
-	sendq    atomic.Pointer[sendQueue]
-	qmu      sync.Mutex // for making sendq, and ended
-	ended    bool
-	bytesIn  atomic.Uint64
-	bytesOut atomic.Uint64
+	req     gomemcached.MCRequest
+	out     []byte // answers not yet sent
+	closing bool
+	werr    error
+	sendq   atomic.Pointer[sendQueue]
+	// killReason is Close's reason, for the log.
+	killReason atomic.Pointer[error]
+	qmu        sync.Mutex // for making sendq, and ended
+	ended      bool
+	bytesIn    atomic.Uint64
+	bytesOut   atomic.Uint64
 }
 
 // transport is what a connection model does for a connection: how its
@@ -91,6 +93,8 @@ type transport interface {
 	// loops do both for all their connections at once.)
 	interrupt()
 	abort()
+	// kill closes the connection from any goroutine (see Conn.Close).
+	kill()
 }
 
 // newConn returns a connection served by t, reading from src.
@@ -130,6 +134,20 @@ func (c *Conn) Pause(d time.Duration) {
 	if d > 0 {
 		c.t.pause(d)
 	}
+}
+
+// Close ends the connection from any goroutine: a change feed cutting a
+// consumer that is too slow, say. What is queued and not yet written is
+// dropped, and so is what the kernel holds unsent: a TCP connection is
+// reset. reason, if not nil, is what the server logs as the cause.
+// Under EventLoops the connection's loop closes it soon after; on its own
+// goroutine, its socket is closed at once. Closing an ended connection
+// does nothing.
+func (c *Conn) Close(reason error) {
+	if reason != nil {
+		c.killReason.CompareAndSwap(nil, &reason)
+	}
+	c.t.kill()
 }
 
 // ErrConnClosed is the error of Send to a connection that has ended.
@@ -343,6 +361,10 @@ func (c *Conn) end() {
 // logClose logs why the connection ended: malformed input at Info, the
 // rest at Debug.
 func (c *Conn) logClose(reason error) {
+	if r := c.killReason.Load(); r != nil {
+		c.log.Info("connection closed", "reason", *r)
+		return
+	}
 	switch {
 	case reason == nil:
 		c.log.Debug("connection closed")

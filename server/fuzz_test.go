@@ -36,6 +36,7 @@ func (t *memTransport) queued()             {}
 func (t *memTransport) netConn() net.Conn   { return nil }
 func (t *memTransport) interrupt()          {}
 func (t *memTransport) abort()              {}
+func (t *memTransport) kill()               {}
 
 // chunked reads at most n bytes at a time.
 type chunked struct {

@@ -51,6 +51,15 @@ func (lc *loopConn) serving() bool     { return !lc.pausedNow() && !lc.blocked }
 func (lc *loopConn) interrupt()        {} // the loop drains its connections itself
 func (lc *loopConn) abort()            {} // and drops them all at once
 func (lc *loopConn) queued()           { lc.l.postSend(lc) }
+func (lc *loopConn) kill() {
+	lc.l.post(func() {
+		if lc.l.conns[int32(lc.fd)] == lc {
+			// A reset: what the kernel holds unsent goes too.
+			syscall.SetsockoptLinger(lc.fd, syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1})
+		}
+		lc.l.drop(lc, nil)
+	})
+}
 
 // ready handles the events epoll reported for the connection.
 func (lc *loopConn) ready(events uint32, now int64) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -301,6 +302,77 @@ func TestSendHeldByPause(t *testing.T) {
 		}
 		if !got[gm.NOOP] || !got[gm.UPR_NOOP] {
 			t.Fatalf("got %v", got)
+		}
+	})
+}
+
+// Close, from a goroutine of the handler's, ends a connection whose client
+// has stopped reading: the producers waiting in Send are released with
+// ErrConnClosed, Done is closed, the client sees its connection end, and
+// the server goes on serving others.
+func TestCloseFromProducer(t *testing.T) {
+	modes(t, func(t *testing.T, loops int) {
+		f := newFeeder()
+		addr := start(t, &Server{EventLoops: loops, Handler: f, SendQueueSize: 4 << 10})
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+		const streams = 2
+		send(t, nc, streamReq(streams, 1<<20, 1000, 0))
+		c := <-f.conns
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			n := f.sent.Load()
+			time.Sleep(100 * time.Millisecond)
+			if f.sent.Load() == n {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the producers never had to wait")
+			}
+		}
+		c.Close(errors.New("consumer too slow"))
+		c.Close(nil) // a second Close does nothing
+		for range streams / streamsPerProducer() {
+			select {
+			case err := <-f.errs:
+				if !errors.Is(err, ErrConnClosed) {
+					t.Fatalf("waiting producer: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close did not release a waiting producer")
+			}
+		}
+		select {
+		case <-c.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("Done not closed after Close")
+		}
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 64<<10)
+		total := 0
+		for {
+			n, err := nc.Read(buf)
+			total += n
+			if err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("the client's connection did not end (%d bytes read)", total)
+				}
+				break
+			}
+		}
+		other, r := dial(t, addr)
+		send(t, other, streamReq(1, 3, 10, 7))
+		for i := range 3 {
+			var pkt gm.MCRequest
+			if err := r.ReadRequest(&pkt); err != nil {
+				t.Fatalf("other connection: %v", err)
+			}
+			if pkt.Opcode != gm.UPR_MUTATION || pkt.Cas != uint64(i) {
+				t.Fatalf("other connection: packet %d is %v cas %d", i, pkt.Opcode, pkt.Cas)
+			}
 		}
 	})
 }

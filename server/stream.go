@@ -56,6 +56,12 @@ func (t *stream) netConn() net.Conn { return t.nc }
 func (t *stream) serving() bool     { return true } // pauses sleep, writes block
 func (t *stream) interrupt()        { t.nc.SetReadDeadline(time.Unix(1, 0)) }
 func (t *stream) abort()            { t.nc.Close() }
+func (t *stream) kill() {
+	if tc, ok := t.nc.(*net.TCPConn); ok {
+		tc.SetLinger(0) // reset: what the kernel holds unsent goes too
+	}
+	t.nc.Close()
+}
 
 // pause sleeps for d, or until the server closes: Shutdown does not wait
 // out pauses. The queue writer waits too.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/f8e615c8/gomemcached/cache"
 	"github.com/f8e615c8/gomemcached/gocache"
+	"github.com/f8e615c8/gomemcached/gocache/replication"
 	"github.com/f8e615c8/gomemcached/sasl"
 	memcached "github.com/f8e615c8/gomemcached/server"
 )
@@ -94,7 +95,10 @@ func flags(fs *flag.FlagSet) *options {
 	fs.Func("o", "comma-separated options: ssl_chain_cert=FILE, ssl_key=FILE, ssl_ca_cert=FILE,\n"+
 		"ssl_verify_mode=0-3, ssl_min_version=tlsv1.2|tlsv1.3, buckets=a,b (named buckets),\n"+
 		"vbuckets=N (1024), tombstone_ttl=SECONDS (600; 0 keeps none), tombstones=N (100000),\n"+
-		"collections=FILE (a collections manifest, JSON)", extended)
+		"collections=FILE (a collections manifest, JSON),\n"+
+		"replica_of=HOST:PORT (every vbucket a replica of that gocache's, fed over DCP,\n"+
+		"read with GET_REPLICA, taking writes once SET_VBUCKET makes it active),\n"+
+		"replica_reads=true (plain GETs read replica vbuckets too)", extended)
 	fs.Func("extended", "same as -o", extended)
 	strVar(&o.user, "u", "user", "", "accepted for compatibility; gocache does not change user")
 	fs.DurationVar(&o.idle, "idle-timeout", 0, "close connections idle this long (0: never)")
@@ -299,6 +303,10 @@ func configure(o *options) (gocache.Config, []listenSpec, error) {
 		TLS:         tlsConfig,
 		EventLoops:  o.loops,
 	}
+	cfg.ReplicaReads = ext.replicaReads
+	if ext.replicaOf != "" {
+		cfg.Replicator = &replication.Replicator{Primary: ext.replicaOf}
+	}
 	if o.loops < 0 {
 		cfg.EventLoops = o.threads
 	}
@@ -315,6 +323,8 @@ type extendedOptions struct {
 	tombstoneTTL   time.Duration // 0: gocache's default; negative: none
 	tombstones     int
 	manifest       []byte
+	replicaOf      string
+	replicaReads   bool
 }
 
 // parseExtended reads -o values: comma-separated key=value pairs; the
@@ -385,6 +395,17 @@ func parseExtended(values []string) (extendedOptions, error) {
 					return e, fmt.Errorf("-o collections: %w", err)
 				}
 				e.manifest = data
+			case "replica_of":
+				if _, _, err := net.SplitHostPort(val); err != nil {
+					return e, fmt.Errorf("-o replica_of=%q: want host:port", val)
+				}
+				e.replicaOf = val
+			case "replica_reads":
+				b, err := strconv.ParseBool(val)
+				if err != nil {
+					return e, fmt.Errorf("-o replica_reads=%q: want true or false", val)
+				}
+				e.replicaReads = b
 			case "buckets":
 				inBuckets = true
 				if val != "" {

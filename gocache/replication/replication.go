@@ -1,0 +1,423 @@
+// Package replication feeds the replica vbuckets of a gocache server from
+// another gocache, the primary, over DCP. A Replicator, set as the
+// server's gocache.Config.Replicator, opens one DCP connection per bucket
+// with the client's Feed (collections-aware, with xattrs): each vbucket
+// streams from its checkpoint in the cache (cache.ReplicaCheckpoint: the
+// UUID of the failover log it adopted, its high seqno, its snapshot), so
+// that after a cut connection it resumes where it stopped; a rollback
+// empties the vbucket (cache.Rollback) and it streams again from 0. A
+// vbucket that SET_VBUCKET makes active has its stream closed; one made a
+// replica streams again.
+package replication
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gm "github.com/f8e615c8/gomemcached"
+	"github.com/f8e615c8/gomemcached/cache"
+	mc "github.com/f8e615c8/gomemcached/client"
+	"github.com/f8e615c8/gomemcached/gocache"
+)
+
+// Reconnection backoff of a bucket's feed.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 5 * time.Second
+	// retryEvery is how often vbuckets the primary refused are asked for
+	// again.
+	retryEvery = 5 * time.Second
+)
+
+// Replicator is a gocache.Replicator that feeds every bucket from the
+// same bucket of the gocache at Primary. It serves one gocache.Server;
+// Status is safe to call while it runs.
+type Replicator struct {
+	// Primary is the primary's address, "host:port".
+	Primary string
+
+	mu    sync.Mutex
+	id    string // names the DCP connections
+	feeds []*feed
+}
+
+var _ gocache.Replicator = (*Replicator)(nil)
+
+// Status is the state of one bucket's replication (see
+// Replicator.Status).
+type Status struct {
+	Bucket    string
+	Primary   string // Replicator.Primary
+	Name      string // the DCP connection's name on the primary
+	Connected bool   // a feed is open
+	Connects  uint64 // feeds opened
+	Streams   int    // vbucket streams open or requested
+	Events    uint64 // changes applied
+	Rollbacks uint64
+	// OutOfOrder counts changes refused for a seqno not above the
+	// vbucket's or outside its snapshot (each restarts the feed).
+	OutOfOrder uint64
+	LastError  string // why the last feed ended, "" if none has
+}
+
+// Status returns the state of each bucket's replication, by bucket name:
+// of the buckets Replicate was called on.
+func (r *Replicator) Status() []Status {
+	r.mu.Lock()
+	feeds := slices.Clone(r.feeds)
+	r.mu.Unlock()
+	out := make([]Status, 0, len(feeds))
+	for _, f := range feeds {
+		f.mu.Lock()
+		out = append(out, Status{Bucket: f.b.Name(), Primary: f.addr, Name: f.name, Connected: f.feed != nil,
+			Connects: f.connects.Load(), Streams: len(f.streams), Events: f.events.Load(),
+			Rollbacks: f.rollbacks.Load(), OutOfOrder: f.outOfOrder.Load(), LastError: f.lastErr})
+		f.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b Status) int { return cmp.Compare(a.Bucket, b.Bucket) })
+	return out
+}
+
+// Replicate feeds bucket b from the primary until ctx is done, opening a
+// new feed after each one fails, with a backoff from 50 ms to 5 s that
+// grows while feeds fail before they apply anything.
+func (r *Replicator) Replicate(ctx context.Context, b *gocache.ReplicaBucket) {
+	r.mu.Lock()
+	if r.id == "" {
+		var id [4]byte
+		rand.Read(id[:])
+		r.id = hex.EncodeToString(id[:])
+	}
+	f := &feed{
+		b: b, c: b.Cache(), addr: r.Primary,
+		name:     "gocache-replica:" + r.id + ":" + b.Name(),
+		manifest: make(chan struct{}, 1),
+		streams:  map[uint16]bool{},
+	}
+	r.feeds = append(r.feeds, f)
+	r.mu.Unlock()
+	f.log = b.Logger().With("replica_of", f.addr, "bucket", b.Name())
+	f.run(ctx)
+}
+
+// feed feeds the replica vbuckets of one bucket from the primary.
+type feed struct {
+	b    *gocache.ReplicaBucket
+	c    *cache.Cache
+	addr string
+	name string
+	log  *slog.Logger
+	// manifest asks for the primary's manifest: a system event came
+	// from a newer one than the bucket's.
+	manifest chan struct{}
+
+	mu      sync.Mutex
+	feed    *mc.Feed
+	streams map[uint16]bool // requested or open on feed; false: closing for a promotion
+	lastErr string
+
+	connects, events, rollbacks, outOfOrder atomic.Uint64
+
+	// The feed goroutine's: keyBuf, and skip, the vbuckets whose stream
+	// started from a seqno the vbucket no longer holds (the feed asks
+	// again from a rollback's seqno, the vbucket rolled back to 0): their
+	// events are dropped until the stream, being closed, ends, and is
+	// asked for again from 0.
+	keyBuf []byte
+	skip   map[uint16]bool
+}
+
+// run feeds the bucket until ctx ends.
+func (f *feed) run(ctx context.Context) {
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		if !f.anyReplica() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-f.b.StateChanged():
+				continue
+			}
+		}
+		before := f.events.Load()
+		err := f.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		f.mu.Lock()
+		f.lastErr = ""
+		if err != nil {
+			f.lastErr = err.Error()
+		}
+		f.mu.Unlock()
+		if f.events.Load() != before {
+			backoff = minBackoff
+		}
+		f.log.Warn("replica: feed ended, reconnecting", "err", err, "after", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// anyReplica reports whether the bucket has a replica vbucket.
+func (f *feed) anyReplica() bool {
+	for vb := range f.c.VBuckets() {
+		if f.c.State(uint16(vb)) == cache.Replica {
+			return true
+		}
+	}
+	return false
+}
+
+// session opens one feed from the primary, streams every replica vbucket
+// from its checkpoint and applies what comes until the feed ends.
+func (f *feed) session(ctx context.Context) error {
+	opts := mc.ClientOptions{
+		Features: mc.Features{mc.FeatureCollections, mc.FeatureXattr, mc.FeatureXerror},
+		Name:     f.name,
+	}
+	if f.b.Name() != gocache.DefaultBucket {
+		opts.Bucket = f.b.Name()
+	}
+	c, err := mc.Dial(ctx, "tcp", f.addr, opts)
+	if err != nil {
+		return err
+	}
+	feed, err := mc.NewFeed(ctx, c, mc.FeedOptions{Name: f.name, Xattrs: true, Collections: true})
+	if err != nil {
+		c.Close()
+		return err
+	}
+	defer feed.Close()
+	f.connects.Add(1)
+	f.log.Info("replica: feed open")
+	f.skip = map[uint16]bool{}
+	f.mu.Lock()
+	f.feed = feed
+	clear(f.streams)
+	f.addAllLocked()
+	f.mu.Unlock()
+	retry := time.NewTicker(retryEvery)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer retry.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-retry.C:
+				f.mu.Lock()
+				f.addAllLocked()
+				f.mu.Unlock()
+			case <-f.b.StateChanged():
+				f.mu.Lock()
+				f.closePromotedLocked()
+				f.addAllLocked()
+				f.mu.Unlock()
+			case <-f.manifest:
+				f.fetchManifest(ctx, opts)
+			}
+		}
+	})
+	err = feed.Run(ctx, mc.FeedHandlerFunc(f.handle))
+	close(stop)
+	wg.Wait()
+	f.mu.Lock()
+	f.feed = nil
+	clear(f.streams)
+	f.mu.Unlock()
+	if err == nil {
+		err = errors.New("replication: every stream ended")
+	}
+	return err
+}
+
+// closePromotedLocked closes the open streams of vbuckets that are no
+// longer replicas (SET_VBUCKET promoted them).
+func (f *feed) closePromotedLocked() {
+	for vb, open := range f.streams {
+		if open && f.c.State(vb) != cache.Replica {
+			f.streams[vb] = false
+			if err := f.feed.Remove(vb, 0); err != nil {
+				f.log.Debug("replica: closing a promoted vbucket's stream", "vb", vb, "err", err)
+			}
+		}
+	}
+}
+
+// addAllLocked requests the stream of every replica vbucket that has
+// none.
+func (f *feed) addAllLocked() {
+	for i := range f.c.VBuckets() {
+		vb := uint16(i)
+		if _, ok := f.streams[vb]; !ok && f.c.State(vb) == cache.Replica {
+			f.addLocked(vb)
+		}
+	}
+}
+
+// addLocked requests vbucket vb's stream from its checkpoint.
+func (f *feed) addLocked(vb uint16) {
+	uuid, seqno, ss, se := f.c.ReplicaCheckpoint(vb)
+	spec := mc.StreamSpec{VBucket: vb, From: mc.Checkpoint{VBUUID: uuid, Seqno: seqno, SnapStart: ss, SnapEnd: se}}
+	if err := f.feed.Add(spec); err != nil {
+		f.log.Debug("replica: stream request", "vb", vb, "err", err)
+		return
+	}
+	f.streams[vb] = true
+}
+
+// ended forgets vbucket vb's stream, and reports whether it should be
+// requested again: the vbucket is still a replica.
+func (f *feed) ended(vb uint16) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.streams[vb]
+	delete(f.streams, vb)
+	return ok && f.c.State(vb) == cache.Replica
+}
+
+// handle applies one event of the feed.
+func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
+	c, vb := f.c, ev.VBucket
+	if f.skip[vb] && ev.Kind != mc.EventStreamEnd {
+		return nil
+	}
+	var err error
+	switch ev.Kind {
+	case mc.EventStreamStart:
+		if _, high, _, _ := c.ReplicaCheckpoint(vb); high != ev.Checkpoint.Seqno {
+			f.log.Info("replica: stream started elsewhere than the vbucket is, asking again", "vb", vb, "from", ev.Checkpoint.Seqno, "high", high)
+			f.skip[vb] = true
+			f.mu.Lock()
+			if f.feed != nil {
+				f.feed.Remove(vb, 0)
+			}
+			f.mu.Unlock()
+			return nil
+		}
+		log := make([]cache.FailoverEntry, len(ev.FailoverLog))
+		for i, e := range ev.FailoverLog {
+			log[i] = cache.FailoverEntry{UUID: e.VBUUID, Seqno: e.Seqno}
+		}
+		err = c.AdoptFailoverLog(vb, log)
+	case mc.EventSnapshot:
+		err = c.ReplicaSnapshot(vb, ev.SnapStart, ev.SnapEnd)
+	case mc.EventMutation, mc.EventDeletion, mc.EventExpiration:
+		f.keyBuf = cache.CollectionKey(f.keyBuf[:0], ev.CollectionID, ev.Key)
+		m := cache.Meta{CAS: ev.CAS, Rev: ev.RevSeqno, Flags: ev.Flags, Datatype: ev.Datatype, Deleted: ev.Kind != mc.EventMutation}
+		if ev.Kind == mc.EventMutation && ev.Expiry != 0 {
+			m.Expires = time.Unix(int64(ev.Expiry), 0)
+		}
+		err = c.Replicate(vb, f.keyBuf, ev.Value, ev.Seqno, m)
+		if err == nil || errors.Is(err, cache.ErrTooLarge) || errors.Is(err, cache.ErrNoMemory) {
+			f.events.Add(1)
+		}
+		if errors.Is(err, cache.ErrTooLarge) || errors.Is(err, cache.ErrNoMemory) {
+			f.log.Warn("replica: change not kept", "vb", vb, "seqno", ev.Seqno, "err", err)
+			err = nil
+		}
+	case mc.EventSystem:
+		err = f.system(vb, ev)
+	case mc.EventSeqnoAdvanced:
+		err = c.AdvanceSeqno(vb, ev.Seqno)
+	case mc.EventRollback:
+		f.rollbacks.Add(1)
+		f.log.Info("replica: rollback", "vb", vb, "to", ev.Seqno)
+		// Rolled back to 0 whatever the seqno: the feed asks again from
+		// ev.Seqno, and a stream that starts there is closed and asked
+		// for from 0 (EventStreamStart above).
+		_, err = c.Rollback(vb, ev.Seqno)
+	case mc.EventStreamEnd:
+		delete(f.skip, vb)
+		again := f.ended(vb)
+		switch {
+		case ev.Reason == mc.StreamEndRefused && errors.Is(ev.Err, gm.ErrNotMyVBucket):
+			f.log.Debug("replica: the primary does not serve the vbucket", "vb", vb)
+		case ev.Reason == mc.StreamEndRefused:
+			return fmt.Errorf("replication: vbucket %d refused: %w", vb, ev.Err)
+		case again:
+			f.log.Info("replica: stream ended, asking again", "vb", vb, "reason", ev.Reason)
+			f.mu.Lock()
+			if f.feed != nil {
+				f.addLocked(vb)
+			}
+			f.mu.Unlock()
+		}
+	}
+	if errors.Is(err, cache.ErrSeqnoOrder) {
+		f.outOfOrder.Add(1)
+	}
+	if errors.Is(err, cache.ErrNotReplica) {
+		// Promoted or deleted meanwhile: its stream is being closed, or
+		// is now.
+		f.mu.Lock()
+		if open := f.streams[vb]; open && f.feed != nil {
+			f.streams[vb] = false
+			f.feed.Remove(vb, 0)
+		}
+		f.mu.Unlock()
+		return nil
+	}
+	return err
+}
+
+// system applies a system event as the primary recorded it, and asks for
+// the primary's manifest when the event comes from a newer one than the
+// bucket's.
+func (f *feed) system(vb uint16, ev *mc.Event) error {
+	s := &ev.System
+	e := gocache.SystemEvent{Seqno: ev.Seqno, CAS: ev.CAS, RevSeqno: ev.RevSeqno,
+		Type: uint32(s.Type), ManifestUID: s.ManifestUID, ScopeID: s.ScopeID, CollectionID: s.CollectionID,
+		Name: s.Name, MaxTTL: s.MaxTTL, HasMaxTTL: s.HasMaxTTL}
+	err := f.b.ReplicateSystemEvent(vb, &e)
+	if err == nil {
+		f.events.Add(1)
+	}
+	if s.ManifestUID > f.b.ManifestUID() {
+		select {
+		case f.manifest <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
+
+// fetchManifest reads the primary's collections manifest on a
+// connection of its own and makes it the bucket's.
+func (f *feed) fetchManifest(ctx context.Context, opts mc.ClientOptions) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := mc.Dial(ctx, "tcp", f.addr, opts)
+	if err != nil {
+		f.log.Warn("replica: manifest not read", "err", err)
+		return
+	}
+	defer c.Close()
+	res, err := c.GetCollectionsManifest()
+	if err != nil {
+		f.log.Warn("replica: manifest not read", "err", err)
+		return
+	}
+	if err := f.b.SetManifest(res.Body); err != nil {
+		f.log.Warn("replica: manifest not taken", "err", err)
+		return
+	}
+	f.log.Info("replica: manifest taken", "uid", f.b.ManifestUID())
+}
