@@ -214,10 +214,13 @@ func (c *Cache) MaxBytes() int64 { return c.maxBytes }
 // MaxItemSize returns the item size limit.
 func (c *Cache) MaxItemSize() int { return c.maxItem }
 
-// shardFor returns the shard that holds key and the key's hash within it:
-// the low bits of one 64-bit hash pick the shard, the high bits the bucket.
-func (c *Cache) shardFor(key []byte) (*shard, uint32) {
-	h := maphash.Bytes(c.seed, key)
+// shardFor returns the shard that holds key in vbucket vb and the key's
+// hash within it: the low bits of one 64-bit hash pick the shard, the
+// high bits the bucket. The vbucket is part of the hash, so that a key
+// kept in every vbucket (a system event's) is as many keys spread over
+// the shards, not one hash chain as long as there are vbuckets.
+func (c *Cache) shardFor(vb uint16, key []byte) (*shard, uint32) {
+	h := maphash.Bytes(c.seed, key) ^ uint64(vb)*0x9e3779b97f4a7c15 // odd: distinct vbuckets, distinct low bits
 	return &c.shards[h&c.mask], uint32(h >> 32)
 }
 
@@ -280,8 +283,10 @@ func (c *Cache) fits(keyLen, valueLen int) bool {
 // Flush invalidates every item now (delay 0) or, as memcached's flush_all
 // with a delay, one second before delay seconds from now (memcached flushes
 // items last used at or before that time less one second, so a delay of 1
-// flushes at once): every item present at that time is then removed. delay
-// follows the expiry rules (over 30 days is an absolute time).
+// flushes at once): every item present at that time is then removed, but
+// in replica and pending vbuckets, which only their producer changes.
+// Live system events stay, with their seqnos (sysevent.go). delay follows
+// the expiry rules (over 30 days is an absolute time).
 func (c *Cache) Flush(delay uint32) {
 	if delay == 0 {
 		c.flushAt.Store(0)
@@ -298,15 +303,21 @@ func (c *Cache) Flush(delay uint32) {
 	c.flushAt.Store(at)
 }
 
-// clear removes every item and tombstone. A flush is not a numbered
-// change: cursors learn that they lost changes.
+// clear removes every item and tombstone, but those of replica and
+// pending vbuckets, which only their producer changes, and live system
+// events, whose collections a flush keeps (sysevent.go). A flush is not a
+// numbered change: cursors learn that they lost changes.
 func (c *Cache) clear() {
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		freed := s.bytes
-		s.reset()
-		c.unlock(s, freed)
+	if c.anyFed() {
+		c.removeWhere(func(it *item) bool { return !c.vbs[it.vbucket()].fed() && !it.pinned() })
+	} else {
+		for i := range c.shards {
+			s := &c.shards[i]
+			s.mu.Lock()
+			freed := s.bytes
+			freed -= s.keepSystem()
+			c.unlock(s, freed)
+		}
 	}
 	c.purgeAll()
 	c.loseChanges()

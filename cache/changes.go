@@ -119,8 +119,9 @@ func (l *changeLog) lose(high uint64) {
 // has lost changes. A Cursor is safe for concurrent use, though its changes
 // come in order only to one reader.
 type Cursor struct {
-	v    *vbucket
-	wake chan struct{}
+	v     *vbucket
+	wake  chan struct{}
+	ready func() // ChangesFunc's; nil for Changes
 	// Guarded by v.mu:
 	next   uint64 // seqno of the next change to read
 	lost   bool
@@ -132,11 +133,22 @@ type Cursor struct {
 // changes, and the values they stored, in memory. It fails with
 // ErrNoVBucket for a vbucket id not below VBuckets.
 func (c *Cache) Changes(vb uint16) (*Cursor, error) {
+	return c.ChangesFunc(vb, nil)
+}
+
+// ChangesFunc is Changes with a callback: ready, if not nil, is called
+// whenever the cursor's Ready channel is signalled (a change logged,
+// changes lost, the cursor closed), so that one reader of many cursors
+// learns which have something to read without waiting on each. It is
+// called with the vbucket's lock held, on the goroutine that changed the
+// vbucket: it must be quick, must not block, and must not call into the
+// Cache.
+func (c *Cache) ChangesFunc(vb uint16, ready func()) (*Cursor, error) {
 	if int(vb) >= len(c.vbs) {
 		return nil, ErrNoVBucket
 	}
 	v := &c.vbs[vb]
-	cur := &Cursor{v: v, wake: make(chan struct{}, 1)}
+	cur := &Cursor{v: v, wake: make(chan struct{}, 1), ready: ready}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.log == nil {
@@ -154,6 +166,17 @@ func (cur *Cursor) notify() {
 	select {
 	case cur.wake <- struct{}{}:
 	default:
+	}
+	if cur.ready != nil {
+		cur.ready()
+	}
+}
+
+// wake signals every cursor, for a change that is not in the log (the
+// vbucket's state).
+func (l *changeLog) wake() {
+	for _, cur := range l.cursors {
+		cur.notify()
 	}
 }
 

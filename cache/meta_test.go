@@ -377,7 +377,7 @@ func TestSweepWithTombstoneBound(t *testing.T) {
 	var a, b string
 	for i := 0; a == ""; i++ {
 		key := fmt.Sprint("k", i)
-		_, h := c.shardFor(k(key))
+		_, h := c.shardFor(0, k(key))
 		slot := h & uint32(len(s.buckets)-1)
 		if other, ok := first[slot]; ok {
 			b, a = other, key

@@ -36,6 +36,9 @@ func (c *Cache) purge(s *shard, it *item) int64 {
 // past its high seqno (a flush).
 func (c *Cache) purgeAll() {
 	for i := range c.vbs {
+		if c.vbs[i].fed() {
+			continue // a replica keeps its producer's
+		}
 		if high := c.vbs[i].high.Load(); high > 0 {
 			c.purged(uint16(i), high+1)
 		}

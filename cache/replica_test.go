@@ -2,6 +2,11 @@ package cache
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -129,7 +134,7 @@ func TestReplicaApply(t *testing.T) {
 			c, _ := replicaCache(t, tt.cfg)
 			for i, s := range tt.steps {
 				if s.snap[1] != 0 {
-					if err := c.ReplicaSnapshot(0, s.snap[0], s.snap[1]); err != nil {
+					if err := c.ReplicaSnapshot(0, s.snap[0], s.snap[1], 0); err != nil {
 						t.Fatalf("step %d: ReplicaSnapshot: %v", i, err)
 					}
 				}
@@ -204,7 +209,7 @@ func TestReplicaRefusesWhatIsNotReplicated(t *testing.T) {
 	// An active vbucket takes no replicated changes.
 	for name, err := range map[string]error{
 		"Replicate":        c.Replicate(1, k("a"), nil, 1, Meta{CAS: 1}),
-		"ReplicaSnapshot":  c.ReplicaSnapshot(1, 0, 1),
+		"ReplicaSnapshot":  c.ReplicaSnapshot(1, 0, 1, 0),
 		"AdvanceSeqno":     c.AdvanceSeqno(1, 1),
 		"AdoptFailoverLog": c.AdoptFailoverLog(1, []FailoverEntry{{UUID: 1}}),
 	} {
@@ -227,7 +232,7 @@ func TestReplicaRefusesWhatIsNotReplicated(t *testing.T) {
 
 func TestReplicaReadsExpiryAndEviction(t *testing.T) {
 	c, clk := replicaCache(t, Config{MaxBytes: 64 << 10, Shards: 1})
-	if err := c.ReplicaSnapshot(0, 1, 1000); err != nil {
+	if err := c.ReplicaSnapshot(0, 1, 1000, 0); err != nil {
 		t.Fatal(err)
 	}
 	exp := clk.Now().Add(time.Second)
@@ -275,7 +280,7 @@ func TestReplicaRollback(t *testing.T) {
 	if err := c.AdoptFailoverLog(0, producer); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.ReplicaSnapshot(0, 0, 10); err != nil {
+	if err := c.ReplicaSnapshot(0, 0, 10, 0); err != nil {
 		t.Fatal(err)
 	}
 	for i := uint64(1); i <= 6; i++ {
@@ -317,7 +322,7 @@ func TestReplicaRollback(t *testing.T) {
 		t.Errorf("state %v after rollback", c.State(0))
 	}
 	// It streams again from the beginning.
-	if err := c.ReplicaSnapshot(0, 0, 2); err != nil {
+	if err := c.ReplicaSnapshot(0, 0, 2, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Replicate(0, CollectionKey(nil, 0, k("k1")), k("w"), 1, Meta{CAS: 100, Rev: 1}); err != nil {
@@ -331,7 +336,7 @@ func TestReplicaPromotion(t *testing.T) {
 	if err := c.AdoptFailoverLog(0, producer); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.ReplicaSnapshot(0, 0, 3); err != nil {
+	if err := c.ReplicaSnapshot(0, 0, 3, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Replicate(0, k("a"), k("1"), 3, Meta{CAS: 1000, Rev: 2}); err != nil {
@@ -358,5 +363,254 @@ func TestReplicaPromotion(t *testing.T) {
 	}
 	if it := mustGet(t, c, "a", "2"); it.Rev != 3 {
 		t.Fatalf("revision after promotion %d, want 3", it.Rev)
+	}
+}
+
+func TestReplicaPromotionWithinSnapshot(t *testing.T) {
+	type step struct {
+		snap  [3]uint64 // start, end, purge: a snapshot to start first, if [1] != 0
+		seqno uint64    // a change of key "k<seqno>", if not 0
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		want  uint64 // the new failover entry's seqno
+	}{
+		{"a whole snapshot: its end", []step{{snap: [3]uint64{1, 3}, seqno: 1}, {seqno: 3}}, 3},
+		// A backfill is deduplicated: a key whose newest version is 3
+		// is missing at 2.
+		{"within the first: 0", []step{{snap: [3]uint64{0, 3}, seqno: 2}}, 0},
+		{"within a later one: the last whole one's end", []step{
+			{snap: [3]uint64{1, 2}, seqno: 2}, {snap: [3]uint64{3, 6}, seqno: 4}, {seqno: 5}}, 2},
+		{"a snapshot passed by: the high seqno", []step{
+			{snap: [3]uint64{1, 4}, seqno: 2}, {snap: [3]uint64{5, 6}, seqno: 6}}, 6},
+		{"a marker not yet followed: the high seqno", []step{
+			{snap: [3]uint64{1, 2}, seqno: 2}, {snap: [3]uint64{3, 6}}}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := replicaCache(t, Config{})
+			if err := c.AdoptFailoverLog(0, []FailoverEntry{{UUID: 77}}); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tt.steps {
+				if s.snap[1] != 0 {
+					if err := c.ReplicaSnapshot(0, s.snap[0], s.snap[1], s.snap[2]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if s.seqno != 0 {
+					if err := c.Replicate(0, []byte(fmt.Sprint("k", s.seqno)), k("v"), s.seqno, Meta{CAS: s.seqno, Rev: 1}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := c.SetState(0, Active); err != nil {
+				t.Fatal(err)
+			}
+			log := c.FailoverLog(0)
+			if len(log) != 2 || log[0].Seqno != tt.want || log[1].UUID != 77 {
+				t.Fatalf("failover log after promotion %v, want a new entry at %d", log, tt.want)
+			}
+		})
+	}
+}
+
+func TestReplicaCASAfterPromotion(t *testing.T) {
+	c, _ := replicaCache(t, Config{})
+	if err := c.ReplicaSnapshot(0, 1, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Replicate(0, k("k"), k("v1"), 1, Meta{CAS: 1 << 40, Rev: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetState(0, Active); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Store(0, Set, k("k"), Write{Value: k("v2")})
+	if err != nil || m.CAS <= 1<<40 {
+		t.Fatalf("Store after promotion = %+v, %v; want a CAS above the replicated 1<<40", m, err)
+	}
+	// A store with metadata keeps its CAS, and raises the counter too.
+	if _, err := c.StoreMeta(0, k("m"), k("v"), Meta{CAS: 1 << 50, Rev: 1}, MetaOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = c.Store(0, Set, k("k"), Write{Value: k("v3")}); err != nil || m.CAS <= 1<<50 {
+		t.Fatalf("Store after StoreMeta = %+v, %v; want a CAS above 1<<50", m, err)
+	}
+}
+
+func TestReplicaPurgeSeqno(t *testing.T) {
+	c, _ := replicaCache(t, Config{MaxItemSize: 200})
+	if err := c.ReplicaSnapshot(0, 0, 5, 6); !errors.Is(err, ErrSeqnoOrder) {
+		t.Fatalf("a purge seqno past the snapshot's end: %v", err)
+	}
+	// A disk snapshot's purge seqno is the replica's.
+	if err := c.ReplicaSnapshot(0, 0, 10, 3); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.PurgeSeqno(0); p != 3 {
+		t.Fatalf("purge seqno %d after the marker, want 3", p)
+	}
+	if err := c.Replicate(0, k("a"), k("v"), 4, Meta{CAS: 4, Rev: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.PurgeSeqno(0); p != 3 {
+		t.Fatalf("purge seqno %d after a stored change, want 3", p)
+	}
+	// Changes that leave nothing raise it to their own seqno.
+	for _, s := range []struct {
+		seqno uint64
+		value []byte
+		meta  Meta
+	}{
+		{6, nil, Meta{CAS: 6, Rev: 2, Deleted: true}},                           // no tombstones kept
+		{8, make([]byte, 300), Meta{CAS: 8, Rev: 1}},                            // too large
+		{9, k("v"), Meta{CAS: 9, Rev: 1, Expires: time.Unix(1_000_000_000, 0)}}, // already expired
+	} {
+		err := c.Replicate(0, k("a"), s.value, s.seqno, s.meta)
+		if err != nil && !errors.Is(err, ErrTooLarge) {
+			t.Fatal(err)
+		}
+		if p := c.PurgeSeqno(0); p != s.seqno {
+			t.Fatalf("purge seqno %d after the change at %d that left nothing, want %d", p, s.seqno, s.seqno)
+		}
+	}
+	// A rollback resets it.
+	if _, err := c.Rollback(0, 0); err != nil || c.PurgeSeqno(0) != 0 {
+		t.Fatalf("purge seqno %d after a rollback (%v)", c.PurgeSeqno(0), err)
+	}
+}
+
+func TestReplicaWriteAfterDemotion(t *testing.T) {
+	c, _ := newTest(t, Config{VBuckets: 1})
+	deadline := time.Now().Add(2 * time.Second)
+	for round := 0; round < 500 && time.Now().Before(deadline); round++ {
+		if err := c.SetState(0, Active); err != nil {
+			t.Fatal(err)
+		}
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		for w := range 2 {
+			wg.Go(func() {
+				key := []byte{byte(w), 'k'}
+				for n := 0; n < 100_000 && !stop.Load(); n++ {
+					c.Store(0, Set, key, Write{Value: k("v")})
+				}
+			})
+		}
+		for range 20 {
+			runtime.Gosched()
+		}
+		if err := c.SetState(0, Replica); err != nil {
+			t.Fatal(err)
+		}
+		h1, _ := c.HighSeqno(0)
+		for range 200 {
+			runtime.Gosched()
+		}
+		h2, _ := c.HighSeqno(0)
+		stop.Store(true)
+		wg.Wait()
+		if h3, _ := c.HighSeqno(0); h2 != h1 || h3 != h1 {
+			t.Fatalf("round %d: the replica's high seqno moved from %d to %d, then %d, after SetState(Replica) returned", round, h1, h2, h3)
+		}
+	}
+}
+
+func TestReplicateEvent(t *testing.T) {
+	c, _ := newTest(t, Config{VBuckets: 2, Collections: true, TombstoneTTL: time.Hour})
+	for vb := range uint16(2) {
+		if err := c.SetState(vb, Replica); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ReplicaSnapshot(vb, 1, 10, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ck := func(cid uint32, key string) []byte { return CollectionKey(nil, cid, k(key)) }
+	create := SystemEvent{ID: k("c9"), Value: k("create"), Collection: 9, InCollection: true}
+	must(c.ReplicateEvent(0, create, 1, Meta{CAS: 1, Rev: 1}, nil))
+	if h := c.CollectionHighSeqno(0, 9); h != 1 {
+		t.Fatalf("collection 9's high seqno %d after its creation at 1, want 1", h)
+	}
+	must(c.ReplicateEvent(0, SystemEvent{ID: k("m9"), Value: k("modify"), Collection: 9, InCollection: true}, 2, Meta{CAS: 2, Rev: 1}, nil))
+	must(c.Replicate(0, ck(9, "a"), k("v"), 3, Meta{CAS: 3, Rev: 1}))
+	must(c.Replicate(0, ck(8, "b"), k("v"), 4, Meta{CAS: 4, Rev: 1}))
+	must(c.Replicate(1, ck(9, "a"), k("v"), 1, Meta{CAS: 5, Rev: 1}))
+	// A scope's event is no collection's.
+	must(c.ReplicateEvent(0, SystemEvent{ID: k("s8"), Value: k("scope")}, 5, Meta{CAS: 6, Rev: 1}, nil))
+	drop := SystemEvent{ID: k("c9"), Value: k("drop"), Deleted: true, Collection: 9, InCollection: true}
+	if err := c.ReplicateEvent(0, drop, 5, Meta{CAS: 7, Rev: 2}, k("m9")); !errors.Is(err, ErrSeqnoOrder) {
+		t.Fatalf("an event out of order: %v", err)
+	}
+	must(c.ReplicateEvent(0, drop, 6, Meta{CAS: 7, Rev: 2}, k("m9")))
+	if h := c.CollectionHighSeqno(0, 9); h != 0 {
+		t.Fatalf("collection 9's high seqno %d after its drop, want 0 (as DropCollection leaves it)", h)
+	}
+	if h := c.CollectionHighSeqno(1, 9); h != 1 {
+		t.Fatalf("collection 9's high seqno %d in vbucket 1 before its drop there, want 1", h)
+	}
+	if _, ok := c.GetReplica(0, ck(9, "a")); ok {
+		t.Error("a document of the dropped collection is kept")
+	}
+	if _, ok := c.GetReplica(0, ck(8, "b")); !ok {
+		t.Error("another collection's document is gone")
+	}
+	if _, ok := c.GetReplica(1, ck(9, "a")); !ok {
+		t.Error("another vbucket's document is gone before its drop")
+	}
+	if _, ok := c.GetReplica(0, SystemKey(nil, k("m9"))); ok {
+		t.Error("the dropped collection's modification is live")
+	}
+	if h, _ := c.HighSeqno(0); h != 6 {
+		t.Fatalf("high seqno %d, want 6", h)
+	}
+	vs, err := c.Backfill(0, 1, 6, 0, nil)
+	must(err)
+	var got []string
+	for _, v := range vs {
+		got = append(got, fmt.Sprintf("%d:%q:%v", v.Seqno, v.Key, v.Deleted))
+	}
+	if want := []string{`4:"\bb":false`, `5:"\x01s8":false`, `6:"\x01c9":true`}; !slices.Equal(got, want) {
+		t.Errorf("backfill after the drop %v, want %v", got, want)
+	}
+	if err := New(Config{}).ReplicateEvent(0, create, 1, Meta{CAS: 1}, nil); !errors.Is(err, ErrNoCollections) {
+		t.Errorf("without collections: %v", err)
+	}
+}
+
+func TestReplicaFlush(t *testing.T) {
+	c, _ := newTest(t, Config{VBuckets: 2})
+	if _, err := c.Store(0, Set, k("a"), Write{Value: k("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetState(1, Replica); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReplicaSnapshot(1, 1, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Replicate(1, k("b"), k("2"), 1, Meta{CAS: 9, Rev: 1}); err != nil {
+		t.Fatal(err)
+	}
+	c.Flush(0)
+	if _, ok := c.Get(0, k("a")); ok {
+		t.Error("the active vbucket's item survives the flush")
+	}
+	if it, ok := c.GetReplica(1, k("b")); !ok || string(it.Value) != "2" {
+		t.Error("the replica's item is flushed: only its producer changes it")
+	}
+	if h, _ := c.HighSeqno(1); h != 1 || c.PurgeSeqno(1) != 0 {
+		t.Errorf("replica after a flush: high seqno %d, purge seqno %d; want 1, 0", h, c.PurgeSeqno(1))
+	}
+	if c.PurgeSeqno(0) != 2 {
+		t.Errorf("active vbucket's purge seqno %d after a flush, want 2", c.PurgeSeqno(0))
 	}
 }

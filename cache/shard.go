@@ -49,6 +49,7 @@ const (
 	fetchedBit = 1 << iota // read since it was stored
 	deletedBit             // a tombstone
 	hollowBit              // a tombstone made of its live item in place: its data is not its value
+	systemBit              // a live system event (sysevent.go): in its shard's list of them, not the LRU list
 )
 
 // recordSize is the size of an item record, where an inline item's data
@@ -81,6 +82,7 @@ func (it *item) vbucket() uint16 { return uint16(it.revvb) }
 func (it *item) rev() uint64     { return it.revvb >> 16 }
 func (it *item) fetched() bool   { return it.bits&fetchedBit != 0 }
 func (it *item) deleted() bool   { return it.bits&deletedBit != 0 }
+func (it *item) pinned() bool    { return it.bits&systemBit != 0 }
 func (it *item) markFetched()    { it.bits |= fetchedBit }
 
 // setRev sets the vbucket and revision; revisions past 48 bits stay at the
@@ -112,6 +114,7 @@ type counters struct {
 	cmdSet, totalItems                            uint64
 	evictions, evictedUnfetched, expiredUnfetched uint64
 	reclaimed, storeTooLarge, storeNoMemory       uint64
+	sysNoMemory                                   uint64
 }
 
 // minBuckets is a new shard's hash table size.
@@ -129,7 +132,13 @@ type shard struct {
 	tombHead   *item // the newest tombstone; tombstones end the LRU list
 	bytes      int64
 	stats      counters
-	_          [24]byte // keep shards' hot fields on separate cache lines
+	// The live system events, never evicted, are in a list of their own
+	// (through prev and next), out of the LRU list; sys counts them and
+	// sysBytes is their footprint (read without the lock).
+	sysHead  *item
+	sys      int
+	sysBytes atomic.Int64
+	_        [16]byte // keep shards' hot fields on separate cache lines (320 bytes)
 }
 
 func (s *shard) init() { s.buckets = make([]*item, minBuckets) }
@@ -141,6 +150,8 @@ func (s *shard) reset() {
 	s.tombBytes.Store(0)
 	s.head, s.tail, s.tombHead = nil, nil, nil
 	s.bytes = 0
+	s.sysHead, s.sys = nil, 0
+	s.sysBytes.Store(0)
 }
 
 // slot returns the bucket of a hash.
@@ -167,9 +178,19 @@ func (s *shard) link(it *item) {
 	it.hnext = *b
 	*b = it
 	s.count++
-	if it.deleted() {
-		s.tombs++
-		s.tombBytes.Add(it.footprint())
+	s.counted(it, 1)
+}
+
+// counted counts it, linked (n 1) or unlinked (n -1), among the shard's
+// tombstones or live system events.
+func (s *shard) counted(it *item, n int) {
+	switch {
+	case it.deleted():
+		s.tombs += n
+		s.tombBytes.Add(int64(n) * it.footprint())
+	case it.pinned():
+		s.sys += n
+		s.sysBytes.Add(int64(n) * it.footprint())
 	}
 }
 
@@ -188,10 +209,7 @@ func (s *shard) unlink(it *item) {
 	*p = it.hnext
 	it.hnext = nil
 	s.count--
-	if it.deleted() {
-		s.tombs--
-		s.tombBytes.Add(-it.footprint())
-	}
+	s.counted(it, -1)
 }
 
 // grow doubles the hash table.
@@ -254,7 +272,21 @@ func (s *shard) pushTomb(it *item) {
 	at.prev = it
 }
 
+// unlinkLRU takes it out of its list: the LRU list, or a live system
+// event's.
 func (s *shard) unlinkLRU(it *item) {
+	if it.pinned() {
+		if it.prev != nil {
+			it.prev.next = it.next
+		} else {
+			s.sysHead = it.next
+		}
+		if it.next != nil {
+			it.next.prev = it.prev
+		}
+		it.prev, it.next = nil, nil
+		return
+	}
 	if it == s.tombHead {
 		s.tombHead = it.next
 	}
@@ -272,7 +304,7 @@ func (s *shard) unlinkLRU(it *item) {
 }
 
 func (s *shard) bump(it *item) {
-	if s.head != it {
+	if s.head != it && !it.pinned() {
 		s.unlinkLRU(it)
 		s.pushFront(it)
 	}
@@ -291,7 +323,8 @@ func (s *shard) remove(it *item) int64 {
 // put stores it in place of old (nil if the key has no item), which keeps
 // its place in the hash chain, so that a walk of the table (each) goes on
 // past it. A live item becomes the most recently used; a tombstone goes to
-// the tail, to be the first evicted. It returns the change in bytes.
+// the tail, to be the first evicted; a live system event goes to the
+// shard's list of them. It returns the change in bytes.
 func (s *shard) put(it, old *item) int64 {
 	if old == nil {
 		s.link(it)
@@ -301,18 +334,15 @@ func (s *shard) put(it, old *item) int64 {
 		*p = it
 		old.hnext = nil
 		s.unlinkLRU(old)
-		if old.deleted() {
-			s.tombs--
-			s.tombBytes.Add(-old.footprint())
-		}
-		if it.deleted() {
-			s.tombs++
-			s.tombBytes.Add(it.footprint())
-		}
+		s.counted(old, -1)
+		s.counted(it, 1)
 	}
-	if it.deleted() {
+	switch {
+	case it.deleted():
 		s.pushTomb(it)
-	} else {
+	case it.pinned():
+		s.pushSys(it)
+	default:
 		s.pushFront(it)
 	}
 	n := it.footprint()
@@ -320,10 +350,19 @@ func (s *shard) put(it, old *item) int64 {
 		n -= old.footprint()
 	}
 	s.bytes += n
-	if !it.deleted() {
+	if !it.deleted() && !it.pinned() {
 		s.stats.totalItems++
 	}
 	return n
+}
+
+// pushSys adds the live system event it to the shard's list of them.
+func (s *shard) pushSys(it *item) {
+	it.prev, it.next = nil, s.sysHead
+	if s.sysHead != nil {
+		s.sysHead.prev = it
+	}
+	s.sysHead = it
 }
 
 // countExpired records the removal of an expired item.

@@ -2,11 +2,13 @@ package cache
 
 // Stats are the store's counters, named after memcached's statistics.
 type Stats struct {
-	CurrItems        uint64 // items stored now
+	CurrItems        uint64 // items stored now (documents: system events are not counted)
 	Tombstones       uint64 // tombstones kept now (see Config.TombstoneTTL)
-	TotalItems       uint64 // items stored since start
+	TotalItems       uint64 // items stored since start (documents)
 	Bytes            int64  // memory in use, as the limit counts it
 	TombstoneBytes   int64  // what tombstones take of Bytes
+	SystemEvents     uint64 // live system events kept now (sysevent.go)
+	SystemBytes      int64  // what they take of Bytes
 	LimitMaxBytes    int64
 	GetHits          uint64
 	GetMisses        uint64
@@ -30,6 +32,7 @@ type Stats struct {
 	Reclaimed        uint64 // expired items removed
 	StoreTooLarge    uint64 // stores refused for size (memcached counts only its ASCII protocol's)
 	StoreNoMemory    uint64
+	SystemNoMemory   uint64 // system events refused for memory (see SystemRoom)
 }
 
 // Stats returns a snapshot of the counters.
@@ -39,9 +42,11 @@ func (c *Cache) Stats() Stats {
 		s := &c.shards[i]
 		s.mu.Lock()
 		k := s.stats
-		st.CurrItems += uint64(s.count - s.tombs)
+		st.CurrItems += uint64(s.count - s.tombs - s.sys)
 		st.Tombstones += uint64(s.tombs)
 		st.TombstoneBytes += s.tombBytes.Load()
+		st.SystemEvents += uint64(s.sys)
+		st.SystemBytes += s.sysBytes.Load()
 		s.mu.Unlock()
 		st.TotalItems += k.totalItems
 		st.GetHits += k.getHits
@@ -66,6 +71,7 @@ func (c *Cache) Stats() Stats {
 		st.Reclaimed += k.reclaimed
 		st.StoreTooLarge += k.storeTooLarge
 		st.StoreNoMemory += k.storeNoMemory
+		st.SystemNoMemory += k.sysNoMemory
 	}
 	return st
 }
@@ -82,13 +88,13 @@ func (c *Cache) ResetStats() {
 }
 
 // Len returns the number of items stored, expired ones not yet removed
-// included, tombstones not.
+// included, tombstones and system events not.
 func (c *Cache) Len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		n += s.count - s.tombs
+		n += s.count - s.tombs - s.sys
 		s.mu.Unlock()
 	}
 	return n

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -91,4 +92,204 @@ func TestPurgeSeqno(t *testing.T) {
 	if p := none.PurgeSeqno(0); p != 2 {
 		t.Fatalf("no tombstones: %d, want 2", p)
 	}
+}
+
+// sysVersions returns the system events a backfill of vbucket vb reads:
+// id, "+" for a live one or "-" for a drop, and seqno.
+func sysVersions(t *testing.T, c *Cache, vb uint16) []string {
+	t.Helper()
+	high, _ := c.HighSeqno(vb)
+	vs, err := c.Backfill(vb, 1, high, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, v := range vs {
+		if id, ok := IsSystemKey(v.Key); ok {
+			sign := "+"
+			if v.Deleted {
+				sign = "-"
+			}
+			out = append(out, fmt.Sprintf("%s%s@%d", sign, id, v.Seqno))
+		}
+	}
+	return out
+}
+
+// TestSystemEventFlush: a flush, at once or delayed, removes every
+// document and tombstone but keeps the live system events with their
+// seqnos (a drop's tombstone goes), whatever the clock that carries it
+// out.
+func TestSystemEventFlush(t *testing.T) {
+	c, clk := newTest(t, Config{Shards: 4, VBuckets: 2, TombstoneTTL: time.Minute, Collections: true})
+	for _, e := range []SystemEvent{
+		{ID: k("c8"), Value: k("create 8"), Collection: 8, InCollection: true}, // 1
+		{ID: k("c9"), Value: k("create 9"), Collection: 9, InCollection: true}, // 2
+		{ID: k("c9"), Deleted: true, Collection: 9, InCollection: true},        // 3
+	} {
+		if _, err := c.RecordEvent(0, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Store(0, Set, CollectionKey(nil, 8, k("doc")), Write{Value: k("v")}) // 4
+	want := []string{"+c8@1", "-c9@3"}
+	if got := sysVersions(t, c, 0); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("before: %v, want %v", got, want)
+	}
+	c.Flush(0)
+	want = []string{"+c8@1"}
+	if got := sysVersions(t, c, 0); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after a flush: %v, want %v", got, want)
+	}
+	if st := c.Stats(); st.CurrItems != 0 || st.SystemEvents != 1 || st.Tombstones != 0 || st.Bytes != st.SystemBytes {
+		t.Fatalf("after a flush: %+v", st)
+	}
+	// Delayed: carried out by the clock, at the next operation.
+	if _, err := c.RecordEvent(1, SystemEvent{ID: k("c8"), Value: k("create 8"), Collection: 8, InCollection: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.Store(1, Set, CollectionKey(nil, 8, k("doc")), Write{Value: k("v")})
+	c.Flush(3)
+	clk.Advance(3 * time.Second)
+	c.Store(1, Set, CollectionKey(nil, 8, k("after")), Write{Value: k("v")}) // the flush, then this
+	if got := sysVersions(t, c, 1); fmt.Sprint(got) != "[+c8@1]" {
+		t.Fatalf("after a delayed flush: %v", got)
+	}
+	if _, ok := c.Get(1, CollectionKey(nil, 8, k("doc"))); ok {
+		t.Fatal("a document survived the delayed flush")
+	}
+	if st := c.Stats(); st.CurrItems != 1 || st.SystemEvents != 2 {
+		t.Fatalf("after a delayed flush: %d items, %d events", st.CurrItems, st.SystemEvents)
+	}
+	// The events stay the shard's: a vbucket's deletion removes them.
+	if err := c.DeleteVBucket(1); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.SystemEvents != 1 || st.CurrItems != 0 {
+		t.Fatalf("after deleting vbucket 1: %+v", st)
+	}
+}
+
+// TestSystemEventShare: live system events take at most half the memory
+// limit, past which RecordEvent fails with ErrNoMemory (counted in
+// SystemNoMemory), as SystemRoom tells beforehand; documents evict one
+// another, never an event; events are no documents in the statistics,
+// nor is a retired event a deletion.
+func TestSystemEventShare(t *testing.T) {
+	const max = 256 << 10
+	c, _ := newTest(t, Config{Shards: 4, VBuckets: 4, MaxBytes: max, TombstoneTTL: time.Minute, Collections: true})
+	e := SystemEvent{ID: make([]byte, 8), Value: make([]byte, 20), InCollection: true}
+	each := EventBytes(e)
+	if room := c.SystemRoom(); room != max/2 {
+		t.Fatalf("room %d, want %d", room, max/2)
+	}
+	n := 0
+	for ; n < 10000; n++ {
+		e.ID = fmt.Appendf(e.ID[:0], "ev%06d", n)
+		e.Collection = uint32(8 + n)
+		if _, err := c.RecordEvent(uint16(n%4), e); err != nil {
+			if !errors.Is(err, ErrNoMemory) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	st := c.Stats()
+	if want := max / 2 / each; int64(n) != want || st.SystemEvents != uint64(n) || st.SystemBytes != int64(n)*each || st.SystemNoMemory != 1 {
+		t.Fatalf("%d events recorded (want %d), stats %+v", n, want, st)
+	}
+	if room := c.SystemRoom(); room >= each {
+		t.Fatalf("room %d left, and the next event refused", room)
+	}
+	if st.CurrItems != 0 || st.TotalItems != 0 || c.Len() != 0 {
+		t.Fatalf("events counted as documents: %+v, Len %d", st, c.Len())
+	}
+	// Documents fill the rest, evicting one another.
+	for i := range 5000 {
+		c.Store(uint16(i%4), Set, CollectionKey(nil, 0, fmt.Appendf(nil, "doc%d", i)), Write{Value: make([]byte, 100)})
+	}
+	st = c.Stats()
+	if st.Bytes > max || st.Evictions == 0 || st.SystemEvents != uint64(n) || st.CurrItems == 0 {
+		t.Fatalf("after 5000 documents: %+v", st)
+	}
+	// A retired event is deleted without counting as a client's deletion.
+	if _, err := c.RecordEvent(0, SystemEvent{ID: k("drop"), Deleted: true, Retire: k("ev000000")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RecordEvent(0, SystemEvent{ID: k("drop2"), Deleted: true, Retire: k("never")}); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.DeleteHits != 0 || st.DeleteMisses != 0 || st.SystemEvents != uint64(n-1) {
+		t.Fatalf("after retiring: %+v", st)
+	}
+	// With NoEvict, an event must also fit in what memory has free.
+	ne, _ := newTest(t, Config{Shards: 1, VBuckets: 1, MaxBytes: 64 << 10, NoEvict: true, Collections: true})
+	for i := 0; ; i++ {
+		if _, err := ne.Store(0, Set, CollectionKey(nil, 0, fmt.Appendf(nil, "doc%d", i)), Write{Value: make([]byte, 100)}); err != nil {
+			break
+		}
+	}
+	big := SystemEvent{ID: k("big"), Value: make([]byte, 200)} // more than a document
+	if room := ne.SystemRoom(); room >= EventBytes(big) {
+		t.Fatalf("room %d with memory full", room)
+	}
+	if _, err := ne.RecordEvent(0, big); !errors.Is(err, ErrNoMemory) {
+		t.Fatalf("event with memory full: %v", err)
+	}
+}
+
+// TestRecordEventsMany: a thousand collections' events in each of 64
+// vbuckets are recorded in bounded time (each new collection once, not
+// copying what the vbucket keeps of the others each time), with every
+// collection's high seqno its event's.
+func TestRecordEventsMany(t *testing.T) {
+	const vbs, colls = 64, 1000
+	c, _ := newTest(t, Config{VBuckets: vbs, MaxBytes: 64 << 20, TombstoneTTL: time.Minute, Collections: true})
+	evs := make([]SystemEvent, colls)
+	for i := range evs {
+		cid := uint32(8 + i)
+		evs[i] = SystemEvent{ID: CollectionKey(nil, cid, nil), Value: fmt.Appendf(nil, "collection %d", cid), Collection: cid, InCollection: true}
+	}
+	start := time.Now()
+	for vb := range vbs {
+		if n, err := c.RecordEvents(uint16(vb), evs); n != colls || err != nil {
+			t.Fatalf("vbucket %d: %d recorded, %v", vb, n, err)
+		}
+	}
+	took := time.Since(start)
+	t.Logf("%d events in %v, %v each", vbs*colls, took, took/(vbs*colls))
+	if took > 10*time.Second {
+		t.Fatalf("%d events took %v", vbs*colls, took)
+	}
+	for _, cid := range []uint32{8, 500, 8 + colls - 1} {
+		if h := c.CollectionHighSeqno(vbs-1, cid); h != uint64(cid-7) {
+			t.Fatalf("collection %d's high seqno %d, want %d", cid, h, cid-7)
+		}
+	}
+	if st := c.Stats(); st.SystemEvents != vbs*colls || st.CurrItems != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if n, err := c.RecordEvents(vbs, evs); n != 0 || !errors.Is(err, ErrNoVBucket) {
+		t.Fatalf("no such vbucket: %d, %v", n, err)
+	}
+}
+
+// BenchmarkRecordEvents: the cost of one system event, recorded among
+// many collections' in many vbuckets.
+func BenchmarkRecordEvents(b *testing.B) {
+	b.ReportAllocs()
+	c := New(Config{VBuckets: 1024, MaxBytes: 1 << 30, Collections: true, SweepInterval: -1})
+	defer c.Close()
+	evs := make([]SystemEvent, 100)
+	for i := range evs {
+		cid := uint32(8 + i)
+		evs[i] = SystemEvent{ID: CollectionKey(nil, cid, nil), Value: k("collection"), Collection: cid, InCollection: true}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := c.RecordEvents(uint16(i%1024), evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
 }

@@ -157,14 +157,21 @@ func (c *Cache) locate(vb uint16, key []byte) (k located, ok bool) {
 	return c.locateIn(vb, key, Active)
 }
 
-// locateIn is locate in a vbucket whose state is st.
+// locateIn is locate in a vbucket whose state is st. The state is
+// checked again under the shard lock, which SetState takes after a
+// change (a barrier), so that no write to a vbucket follows its change of
+// state.
 func (c *Cache) locateIn(vb uint16, key []byte, st VBState) (k located, ok bool) {
 	if int(vb) >= len(c.vbs) || c.vbs[vb].state.Load() != uint32(st) {
 		return located{}, false
 	}
 	k.now = c.now()
-	k.s, k.hash = c.shardFor(key)
+	k.s, k.hash = c.shardFor(vb, key)
 	k.s.mu.Lock()
+	if c.vbs[vb].state.Load() != uint32(st) {
+		k.s.mu.Unlock()
+		return located{}, false
+	}
 	k.live, k.tomb, k.expired, k.freed = c.lookup(k.s, vb, key, k.hash, k.now)
 	return k, true
 }
@@ -230,7 +237,7 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) 
 	if c.tombValue != nil && it.datatype&datatypeXattr != 0 && kind != Evicted {
 		kept = c.tombValue(it.value())
 	}
-	if kept == nil && it.size <= maxInline && !c.vbs[vb].logging.Load() {
+	if kept == nil && it.size <= maxInline && !c.vbs[vb].logging.Load() && !it.pinned() {
 		// The item becomes its own tombstone: no allocation. Its data
 		// stays (a small item's is part of its record), hidden (hollow)
 		// and counted. Not while a cursor follows the vbucket: its log
@@ -276,12 +283,21 @@ func (c *Cache) boundTombs(s *shard, keep *item) int64 {
 // nil) in the locked shard s, numbering the change and giving it a new
 // CAS (unless keepCAS), and keeps memory within the limit: by evicting from s, or, with
 // NoEvict, by refusing with ErrNoMemory (expired items are reclaimed
-// first). freed is what the operation released before; insert accounts
-// for it.
+// first). A live system event past the system events' share of memory
+// is refused with ErrNoMemory (sysevent.go). freed is what the operation
+// released before; insert accounts for it.
 func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS bool, patch func([]byte, Mutation)) (Mutation, error) {
 	grow := it.footprint()
 	if prev != nil {
 		grow -= prev.footprint()
+	}
+	if c.system(it) && !it.deleted() {
+		it.bits |= systemBit
+		if !c.systemFits(it, prev) {
+			s.stats.sysNoMemory++
+			c.bytes.Add(-freed)
+			return Mutation{}, ErrNoMemory
+		}
 	}
 	if c.noEvict && c.bytes.Load()-freed+grow > c.maxBytes {
 		freed += c.reclaimExpired(s, prev, now, reclaimSearch)
@@ -300,6 +316,9 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 	}
 	m := c.numberPatched(it.vbucket(), kind, it, it.rev(), !keepCAS, patch)
 	it.cas, it.seqno = m.CAS, m.Seqno
+	if keepCAS {
+		atomicMax(&c.cas, m.CAS) // the cache's own CAS values stay above those it keeps
+	}
 	total := c.bytes.Add(s.put(it, prev) - freed)
 	for total > c.maxBytes && !c.noEvict {
 		n := c.evictOne(s, it, now)

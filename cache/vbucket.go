@@ -82,11 +82,16 @@ type vbucket struct {
 	// keys carry collection ids (Config.Collections).
 	colls atomic.Pointer[collSeqnos]
 	// apply orders a replica's replicated changes with its state changes
-	// (replica.go); taken before a shard lock and mu.
+	// and with each other (replica.go); taken before a shard lock and mu.
+	// Client writes do not take it: SetState orders them with a state
+	// change by taking every shard lock once the state is set, and they
+	// check the state under their shard lock.
 	apply sync.Mutex
-	// snapStart..snapEnd is the snapshot a replica receives (replica.go),
-	// guarded by apply.
+	// snapStart..snapEnd is the snapshot a replica receives, and snapDone
+	// the end of the last one it received whole (replica.go), guarded by
+	// apply.
 	snapStart, snapEnd uint64
+	snapDone           uint64
 	mu                 sync.Mutex // guards log, failover and colls' writers; taken inside a shard lock, never the other way round
 	log                *changeLog
 	// failover is the failover log, newest first.
@@ -264,11 +269,14 @@ func (c *Cache) State(vb uint16) VBState {
 
 // SetState sets the state of vbucket vb, creating it if it is Missing,
 // with a failover log of one entry. A vbucket that becomes active from
-// any other state starts a new history: a
-// new failover log entry, with a new UUID, at its high seqno, as a
-// Couchbase vbucket does when it is promoted. It fails with ErrNoVBucket
-// for an id not below VBuckets, and for the state Missing (see
-// DeleteVBucket).
+// any other state starts a new history: a new failover log entry, with a
+// new UUID, as a Couchbase vbucket does when it is promoted, at its high
+// seqno or, for a replica within a snapshot, at the end of the last
+// snapshot it received whole (what it holds of the snapshot under way
+// may lack changes the producer deduplicated). Writes that saw the old
+// state are done when SetState returns, and later ones see the new. It
+// fails with ErrNoVBucket for an id not below VBuckets, and for the state
+// Missing (see DeleteVBucket).
 func (c *Cache) SetState(vb uint16, st VBState) error {
 	if int(vb) >= len(c.vbs) || st == Missing || st > Dead {
 		return ErrNoVBucket
@@ -276,14 +284,36 @@ func (c *Cache) SetState(vb uint16, st VBState) error {
 	v := &c.vbs[vb]
 	v.apply.Lock()
 	defer v.apply.Unlock()
+	old := c.setState(v, st)
+	if old != st {
+		// A barrier: a write checks the state under its shard lock.
+		for i := range c.shards {
+			s := &c.shards[i]
+			s.mu.Lock()
+			s.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// setState is SetState of v, whose apply lock the caller holds; it
+// returns the old state.
+func (c *Cache) setState(v *vbucket, st VBState) VBState {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	old := VBState(v.state.Load())
 	if old == Missing || st == Active && old != Active {
-		v.newHistory(v.high.Load())
+		seqno := v.high.Load()
+		if old != Active && old != Missing && seqno < v.snapEnd {
+			seqno = min(seqno, v.snapDone)
+		}
+		v.newHistory(seqno)
 	}
 	v.state.Store(uint32(st))
-	return nil
+	if old != st && v.log != nil {
+		v.log.wake() // a feed of the vbucket learns its state
+	}
+	return old
 }
 
 // DeleteVBucket removes vbucket vb and everything in it: its items and
@@ -310,6 +340,7 @@ func (c *Cache) DeleteVBucket(vb uint16) error {
 	c.purges[vb].Store(0)
 	v.defHigh.Store(0)
 	v.colls.Store(nil)
+	v.snapStart, v.snapEnd, v.snapDone = 0, 0, 0
 	v.failover = nil
 	if v.log != nil {
 		v.log.lose(0) // the next change, seqno 1, is the log's first
@@ -334,7 +365,7 @@ func (c *Cache) FailoverLog(vb uint16) []FailoverEntry {
 func (c *Cache) loseChanges() {
 	for i := range c.vbs {
 		v := &c.vbs[i]
-		if !v.logging.Load() {
+		if !v.logging.Load() || v.fed() {
 			continue
 		}
 		v.mu.Lock()

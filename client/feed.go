@@ -18,7 +18,8 @@ type FeedOptions struct {
 	BufferSize uint32
 	// NoopInterval is the producer's noop interval (enable_noop,
 	// set_noop_interval); 0 means 20 s. The feed fails with ErrFeedDead
-	// when nothing arrives for two intervals.
+	// when nothing arrives for two intervals, or (on a net.Conn) when a
+	// write does not get through in as long.
 	NoopInterval time.Duration
 	// Xattrs asks for extended attributes with values (DCP_OPEN flag).
 	Xattrs bool
@@ -41,6 +42,10 @@ type FeedOptions struct {
 	// Priority is the connection's priority (set_priority): "low",
 	// "medium" or "high"; "" sends none.
 	Priority string
+	// MarkerV22 asks for disk snapshot markers of version 2.2
+	// (max_marker_version=2.2), which carry the producer's purge seqno
+	// (Event.PurgeSeqno); it needs Collections, as kv_engine.
+	MarkerV22 bool
 }
 
 // The defaults of FeedOptions.
@@ -156,6 +161,11 @@ type Event struct {
 	// the current snapshot for the others.
 	SnapStart, SnapEnd uint64
 	SnapFlags          uint32
+	// MaxVisibleSeqno and PurgeSeqno are an EventSnapshot's from a
+	// version 2.x marker: the snapshot's last visible seqno (2.0 and
+	// 2.2), and the producer's purge seqno (2.2, sent for disk
+	// snapshots); 0 when the marker has none.
+	MaxVisibleSeqno, PurgeSeqno uint64
 	// Checkpoint is the stream's checkpoint after this event: save it to
 	// resume from here.
 	Checkpoint Checkpoint
@@ -170,7 +180,9 @@ type Event struct {
 	// Status and Err tell why a stream request was refused (an
 	// EventStreamEnd with Reason StreamEndRefused); Err matches the
 	// status's sentinel with errors.Is (gomemcached.ErrNotMyVBucket,
-	// ...) and is a *gomemcached.ServerError.
+	// ...) and holds a *gomemcached.ServerError (errors.As). A stream
+	// given up after too many rollbacks has Status ROLLBACK and an Err
+	// that also matches ErrFeedTooManyRollbacks.
 	Status gomemcached.Status
 	Err    error
 	// Size is the event's size on the wire, counted for flow control.
@@ -194,7 +206,7 @@ var _ FeedHandler = FeedHandlerFunc(nil)
 // Errors of a Feed.
 var (
 	// ErrFeedDead is the error of a feed whose producer sent nothing for
-	// two noop intervals.
+	// two noop intervals, or read nothing the feed wrote for as long.
 	ErrFeedDead = errors.New("memcached: feed: the producer went silent")
 	// ErrFeedClosed is the error of calls on a closed feed.
 	ErrFeedClosed = errors.New("memcached: feed: closed")
@@ -208,8 +220,10 @@ var (
 	ErrFeedNoStream = errors.New("memcached: feed: no such stream")
 	// ErrFeedRunning is the error of a second concurrent Run.
 	ErrFeedRunning = errors.New("memcached: feed: already running")
-	// ErrFeedTooManyRollbacks is the Err of the EventStreamEnd of a
-	// stream given up after it was rolled back again and again.
+	// ErrFeedTooManyRollbacks is matched (errors.Is) by the Err of the
+	// EventStreamEnd of a stream given up after it was rolled back again
+	// and again, which also holds the last answer's
+	// *gomemcached.ServerError (gomemcached.ErrRollback).
 	ErrFeedTooManyRollbacks = errors.New("memcached: feed: too many rollbacks")
 )
 

@@ -270,11 +270,10 @@ func benchFeedReference(b *testing.B, addr string) {
 	reportPerEvent(b, events, &m0, cpu0)
 }
 
-// benchReplay records the stream gocache sends for the backfill (every
-// vbucket's stream requested with opaque = vbucket, as both consumers
-// expect) and serves it again to each connection that asks for
-// benchVBs streams: a producer that costs nothing, so that the consumer
-// is what is measured.
+// benchReplay records the stream gocache sends for the backfill and
+// serves it again to each connection that asks for benchVBs streams,
+// each message with the opaque of its vbucket's stream request: a
+// producer that costs nothing, so that the consumer is what is measured.
 func benchReplay(b *testing.B) string {
 	b.Helper()
 	addr := benchGocache(b)
@@ -290,6 +289,15 @@ func startReplay(gocacheAddr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("recording the backfill: %w", err)
 	}
+	// The opaques both consumers use, so that no benchmark pays for a
+	// copy: Feed's count from 1, in the order of Add; UprFeed's are the
+	// vbuckets.
+	var feedOps, refOps [benchVBs]uint32
+	for vb := range benchVBs {
+		feedOps[vb], refOps[vb] = uint32(vb)+1, uint32(vb)
+	}
+	replayWithOpaques(stream, feedOps)
+	replayWithOpaques(stream, refOps)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -353,13 +361,42 @@ func recordBackfill(addr string) ([]byte, error) {
 	return out, nil
 }
 
+// replayCopies are the recorded stream with the opaques of stream
+// requests, by the requests' opaques.
+var replayCopies struct {
+	sync.Mutex
+	m map[[benchVBs]uint32][]byte
+}
+
+// replayWithOpaques returns the recorded stream with each message's
+// opaque that of its vbucket's stream request, opaques[vb].
+func replayWithOpaques(stream []byte, opaques [benchVBs]uint32) []byte {
+	replayCopies.Lock()
+	defer replayCopies.Unlock()
+	if b, ok := replayCopies.m[opaques]; ok {
+		return b
+	}
+	b := append([]byte(nil), stream...)
+	for p := b; len(p) >= gomemcached.HDR_LEN; p = p[gomemcached.HDR_LEN+int(binary.BigEndian.Uint32(p[8:])):] {
+		if vb := binary.BigEndian.Uint16(p[6:]); int(vb) < benchVBs {
+			binary.BigEndian.PutUint32(p[12:], opaques[vb])
+		}
+	}
+	if replayCopies.m == nil {
+		replayCopies.m = map[[benchVBs]uint32][]byte{}
+	}
+	replayCopies.m[opaques] = b
+	return b
+}
+
 // replay serves one consumer: every request answered with success (a
 // stream request with a failover log), and once benchVBs streams are
-// requested, the recorded stream.
+// requested, the recorded stream with their opaques.
 func replay(c net.Conn, stream []byte) {
 	defer c.Close()
 	r := gomemcached.NewReader(c)
 	var wmu sync.Mutex
+	var opaques [benchVBs]uint32
 	streams := 0
 	for {
 		var req gomemcached.MCRequest
@@ -375,6 +412,9 @@ func replay(c net.Conn, stream []byte) {
 		res := gomemcached.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque}
 		if req.Opcode == gomemcached.UPR_STREAMREQ {
 			res.Body = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, 0x5eed), 0)
+			if int(req.VBucket) < benchVBs {
+				opaques[req.VBucket] = req.Opaque
+			}
 			streams++
 		}
 		wmu.Lock()
@@ -384,10 +424,11 @@ func replay(c net.Conn, stream []byte) {
 			return
 		}
 		if streams == benchVBs && req.Opcode == gomemcached.UPR_STREAMREQ {
+			out := replayWithOpaques(stream, opaques)
 			go func() {
 				wmu.Lock()
 				defer wmu.Unlock()
-				c.Write(stream)
+				c.Write(out)
 			}()
 		}
 	}

@@ -31,7 +31,11 @@ const (
 	magicAltRes = 0x18
 )
 
-// feedMaxBody is the largest body a feed takes.
+// feedMaxBody is the largest body a feed made now takes: the package's
+// limit (at least 1 MiB) and room for a message's headers. NewFeed copies
+// it into the feed, so that a later change of gomemcached.MaxBodyLen
+// neither races with the feed's reads nor lets one header make it
+// allocate what the limit then allows.
 func feedMaxBody() int { return max(gomemcached.MaxBodyLen, 1<<20) + 1<<16 }
 
 // feedError is a malformed packet: it matches ErrFeedMalformed and
@@ -51,8 +55,8 @@ func malformed(op gomemcached.CommandCode, why string) error { return &feedError
 
 // packetLen returns the size of the packet that b starts with, once its
 // header is there (0 before), checking the header's magic, lengths and
-// limit.
-func packetLen(b []byte) (int, error) {
+// that its body is at most limit bytes.
+func packetLen(b []byte, limit int) (int, error) {
 	if len(b) < gomemcached.HDR_LEN {
 		return 0, nil
 	}
@@ -68,7 +72,7 @@ func packetLen(b []byte) (int, error) {
 	}
 	extras := int(b[4])
 	body := binary.BigEndian.Uint32(b[8:])
-	if uint64(body) > uint64(feedMaxBody()) {
+	if uint64(body) > uint64(limit) {
 		return 0, malformed(op, fmt.Sprintf("body of %d bytes", body))
 	}
 	if frames+extras+key > int(body) {
@@ -79,7 +83,7 @@ func packetLen(b []byte) (int, error) {
 
 // parsePacket parses the whole packet b (as long as packetLen says) into p.
 func parsePacket(b []byte, p *feedPacket) error {
-	n, err := packetLen(b)
+	n, err := packetLen(b, len(b)) // b is already read: no more can fit
 	if err != nil {
 		return err
 	}
@@ -217,6 +221,10 @@ func decodeMessage(p *feedPacket, collections bool, ev *Event) error {
 				return malformed(p.op, fmt.Sprintf("marker version %d", x[0]))
 			}
 			ev.SnapStart, ev.SnapEnd, ev.SnapFlags = be.Uint64(v), be.Uint64(v[8:]), be.Uint32(v[16:])
+			ev.MaxVisibleSeqno = be.Uint64(v[20:])
+			if x[0] == 2 {
+				ev.PurgeSeqno = be.Uint64(v[36:])
+			}
 		default:
 			return malformed(p.op, fmt.Sprintf("marker extras of %d bytes", len(x)))
 		}

@@ -102,9 +102,11 @@ var feedGolden = []struct {
 	// The v2.0 example of snapshot-marker.md: start 1, end 8, disk, max
 	// visible 8, high completed 7.
 	{"marker v2.0", feedPkt(gomemcached.UPR_SNAPSHOT, 0, []byte{0}, nil, be(uint64(1), uint64(8), uint32(2), uint64(8), uint64(7))),
-		false, Event{Kind: EventSnapshot, CAS: 0xca5, SnapStart: 1, SnapEnd: 8, SnapFlags: 2, Size: 24 + 37}},
-	{"marker v2.2", feedPkt(gomemcached.UPR_SNAPSHOT, 0, []byte{2}, nil, be(uint64(3), uint64(9), uint32(0x9), uint64(9), uint64(0), uint64(2), uint64(0))),
-		false, Event{Kind: EventSnapshot, CAS: 0xca5, SnapStart: 3, SnapEnd: 9, SnapFlags: 9, Size: 24 + 53}},
+		false, Event{Kind: EventSnapshot, CAS: 0xca5, SnapStart: 1, SnapEnd: 8, SnapFlags: 2, MaxVisibleSeqno: 8, Size: 24 + 37}},
+	// Version 2.2: start 3, end 9, memory|ack, max visible 8, high
+	// completed 0, purge 2, high prepared 0.
+	{"marker v2.2", feedPkt(gomemcached.UPR_SNAPSHOT, 0, []byte{2}, nil, be(uint64(3), uint64(9), uint32(0x9), uint64(8), uint64(0), uint64(2), uint64(0))),
+		false, Event{Kind: EventSnapshot, CAS: 0xca5, SnapStart: 3, SnapEnd: 9, SnapFlags: 9, MaxVisibleSeqno: 8, PurgeSeqno: 2, Size: 24 + 53}},
 	// The collection creation example of system_event.md (version 1).
 	{"system event v1", feedPkt(gomemcached.DCP_SYSTEM_EVENT, 0x210, be(uint64(4), uint32(0), uint8(1)), []byte("mycollection"), be(uint64(2), uint32(0), uint32(8), uint32(72000))),
 		true, Event{Kind: EventSystem, VBucket: 0x210, Seqno: 4, CAS: 0xca5, Key: []byte("mycollection"), Value: be(uint64(2), uint32(0), uint32(8), uint32(72000)),
@@ -135,7 +137,7 @@ func TestFeedDecode(t *testing.T) {
 	for _, tt := range feedGolden {
 		t.Run(tt.name, func(t *testing.T) {
 			var p feedPacket
-			if n, err := packetLen(tt.pkt); err != nil || n != len(tt.pkt) {
+			if n, err := packetLen(tt.pkt, feedMaxBody()); err != nil || n != len(tt.pkt) {
 				t.Fatalf("packetLen %d, %v; want %d", n, err, len(tt.pkt))
 			}
 			if err := parsePacket(tt.pkt, &p); err != nil {
@@ -238,7 +240,7 @@ func TestFeedDecodeMalformed(t *testing.T) {
 			return b
 		}(),
 	} {
-		if _, err := packetLen(hdr); !errors.Is(err, ErrFeedMalformed) {
+		if _, err := packetLen(hdr, feedMaxBody()); !errors.Is(err, ErrFeedMalformed) {
 			t.Errorf("packetLen(%x): %v", hdr, err)
 		}
 	}
@@ -257,7 +259,7 @@ func FuzzFeedDecode(f *testing.F) {
 	f.Add(append(feedGolden[0].pkt, feedGolden[5].pkt...), false)
 	f.Fuzz(func(t *testing.T, data []byte, collections bool) {
 		for len(data) > 0 {
-			n, err := packetLen(data)
+			n, err := packetLen(data, feedMaxBody())
 			if err != nil || n == 0 || n > len(data) {
 				return
 			}

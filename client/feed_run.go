@@ -26,6 +26,10 @@ var (
 	errFeedNoName      = errors.New("memcached: feed: FeedOptions.Name is required")
 	errFeedCollections = errors.New("memcached: feed: Collections needs a client that negotiated collections (HELLO)")
 	errFeedStreamID    = errors.New("memcached: feed: a stream id needs FeedOptions.StreamIDs")
+	errFeedMarkerV22   = errors.New("memcached: feed: MarkerV22 needs Collections")
+	// errNotWritten: a write of Run's was not begun, its context having
+	// ended; the connection is intact.
+	errNotWritten = errors.New("memcached: feed: not written")
 )
 
 // feedState is a Feed's state. Run's goroutine owns the read side (buf,
@@ -34,9 +38,12 @@ var (
 type feedState struct {
 	c      *Client
 	conn   MemcachedConnection
+	wdl    writeDeadliner // conn, if it has write deadlines
 	opts   FeedOptions
 	noop   time.Duration
 	buffer uint32
+	// maxBody is the largest body accepted, fixed at NewFeed.
+	maxBody int
 	// endOnClose: the producer sends a stream end when a stream is
 	// closed (send_stream_end_on_client_close_stream was accepted).
 	endOnClose bool
@@ -61,6 +68,16 @@ type feedState struct {
 	ev      Event
 	unacked uint32
 	logs    map[uint16][]FailoverEntry // the last failover log of each vbucket
+	owed    feedReply                  // a reply a Run's end kept from being written
+}
+
+// writeDeadliner is a transport whose writes take a deadline (a net.Conn).
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+
+// feedReply is an answer to a producer's request (op 0: none).
+type feedReply struct {
+	op     gomemcached.CommandCode
+	opaque uint32
 }
 
 // feedStream is one stream of a feed.
@@ -81,23 +98,37 @@ type feedStream struct {
 	osoMax             uint64
 	log                []FailoverEntry
 	rollbacks          int
+	// ackOpaque is the opaque of a snapshot marker that asked for an
+	// answer (0: none), due once the snapshot is in.
+	ackOpaque uint32
 }
 
 func streamKey(vb, sid uint16) uint32 { return uint32(vb)<<16 | uint32(sid) }
 
 // NewFeed makes c a DCP consumer connection: it opens it as a DCP
 // producer (DCP_OPEN) named opts.Name and sends the controls opts asks
-// for, failing if the server refuses one. From then on c belongs to the
-// feed: Close closes it.
+// for, failing if the server refuses one (an optional one, such as
+// send_stream_end_on_client_close_stream, may be refused with a status).
+// From then on c belongs to the feed: Close closes it. If NewFeed fails,
+// for whatever reason, it closes c, which may be half-way to a DCP
+// connection.
 //
 // A collections-aware feed (opts.Collections) needs a client that
 // negotiated collections (ClientOptions.Features).
-func NewFeed(ctx context.Context, c *Client, opts FeedOptions) (*Feed, error) {
+func NewFeed(ctx context.Context, c *Client, opts FeedOptions) (_ *Feed, err error) {
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
 	if opts.Name == "" {
 		return nil, errFeedNoName
 	}
 	if opts.Collections && !c.CollectionEnabled() {
 		return nil, errFeedCollections
+	}
+	if opts.MarkerV22 && !opts.Collections {
+		return nil, errFeedMarkerV22
 	}
 	if opts.BufferSize == 0 {
 		opts.BufferSize = DefaultFeedBufferSize
@@ -121,7 +152,7 @@ func NewFeed(ctx context.Context, c *Client, opts FeedOptions) (*Feed, error) {
 		return nil, fmt.Errorf("memcached: feed: DCP_OPEN: %w", err)
 	}
 	f := &Feed{feedState{
-		c: c, opts: opts, noop: opts.NoopInterval, buffer: opts.BufferSize,
+		c: c, opts: opts, noop: opts.NoopInterval, buffer: opts.BufferSize, maxBody: feedMaxBody(),
 		streams: map[uint32]*feedStream{}, byOpaque: map[uint32]*feedStream{},
 		logs: map[uint16][]FailoverEntry{},
 	}}
@@ -141,6 +172,9 @@ func NewFeed(ctx context.Context, c *Client, opts FeedOptions) (*Feed, error) {
 	if opts.Collections {
 		controls = append(controls, control{"flatbuffers_system_events", "true", false})
 	}
+	if opts.MarkerV22 {
+		controls = append(controls, control{"max_marker_version", "2.2", true})
+	}
 	if opts.StreamIDs {
 		controls = append(controls, control{"enable_stream_id", "true", true})
 	}
@@ -152,7 +186,11 @@ func NewFeed(ctx context.Context, c *Client, opts FeedOptions) (*Feed, error) {
 	}
 	for _, ctl := range controls {
 		_, err := c.Do(ctx, &gomemcached.MCRequest{Opcode: gomemcached.UPR_CONTROL, Key: []byte(ctl.key), Body: []byte(ctl.value)})
-		if err != nil && ctl.required {
+		// Only the server's refusal (a status: EINVAL, say) means an
+		// optional control is not supported; after a transport error or
+		// the context's end the server may have taken it or not.
+		var se *gomemcached.ServerError
+		if err != nil && (ctl.required || !errors.As(err, &se)) {
 			return nil, fmt.Errorf("memcached: feed: DCP_CONTROL %s=%s: %w", ctl.key, ctl.value, err)
 		}
 		if ctl.key == "send_stream_end_on_client_close_stream" {
@@ -160,6 +198,7 @@ func NewFeed(ctx context.Context, c *Client, opts FeedOptions) (*Feed, error) {
 		}
 	}
 	f.conn = c.Hijack()
+	f.wdl, _ = f.conn.(writeDeadliner)
 	return f, nil
 }
 
@@ -277,22 +316,29 @@ func (f *feedState) send(op gomemcached.CommandCode, vb, sid uint16, opaque uint
 	b = append(b, extras...)
 	b = append(b, value...)
 	f.wbuf = b
-	return f.writeLocked(b)
+	return f.writeLocked(nil, b)
 }
 
-// respond answers a producer's request (a NOOP, a marker asking for one).
-func (f *feedState) respond(op gomemcached.CommandCode, opaque uint32) error {
+// respond answers a producer's request (a NOOP, a marker asking for one),
+// for the Run of ctx. A reply that ctx's end kept from being written is
+// owed: the next Run sends it first.
+func (f *feedState) respond(ctx context.Context, op gomemcached.CommandCode, opaque uint32) error {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	b := append(f.wbuf[:0], magicRes, byte(op), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 	b = binary.BigEndian.AppendUint32(b, opaque)
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
 	f.wbuf = b
-	return f.writeLocked(b)
+	err := f.writeLocked(ctx, b)
+	if err == errNotWritten {
+		f.owed = feedReply{op, opaque}
+		return ctx.Err()
+	}
+	return err
 }
 
-// ack acknowledges the bytes handled.
-func (f *feedState) ack() error {
+// ack acknowledges the bytes handled, for the Run of ctx.
+func (f *feedState) ack(ctx context.Context) error {
 	n := f.unacked
 	f.unacked = 0
 	f.wmu.Lock()
@@ -301,14 +347,61 @@ func (f *feedState) ack() error {
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
 	b = binary.BigEndian.AppendUint32(b, n)
 	f.wbuf = b
-	return f.writeLocked(b)
+	err := f.writeLocked(ctx, b)
+	if err == errNotWritten {
+		f.unacked += n // acknowledged later
+		return ctx.Err()
+	}
+	return err
 }
 
-func (f *feedState) writeLocked(b []byte) error {
-	if _, err := f.conn.Write(b); err != nil {
+// writeLocked writes b, with wmu held, for the Run of ctx (nil for Add
+// and Remove). On a transport with write deadlines a write must be done
+// within two noop intervals (a producer that reads nothing for so long
+// fails the feed with ErrFeedDead), and the end of a Run's context cuts
+// the write in progress (Run's callback sets a past deadline): a write cut
+// short fails the feed, as a packet may be half-written, and Run returns
+// ctx.Err(); a write of the Run not begun is not made (errNotWritten).
+func (f *feedState) writeLocked(ctx context.Context, b []byte) error {
+	f.mu.Lock()
+	err := f.usableLocked()
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for {
+		var dl time.Time
+		if f.wdl != nil {
+			dl = time.Now().Add(2 * f.noop)
+			f.wdl.SetWriteDeadline(dl)
+			if ctx != nil && ctx.Err() != nil {
+				// Run's callback may have set its deadline before ours.
+				f.wdl.SetWriteDeadline(pastDeadline)
+			}
+		}
+		n, err := f.conn.Write(b)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || dl.IsZero() {
+			return f.fail(err)
+		}
+		cut := ctx != nil && ctx.Err() != nil
+		switch {
+		case n == 0 && cut:
+			return errNotWritten
+		case n == 0 && time.Now().Before(dl):
+			// Cut by the context of an earlier Run as it returned, before
+			// a byte was written: write again.
+			continue
+		case cut:
+			f.fail(fmt.Errorf("memcached: feed: a write cut short as Run's context ended: %w", err))
+			return ctx.Err()
+		case !time.Now().Before(dl):
+			return f.fail(fmt.Errorf("%w: it read nothing for %v", ErrFeedDead, 2*f.noop))
+		}
 		return f.fail(err)
 	}
-	return nil
 }
 
 // fail records that the connection failed with err (unless it already
@@ -355,6 +448,10 @@ var pastDeadline = time.Unix(1, 0)
 // be called again after it returned, but not by two goroutines at once
 // (ErrFeedRunning). An event h failed on is not handed to it again.
 //
+// The end of ctx also cuts a write of Run's that the producer is not
+// reading (on a transport with write deadlines, such as a net.Conn): the
+// feed then fails, as a packet may be half-written.
+//
 // Events are dispatched one at a time, by Run's goroutine; h may call Add
 // and Remove.
 func (f *Feed) Run(ctx context.Context, h FeedHandler) error {
@@ -365,8 +462,19 @@ func (f *Feed) Run(ctx context.Context, h FeedHandler) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { f.conn.SetReadDeadline(pastDeadline) })
+	stop := context.AfterFunc(ctx, func() {
+		f.conn.SetReadDeadline(pastDeadline)
+		if f.wdl != nil {
+			f.wdl.SetWriteDeadline(pastDeadline)
+		}
+	})
 	defer stop()
+	if o := f.owed; o.op != 0 {
+		f.owed = feedReply{}
+		if err := f.respond(ctx, o.op, o.opaque); err != nil {
+			return err
+		}
+	}
 	for {
 		f.mu.Lock()
 		err, done := f.usableLocked(), f.everAdded && len(f.streams) == 0
@@ -376,19 +484,19 @@ func (f *Feed) Run(ctx context.Context, h FeedHandler) error {
 		}
 		if done {
 			if f.unacked > 0 {
-				if err := f.ack(); err != nil {
+				if err := f.ack(ctx); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
-		n, err := packetLen(f.buf[f.r:f.w])
+		n, err := packetLen(f.buf[f.r:f.w], f.maxBody)
 		if err != nil {
 			return f.fail(err)
 		}
 		if n == 0 || f.w-f.r < n {
 			if f.unacked > 0 {
-				if err := f.ack(); err != nil {
+				if err := f.ack(ctx); err != nil {
 					return err
 				}
 			}
@@ -467,9 +575,10 @@ func (f *feedState) dispatch(ctx context.Context, h FeedHandler, p *feedPacket) 
 		return f.response(ctx, h, p)
 	}
 	if p.op == gomemcached.UPR_NOOP {
-		return f.respond(gomemcached.UPR_NOOP, p.opaque)
+		return f.respond(ctx, gomemcached.UPR_NOOP, p.opaque)
 	}
-	counted := flowControlled(p.op)
+	// From here on the message counts for flow control, whatever it is:
+	// every request of the producer's but a NOOP does (flow-control.md).
 	ev := &f.ev
 	*ev = Event{}
 	if err := decodeMessage(p, f.opts.Collections, ev); err != nil {
@@ -477,18 +586,35 @@ func (f *feedState) dispatch(ctx context.Context, h FeedHandler, p *feedPacket) 
 	}
 	f.mu.Lock()
 	s := f.streams[streamKey(ev.VBucket, ev.StreamID)]
+	if s != nil && p.opaque != s.reqOpaque {
+		// The messages of a stream carry its request's opaque
+		// (stream-request.md): this one is left over from an earlier
+		// stream of the vbucket, such as the STREAM_END that follows a
+		// close.
+		s = nil
+	}
 	if s != nil && ev.Kind == EventStreamEnd {
 		f.removeLocked(s)
 	}
 	f.mu.Unlock()
 	if ev.Kind == 0 || s == nil {
 		// Not a message the feed knows, or for no stream it has.
-		f.handled(p, counted)
+		f.handled(ctx, p)
+		if s != nil && p.op == gomemcached.DCP_SET_VBUCKET_STATE {
+			// set-vbucket-state.md says it has no reply, but kv_engine's
+			// consumer sends one (PassiveStream::processSetVBucketState)
+			// and a takeover waits for it.
+			return f.respond(ctx, p.op, p.opaque)
+		}
 		return nil
 	}
+	seqno := false // an event with a seqno of the snapshot
 	switch ev.Kind {
 	case EventSnapshot:
 		s.snapStart, s.snapEnd = ev.SnapStart, ev.SnapEnd
+		if ev.SnapFlags&snapMarkerAck != 0 {
+			s.ackOpaque = p.opaque
+		}
 	case EventOSOBegin:
 		s.oso, s.osoMax = true, s.cp.Seqno
 	case EventOSOEnd:
@@ -497,6 +623,7 @@ func (f *feedState) dispatch(ctx context.Context, h FeedHandler, p *feedPacket) 
 		s.cp.SnapStart, s.cp.SnapEnd = s.cp.Seqno, s.cp.Seqno
 	case EventMutation, EventDeletion, EventExpiration, EventSystem, EventSeqnoAdvanced:
 		ev.SnapStart, ev.SnapEnd, ev.SnapFlags = s.snapStart, s.snapEnd, 0
+		seqno = !s.oso
 		if s.oso {
 			s.osoMax = max(s.osoMax, ev.Seqno)
 			break
@@ -509,25 +636,30 @@ func (f *feedState) dispatch(ctx context.Context, h FeedHandler, p *feedPacket) 
 	}
 	ev.Checkpoint = s.cp
 	err := h.HandleEvent(ctx, ev)
-	f.handled(p, counted)
+	f.handled(ctx, p)
+	if s.ackOpaque != 0 && seqno && ev.Seqno >= s.snapEnd {
+		// The snapshot is in: answer the marker that asked for it
+		// (snapshot-marker.md, kv_engine's
+		// PassiveStream::handleSnapshotEnd), though the handler failed,
+		// since the event is not handed to it again.
+		op := s.ackOpaque
+		s.ackOpaque = 0
+		if rerr := f.respond(ctx, gomemcached.UPR_SNAPSHOT, op); rerr != nil && err == nil {
+			return rerr
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("memcached: feed: handler: %w", err)
-	}
-	if ev.Kind == EventSnapshot && ev.SnapFlags&snapMarkerAck != 0 {
-		return f.respond(gomemcached.UPR_SNAPSHOT, p.opaque)
 	}
 	return nil
 }
 
 // handled counts a message for flow control, acknowledging once a
 // quarter of the window is due.
-func (f *feedState) handled(p *feedPacket, counted bool) {
-	if !counted {
-		return
-	}
+func (f *feedState) handled(ctx context.Context, p *feedPacket) {
 	f.unacked += uint32(p.size)
 	if f.unacked >= max(f.buffer/4, 1) {
-		f.ack() // an error fails the feed, which Run sees next
+		f.ack(ctx) // an error fails the feed, or ends Run's context: Run sees it next
 	}
 }
 
@@ -616,6 +748,15 @@ func (f *feedState) streamAnswer(ctx context.Context, h FeedHandler, p *feedPack
 		}
 		rb := binary.BigEndian.Uint64(p.value)
 		cp := Checkpoint{Seqno: rb, SnapStart: rb, SnapEnd: rb}
+		if rb > 0 {
+			// A partial rollback: the producer found the history asked for
+			// and shares it up to rb (rollback.md). A feed resuming from
+			// a saved checkpoint knows no failover log: without the UUID
+			// the request again would share no history (a rollback to 0).
+			cp.VBUUID = s.cp.VBUUID
+		}
+		// The failover log of an earlier stream of the vbucket on this
+		// feed tells the history rb is in.
 		for _, e := range f.logs[vb] {
 			if e.Seqno <= rb {
 				cp.VBUUID = e.VBUUID
@@ -647,7 +788,8 @@ func (f *feedState) streamAnswer(ctx context.Context, h FeedHandler, p *feedPack
 		}
 		*ev = Event{Kind: EventStreamEnd, VBucket: vb, StreamID: s.spec.StreamID, Checkpoint: cp, Reason: StreamEndClosed}
 		if !closing {
-			ev.Reason, ev.Status, ev.Err = StreamEndRefused, status, ErrFeedTooManyRollbacks
+			se := &gomemcached.ServerError{Opcode: p.op, Status: status, Opaque: p.opaque, Body: append([]byte(nil), p.value...)}
+			ev.Reason, ev.Status, ev.Err = StreamEndRefused, status, fmt.Errorf("%w: %w", ErrFeedTooManyRollbacks, se)
 		}
 		return f.handle(ctx, h, ev)
 	}

@@ -569,22 +569,14 @@ func TestFeedRollback(t *testing.T) {
 		uuid := rec.snapshot()[0].FailoverLog[0].VBUUID
 		// A snapshot that ends beyond what the vbucket has: back to its
 		// start.
-		var evs []memcached.Event
-		for try := 0; ; try++ {
-			rec = newRec()
-			if err := f.Add(memcached.StreamSpec{VBucket: 4, From: memcached.Checkpoint{VBUUID: uuid, Seqno: 8, SnapStart: 6, SnapEnd: 15}, End: 10}); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.Run(ctx, rec); err != nil {
-				t.Fatal(err)
-			}
-			evs = rec.snapshot()
-			// gocache may not have forgotten the first stream yet.
-			if evs[0].Kind != memcached.EventStreamEnd || evs[0].Status != gomemcached.KEY_EEXISTS || try == 100 {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+		rec = newRec()
+		if err := f.Add(memcached.StreamSpec{VBucket: 4, From: memcached.Checkpoint{VBUUID: uuid, Seqno: 8, SnapStart: 6, SnapEnd: 15}, End: 10}); err != nil {
+			t.Fatal(err)
 		}
+		if err := f.Run(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		evs := rec.snapshot()
 		if evs[0].Kind != memcached.EventRollback || evs[0].Seqno != 6 || evs[0].Checkpoint != (memcached.Checkpoint{VBUUID: uuid, Seqno: 6, SnapStart: 6, SnapEnd: 6}) {
 			t.Fatalf("first event %+v, want a rollback to 6 on %#x", evs[0], uuid)
 		}
@@ -615,6 +607,43 @@ func TestFeedRollback(t *testing.T) {
 		}))
 		if !errors.Is(err, errNo) {
 			t.Fatalf("Run: %v", err)
+		}
+	})
+	t.Run("inside the history, on a new feed", func(t *testing.T) {
+		// A feed resuming from a saved checkpoint has seen no failover
+		// log: it asks again on the checkpoint's history, so that the
+		// partial rollback does not become one to 0.
+		probe := newFeedT(t, addr, memcached.FeedOptions{Name: "rollback-4-probe"})
+		if err := probe.Add(memcached.StreamSpec{VBucket: 4, End: 1}); err != nil {
+			t.Fatal(err)
+		}
+		rec := newRec()
+		ctx, cancel := context.WithTimeout(context.Background(), feedWait)
+		defer cancel()
+		if err := probe.Run(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		uuid := rec.snapshot()[0].FailoverLog[0].VBUUID
+		f := newFeedT(t, addr, memcached.FeedOptions{Name: "rollback-4"})
+		if err := f.Add(memcached.StreamSpec{VBucket: 4, From: memcached.Checkpoint{VBUUID: uuid, Seqno: 8, SnapStart: 6, SnapEnd: 15}, End: 10}); err != nil {
+			t.Fatal(err)
+		}
+		rec = newRec()
+		if err := f.Run(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		evs := rec.snapshot()
+		if n := count(evs, memcached.EventRollback); n != 1 {
+			t.Fatalf("%d rollbacks, want 1 (to 6)", n)
+		}
+		if evs[0].Kind != memcached.EventRollback || evs[0].Seqno != 6 || evs[0].Checkpoint != (memcached.Checkpoint{VBUUID: uuid, Seqno: 6, SnapStart: 6, SnapEnd: 6}) {
+			t.Fatalf("first event %+v, want a rollback to 6 on %#x", evs[0], uuid)
+		}
+		if evs[1].Kind != memcached.EventStreamStart || evs[1].Checkpoint.Seqno != 6 || evs[1].Checkpoint.VBUUID != uuid {
+			t.Fatalf("second event %+v", evs[1])
+		}
+		if n := count(evs, memcached.EventMutation); n != 4 {
+			t.Fatalf("%d mutations after the rollback, want 4 (7..10)", n)
 		}
 	})
 }
@@ -1208,11 +1237,12 @@ func markerExtras(start, end uint64, flags uint32) []byte {
 
 // TestFeedOSOCheckpoint: inside an out-of-order snapshot the checkpoint
 // stays where the snapshot began; at its end it covers the highest seqno
-// (a seqno advanced included). A marker that asks for an answer gets
-// one. (A fake producer: gocache's sends no OSO snapshots.)
+// (a seqno advanced included). A marker that asks for an answer gets one
+// once the whole snapshot is in, not before (snapshot-marker.md). (A fake
+// producer: gocache's sends no OSO snapshots.)
 func TestFeedOSOCheckpoint(t *testing.T) {
-	acked := make(chan bool, 1)
-	addr := fakeProducer(t, func(c net.Conn, r *gomemcached.Reader, _ uint32) {
+	acked := make(chan error, 1)
+	addr := fakeProducer(t, func(c net.Conn, r *gomemcached.Reader, opaque uint32) {
 		var stream []byte
 		for _, m := range [][]byte{
 			producerMsg(gomemcached.DCP_OSO_SNAPSHOT, 0, binary.BigEndian.AppendUint32(nil, 1), nil, nil),
@@ -1223,22 +1253,20 @@ func TestFeedOSOCheckpoint(t *testing.T) {
 			producerMsg(gomemcached.DCP_OSO_SNAPSHOT, 0, binary.BigEndian.AppendUint32(nil, 2), nil, nil),
 			producerMsg(gomemcached.UPR_SNAPSHOT, 0, markerExtras(6, 7, 0x01|0x08), nil, nil),
 			producerMsg(gomemcached.UPR_MUTATION, 0, mutationExtras(6), []byte("d"), nil),
-			producerMsg(gomemcached.UPR_STREAMEND, 0, binary.BigEndian.AppendUint32(nil, 0), nil, nil),
 		} {
 			stream = append(stream, m...)
 		}
-		c.Write(stream)
-		for {
-			var res gomemcached.MCResponse
-			if err := r.ReadResponse(&res); err != nil {
-				acked <- false
-				return
-			}
-			if r.Magic() == 0x81 && res.Opcode == gomemcached.UPR_SNAPSHOT {
-				acked <- true
-				return
-			}
+		// A NOOP after the first of the snapshot's two seqnos: its answer
+		// must come before the marker's.
+		noop := gomemcached.MCRequest{Opcode: gomemcached.UPR_NOOP, Opaque: 99}
+		c.Write(append(withOpaque(stream, opaque), noop.Bytes()...))
+		if err := readReply(r, gomemcached.UPR_NOOP, gomemcached.UPR_SNAPSHOT); err != nil {
+			acked <- fmt.Errorf("before the snapshot's end: %w", err)
+			return
 		}
+		c.Write(withOpaque(append(producerMsg(gomemcached.UPR_MUTATION, 0, mutationExtras(7), []byte("e"), nil),
+			producerMsg(gomemcached.UPR_STREAMEND, 0, binary.BigEndian.AppendUint32(nil, 0), nil, nil)...), opaque))
+		acked <- readReply(r, gomemcached.UPR_SNAPSHOT, 0)
 	})
 	f := newFeedT(t, addr, memcached.FeedOptions{Name: "oso", OSO: true})
 	if err := f.Add(memcached.StreamSpec{VBucket: 0}); err != nil {
@@ -1259,17 +1287,45 @@ func TestFeedOSOCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "[stream-start:0/0-0 oso-begin:0/0-0 mutation:0/0-0 mutation:0/0-0 mutation:0/0-0 seqno-advanced:0/0-0 " +
-		"oso-end:5/5-5 snapshot:5/5-5 mutation:6/6-7 stream-end:6/6-7]"
+		"oso-end:5/5-5 snapshot:5/5-5 mutation:6/6-7 mutation:7/7-7 stream-end:7/7-7]"
 	if got := fmt.Sprint(cps); got != want {
 		t.Fatalf("checkpoints\n got %s\nwant %s", got, want)
 	}
 	select {
-	case ok := <-acked:
-		if !ok {
-			t.Fatal("the marker was not answered")
+	case err := <-acked:
+		if err != nil {
+			t.Fatalf("the marker's answer: %v", err)
 		}
 	case <-time.After(feedWait):
 		t.Fatal("the marker was not answered")
+	}
+}
+
+// withOpaque sets the opaque of every packet of stream, in place, and
+// returns it: a stream's messages carry its request's opaque.
+func withOpaque(stream []byte, opaque uint32) []byte {
+	for b := stream; len(b) >= gomemcached.HDR_LEN; b = b[gomemcached.HDR_LEN+int(binary.BigEndian.Uint32(b[8:])):] {
+		binary.BigEndian.PutUint32(b[12:], opaque)
+	}
+	return stream
+}
+
+// readReply reads what a fake producer's consumer sends until a reply
+// (a response) of op, failing on one of not first; it skips requests
+// (BUFFER_ACKs).
+func readReply(r *gomemcached.Reader, op, not gomemcached.CommandCode) error {
+	for {
+		var res gomemcached.MCResponse
+		if err := r.ReadResponse(&res); err != nil {
+			return fmt.Errorf("no %v reply: %w", op, err)
+		}
+		switch {
+		case r.Magic() != 0x81:
+		case res.Opcode == op:
+			return nil
+		case not != 0 && res.Opcode == not:
+			return fmt.Errorf("a %v reply before the %v reply", not, op)
+		}
 	}
 }
 
@@ -1278,7 +1334,7 @@ func TestFeedOSOCheckpoint(t *testing.T) {
 // fake producer, as gocache's may lack stream ids.)
 func TestFeedStreamIDFrames(t *testing.T) {
 	sids := make(chan uint16, 2)
-	addr := fakeProducer(t, func(c net.Conn, r *gomemcached.Reader, _ uint32) {
+	addr := fakeProducer(t, func(c net.Conn, r *gomemcached.Reader, opaque1 uint32) {
 		// The second stream's request: an alt request with a frame.
 		var req gomemcached.MCRequest
 		if err := r.ReadRequest(&req); err != nil || req.Opcode != gomemcached.UPR_STREAMREQ {
@@ -1289,6 +1345,7 @@ func TestFeedStreamIDFrames(t *testing.T) {
 		var out []byte
 		for _, sid := range []uint16{2, 1} {
 			m := producerMsg(gomemcached.UPR_MUTATION, 6, mutationExtras(uint64(sid)), []byte("k"), nil)
+			withOpaque(m, map[uint16]uint32{1: opaque1, 2: req.Opaque}[sid])
 			alt := append([]byte{0x08, m[1], 3, m[3]}, m[4:24]...)
 			binary.BigEndian.PutUint32(alt[8:], binary.BigEndian.Uint32(m[8:])+3)
 			alt = append(alt, 0x22, 0, byte(sid))
@@ -1336,8 +1393,8 @@ func TestFeedAllocs(t *testing.T) {
 		stream = append(stream, producerMsg(gomemcached.UPR_MUTATION, 0, mutationExtras(uint64(i+1)), []byte(fmt.Sprintf("key-%06d", i)), bytes.Repeat([]byte("v"), 100))...)
 	}
 	stream = append(stream, producerMsg(gomemcached.UPR_STREAMEND, 0, binary.BigEndian.AppendUint32(nil, 0), nil, nil)...)
-	addr := fakeProducer(t, func(c net.Conn, r *gomemcached.Reader, _ uint32) {
-		c.Write(stream)
+	addr := fakeProducer(t, func(c net.Conn, r *gomemcached.Reader, opaque uint32) {
+		c.Write(withOpaque(stream, opaque))
 		io.Copy(io.Discard, c)
 	})
 	f := newFeedT(t, addr, memcached.FeedOptions{Name: "allocs"})
@@ -1441,4 +1498,439 @@ func TestFeedNoopGocache(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.waitFor(t, "a change after the idle time", errc, func(evs []memcached.Event) bool { return count(evs, memcached.EventMutation) == 1 })
+}
+
+// streamProducer is a fake DCP producer that answers every request with
+// success but a stream request, which it hands to onStreamReq (the nth,
+// from 1); it never answers BUFFER_ACKs, nor the controls that refuse
+// says it does not support.
+func streamProducer(t *testing.T, refuse map[string]bool, onStreamReq func(c net.Conn, req *gomemcached.MCRequest, n int)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(feedWait))
+		r := gomemcached.NewReader(c)
+		n := 0
+		for {
+			var req gomemcached.MCRequest
+			if err := r.ReadRequest(&req); err != nil {
+				return
+			}
+			switch {
+			case r.Magic() != 0x80 && r.Magic() != 0x08:
+				continue // an answer
+			case req.Opcode == gomemcached.UPR_STREAMREQ:
+				n++
+				onStreamReq(c, &req, n)
+				continue
+			case req.Opcode == gomemcached.UPR_BUFFERACK:
+				continue
+			}
+			res := gomemcached.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque}
+			if req.Opcode == gomemcached.UPR_CONTROL && refuse[string(req.Key)] {
+				res.Status = gomemcached.EINVAL
+			}
+			if _, err := res.Transmit(c); err != nil {
+				return
+			}
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestFeedRollbackUUID: a feed that has seen no failover log (one
+// resuming from a saved checkpoint) asks again after a partial rollback
+// on the checkpoint's history, which a producer that follows kv_engine's
+// rules takes: a history it does not know would mean a rollback to 0
+// (failover-table.cc, needsRollback).
+func TestFeedRollbackUUID(t *testing.T) {
+	uuids := make(chan uint64, 4)
+	addr := streamProducer(t, nil, func(c net.Conn, req *gomemcached.MCRequest, n int) {
+		start, uuid := binary.BigEndian.Uint64(req.Extras[8:]), binary.BigEndian.Uint64(req.Extras[24:])
+		uuids <- uuid
+		res := gomemcached.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque}
+		switch {
+		case start != 0 && uuid != 0xabc: // no common history
+			res.Status, res.Body = gomemcached.ROLLBACK, binary.BigEndian.AppendUint64(nil, 0)
+		case start == 100:
+			res.Status, res.Body = gomemcached.ROLLBACK, binary.BigEndian.AppendUint64(nil, 60)
+		default:
+			res.Body = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, 0xabc), 0)
+		}
+		res.Transmit(c)
+	})
+	f := newFeedT(t, addr, memcached.FeedOptions{Name: "rollback-uuid"})
+	if err := f.Add(memcached.StreamSpec{VBucket: 0, From: memcached.Checkpoint{VBUUID: 0xabc, Seqno: 100, SnapStart: 60, SnapEnd: 120}}); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRec()
+	ctx, cancel := context.WithTimeout(context.Background(), feedWait)
+	defer cancel()
+	rec.hook = func(ctx context.Context, ev *memcached.Event) error {
+		if ev.Kind != memcached.EventRollback {
+			cancel()
+		}
+		return nil
+	}
+	if err := f.Run(ctx, rec); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	close(uuids)
+	var asked []string
+	for u := range uuids {
+		asked = append(asked, fmt.Sprintf("%#x", u))
+	}
+	evs := rec.snapshot()
+	if len(evs) != 2 || evs[0].Kind != memcached.EventRollback || evs[0].Seqno != 60 ||
+		evs[0].Checkpoint != (memcached.Checkpoint{VBUUID: 0xabc, Seqno: 60, SnapStart: 60, SnapEnd: 60}) ||
+		evs[1].Kind != memcached.EventStreamStart || evs[1].Checkpoint.Seqno != 60 {
+		t.Fatalf("events %+v (requests on %v), want a rollback to 60 on 0xabc and the start there", evs, asked)
+	}
+	if fmt.Sprint(asked) != "[0xabc 0xabc]" {
+		t.Fatalf("requests on histories %v, want [0xabc 0xabc]", asked)
+	}
+}
+
+// TestFeedTooManyRollbacks: a stream rolled back again and again is
+// given up, with an Err that matches both ErrFeedTooManyRollbacks and the
+// producer's last answer.
+func TestFeedTooManyRollbacks(t *testing.T) {
+	addr := streamProducer(t, nil, func(c net.Conn, req *gomemcached.MCRequest, n int) {
+		res := gomemcached.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: gomemcached.ROLLBACK, Body: binary.BigEndian.AppendUint64(nil, 5)}
+		res.Transmit(c)
+	})
+	f := newFeedT(t, addr, memcached.FeedOptions{Name: "rollbacks"})
+	if err := f.Add(memcached.StreamSpec{VBucket: 3, From: memcached.Checkpoint{VBUUID: 0xabc, Seqno: 9}}); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRec()
+	ctx, cancel := context.WithTimeout(context.Background(), feedWait)
+	defer cancel()
+	if err := f.Run(ctx, rec); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	evs := rec.snapshot()
+	end := evs[len(evs)-1]
+	var se *gomemcached.ServerError
+	if end.Kind != memcached.EventStreamEnd || end.Reason != memcached.StreamEndRefused || end.Status != gomemcached.ROLLBACK ||
+		!errors.Is(end.Err, memcached.ErrFeedTooManyRollbacks) || !errors.Is(end.Err, gomemcached.ErrRollback) ||
+		!errors.As(end.Err, &se) || se.Status != gomemcached.ROLLBACK {
+		t.Fatalf("last event %+v", end)
+	}
+	if n := count(evs, memcached.EventRollback); n < 2 {
+		t.Fatalf("given up after %d rollbacks", n)
+	}
+}
+
+// TestFeedStaleStreamEnd: a STREAM_END left over from a closed stream,
+// arriving after the vbucket's stream was added again, does not end the
+// new one: a stream's messages carry its request's opaque. (The producer
+// refuses send_stream_end_on_client_close_stream, so that the feed ends
+// the stream at the close's answer, yet sends the STREAM_END, as one
+// does that took the control when NewFeed gave up waiting for its
+// answer, or that had the end queued as the close came.)
+func TestFeedStaleStreamEnd(t *testing.T) {
+	var first uint32 // the first stream's opaque
+	addr := streamProducer(t, map[string]bool{"send_stream_end_on_client_close_stream": true}, func(c net.Conn, req *gomemcached.MCRequest, n int) {
+		res := gomemcached.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, 0xabc), 0)}
+		res.Transmit(c)
+		if n == 1 {
+			first = req.Opaque
+			return
+		}
+		// The stale end, then the new stream's data.
+		out := withOpaque(producerMsg(gomemcached.UPR_STREAMEND, 0, binary.BigEndian.AppendUint32(nil, 1), nil, nil), first)
+		out = append(out, withOpaque(append(producerMsg(gomemcached.UPR_SNAPSHOT, 0, markerExtras(1, 1, 1), nil, nil),
+			producerMsg(gomemcached.UPR_MUTATION, 0, mutationExtras(1), []byte("k"), nil)...), req.Opaque)...)
+		c.Write(out)
+	})
+	f := newFeedT(t, addr, memcached.FeedOptions{Name: "stale-end"})
+	if err := f.Add(memcached.StreamSpec{VBucket: 0}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), feedWait)
+	defer cancel()
+	var kinds []string
+	err := f.Run(ctx, memcached.FeedHandlerFunc(func(ctx context.Context, ev *memcached.Event) error {
+		kinds = append(kinds, ev.Kind.String())
+		switch ev.Kind {
+		case memcached.EventStreamStart:
+			if len(kinds) == 1 {
+				return f.Remove(0, 0)
+			}
+		case memcached.EventStreamEnd:
+			return f.Add(memcached.StreamSpec{VBucket: 0})
+		case memcached.EventMutation:
+			cancel()
+		}
+		return nil
+	}))
+	if want := "[stream-start stream-end stream-start snapshot mutation]"; !errors.Is(err, context.Canceled) || fmt.Sprint(kinds) != want {
+		t.Fatalf("Run: %v after events %v, want %s", err, kinds, want)
+	}
+}
+
+// TestFeedNewFeedFails: NewFeed fails, and closes the client, when an
+// optional control is not answered in time (the server may have taken
+// it), not only when one that is required is refused.
+func TestFeedNewFeedFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(feedWait))
+		r := gomemcached.NewReader(c)
+		for {
+			var req gomemcached.MCRequest
+			if err := r.ReadRequest(&req); err != nil {
+				return
+			}
+			if string(req.Key) == "send_stream_end_on_client_close_stream" {
+				continue // no answer
+			}
+			res := gomemcached.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque}
+			res.Transmit(c)
+		}
+	}()
+	c := dialT(t, ln.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := memcached.NewFeed(ctx, c, memcached.FeedOptions{Name: "unanswered"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("NewFeed: %v", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), feedWait)
+	defer cancel2()
+	if _, err := c.Do(ctx2, &gomemcached.MCRequest{Opcode: gomemcached.NOOP}); !errors.Is(err, memcached.ErrClosed) {
+		t.Fatalf("the client after NewFeed failed: %v", err)
+	}
+}
+
+// TestFeedWriteStuck: a producer that floods the feed with NOOPs and
+// reads none of its answers neither keeps Run from returning when its
+// context ends nor keeps the feed alive past two noop intervals.
+func TestFeedWriteStuck(t *testing.T) {
+	flood := func(c net.Conn, req *gomemcached.MCRequest, n int) {
+		res := gomemcached.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: make([]byte, 16)}
+		res.Transmit(c)
+		noop := (&gomemcached.MCRequest{Opcode: gomemcached.UPR_NOOP}).Bytes()
+		batch := bytes.Repeat(noop, 4096)
+		for {
+			if _, err := c.Write(batch); err != nil {
+				return
+			}
+		}
+	}
+	t.Run("the context ends", func(t *testing.T) {
+		f := newFeedT(t, streamProducer(t, nil, flood), memcached.FeedOptions{Name: "stuck-cancel"})
+		if err := f.Add(memcached.StreamSpec{VBucket: 0}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- f.Run(ctx, newRec()) }()
+		time.Sleep(time.Second) // the answers fill the socket's buffers
+		cancel()
+		select {
+		case err := <-errc:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(3 * time.Second):
+			f.Close()
+			<-errc
+			t.Fatal("Run did not return 3 s after its context ended")
+		}
+	})
+	t.Run("the producer reads nothing", func(t *testing.T) {
+		const iv = 200 * time.Millisecond
+		f := newFeedT(t, streamProducer(t, nil, flood), memcached.FeedOptions{Name: "stuck-dead", NoopInterval: iv})
+		if err := f.Add(memcached.StreamSpec{VBucket: 0}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), feedWait)
+		defer cancel()
+		if err := f.Run(ctx, newRec()); !errors.Is(err, memcached.ErrFeedDead) {
+			t.Fatalf("Run: %v", err)
+		}
+	})
+}
+
+// TestFeedTakeoverReplies: on a takeover stream the feed answers
+// DCP_SET_VBUCKET_STATE (as kv_engine's consumer does, which the
+// producer waits for) and a marker that asks for it at the snapshot's
+// end, even when the handler fails on its last event.
+func TestFeedTakeoverReplies(t *testing.T) {
+	replies := make(chan error, 1)
+	addr := fakeProducer(t, func(c net.Conn, r *gomemcached.Reader, opaque uint32) {
+		var stream []byte
+		for _, m := range [][]byte{
+			producerMsg(gomemcached.DCP_SET_VBUCKET_STATE, 0, []byte{3}, nil, nil), // pending
+			producerMsg(gomemcached.UPR_SNAPSHOT, 0, markerExtras(1, 2, 0x01|0x08), nil, nil),
+			producerMsg(gomemcached.UPR_MUTATION, 0, mutationExtras(1), []byte("a"), nil),
+			producerMsg(gomemcached.UPR_MUTATION, 0, mutationExtras(2), []byte("b"), nil),
+		} {
+			stream = append(stream, m...)
+		}
+		c.Write(withOpaque(stream, opaque))
+		if err := readReply(r, gomemcached.DCP_SET_VBUCKET_STATE, gomemcached.UPR_SNAPSHOT); err != nil {
+			replies <- err
+			return
+		}
+		replies <- readReply(r, gomemcached.UPR_SNAPSHOT, 0)
+	})
+	f := newFeedT(t, addr, memcached.FeedOptions{Name: "takeover"})
+	if err := f.Add(memcached.StreamSpec{VBucket: 0, Flags: 0x01}); err != nil {
+		t.Fatal(err)
+	}
+	errStop := errors.New("stop at the snapshot's end")
+	ctx, cancel := context.WithTimeout(context.Background(), feedWait)
+	defer cancel()
+	err := f.Run(ctx, memcached.FeedHandlerFunc(func(ctx context.Context, ev *memcached.Event) error {
+		if ev.Kind == memcached.EventMutation && ev.Seqno == 2 {
+			return errStop
+		}
+		return nil
+	}))
+	if !errors.Is(err, errStop) {
+		t.Fatalf("Run: %v", err)
+	}
+	select {
+	case err := <-replies:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(feedWait):
+		t.Fatal("no replies")
+	}
+}
+
+// TestFeedFlowControlUnknown: messages of opcodes the feed does not know
+// are acknowledged too: the producer counts every message but a NOOP
+// (flow-control.md).
+func TestFeedFlowControlUnknown(t *testing.T) {
+	const msgs, op = 20, gomemcached.CommandCode(0x6e) // no DCP message the feed knows
+	acked := make(chan error, 1)
+	addr := fakeProducer(t, func(c net.Conn, r *gomemcached.Reader, opaque uint32) {
+		var stream []byte
+		for range msgs {
+			stream = append(stream, producerMsg(op, 0, make([]byte, 8), nil, nil)...)
+		}
+		c.Write(withOpaque(stream, opaque))
+		total := 0
+		for total < len(stream) {
+			var req gomemcached.MCRequest
+			if err := r.ReadRequest(&req); err != nil {
+				acked <- fmt.Errorf("%d of %d bytes acknowledged: %w", total, len(stream), err)
+				return
+			}
+			if r.Magic() == 0x80 && req.Opcode == gomemcached.UPR_BUFFERACK {
+				total += int(binary.BigEndian.Uint32(req.Extras))
+			}
+		}
+		if total != len(stream) {
+			acked <- fmt.Errorf("%d of %d bytes acknowledged", total, len(stream))
+			return
+		}
+		acked <- nil
+	})
+	f := newFeedT(t, addr, memcached.FeedOptions{Name: "unknown-acks", BufferSize: 1000})
+	if err := f.Add(memcached.StreamSpec{VBucket: 0}); err != nil {
+		t.Fatal(err)
+	}
+	runFeed(t, f, newRec())
+	select {
+	case err := <-acked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(feedWait):
+		t.Fatal("not acknowledged")
+	}
+}
+
+// TestFeedBodyLimit: a feed keeps the body limit of when NewFeed made it:
+// gomemcached.MaxBodyLen raised later neither races with the feed's
+// reads nor lets a header make it allocate as much. (The producer reads
+// without gomemcached.Reader, which reads the limit too.)
+func TestFeedBodyLimit(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(feedWait))
+		hdr := make([]byte, gomemcached.HDR_LEN)
+		for {
+			if _, err := io.ReadFull(c, hdr); err != nil {
+				return
+			}
+			if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(hdr[8:]))); err != nil {
+				return
+			}
+			op, opaque := gomemcached.CommandCode(hdr[1]), binary.BigEndian.Uint32(hdr[12:])
+			if hdr[0] != 0x80 || op == gomemcached.UPR_BUFFERACK {
+				continue
+			}
+			res := gomemcached.MCResponse{Opcode: op, Opaque: opaque}
+			if op == gomemcached.UPR_STREAMREQ {
+				res.Body = make([]byte, 16)
+			}
+			c.Write(res.Bytes())
+			if op == gomemcached.UPR_STREAMREQ {
+				// A mutation's header announcing a body of 512 MiB.
+				m := withOpaque(producerMsg(gomemcached.UPR_MUTATION, 0, mutationExtras(1), []byte("k"), nil), opaque)
+				binary.BigEndian.PutUint32(m[8:], 512<<20)
+				c.Write(m[:gomemcached.HDR_LEN])
+			}
+		}
+	}()
+	f := newFeedT(t, ln.Addr().String(), memcached.FeedOptions{Name: "body-limit"})
+	old := gomemcached.MaxBodyLen
+	gomemcached.MaxBodyLen = 1 << 30
+	t.Cleanup(func() { gomemcached.MaxBodyLen = old })
+	if err := f.Add(memcached.StreamSpec{VBucket: 0}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), feedWait)
+	defer cancel()
+	if err := f.Run(ctx, newRec()); !errors.Is(err, memcached.ErrFeedMalformed) {
+		t.Fatalf("Run: %v", err)
+	}
 }

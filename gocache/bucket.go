@@ -1,6 +1,8 @@
 package gocache
 
 import (
+	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -27,22 +29,35 @@ type bucket struct {
 	manifestMu sync.Mutex
 	// replica is what Config.Replicator has of the bucket (replica.go).
 	replica *ReplicaBucket
+	log     *slog.Logger
+	// eventsLost counts the system events a vbucket failed to record
+	// (recordEvents).
+	eventsLost atomic.Uint64
 }
 
 // newBucket returns a bucket whose store is configured by cfg, keys
-// carrying their collection, with manifest m (nil: the default one).
-func newBucket(name string, cfg cache.Config, m *manifest) *bucket {
+// carrying their collection, with manifest m (nil: the default one),
+// logging to log. It fails if memory would not take m's system events.
+func newBucket(name string, cfg cache.Config, m *manifest, log *slog.Logger) (*bucket, error) {
 	cfg.Collections = true
 	cfg.TombstoneValue = systemXattrs
-	b := &bucket{name: name, cache: cache.New(cfg)}
+	b := &bucket{name: name, cache: cache.New(cfg), log: log}
 	if m == nil {
 		m = defaultManifest()
 	} else {
 		// Its collections' creations, as system events.
-		b.recordEvents(defaultManifest(), m, -1, nil)
+		evs := cacheEvents(defaultManifest(), m)
+		if err := b.eventsFit(evs, -1); err != nil {
+			b.cache.Close()
+			return nil, fmt.Errorf("gocache: bucket %q: %w", name, err)
+		}
+		if err := b.recordEvents(evs, -1); err != nil {
+			b.cache.Close()
+			return nil, fmt.Errorf("gocache: bucket %q: %w", name, err)
+		}
 	}
 	b.manifest.Store(m)
-	return b
+	return b, nil
 }
 
 // connState is what gocache keeps per connection, the one place it is

@@ -69,13 +69,31 @@ func defaultManifest() *manifest {
 // errManifest is the error of a manifest gocache cannot apply.
 var errManifest = errors.New("gocache: invalid collections manifest")
 
+// Couchbase's bounds on a cluster's scopes and collections, the default
+// ones counted; a gocache bucket is a cluster of its own. (ns_server
+// enforces them: kv_engine takes whatever manifest it is given.)
+const (
+	maxScopes      = 1000
+	maxCollections = 1000
+)
+
 // parseManifest reads and checks a manifest: unique names and ids, ids of
 // 8 and up but the default scope's and collection's 0, names as Couchbase
-// allows them.
+// allows them, at most maxScopes scopes and maxCollections collections.
 func parseManifest(data []byte) (*manifest, error) {
 	var mj manifestJSON
 	if err := json.Unmarshal(data, &mj); err != nil {
 		return nil, fmt.Errorf("%w: %v", errManifest, err)
+	}
+	collections := 0
+	for i := range mj.Scopes {
+		collections += len(mj.Scopes[i].Collections)
+	}
+	switch {
+	case len(mj.Scopes) > maxScopes:
+		return nil, fmt.Errorf("%w: %d scopes, more than %d", errManifest, len(mj.Scopes), maxScopes)
+	case collections > maxCollections:
+		return nil, fmt.Errorf("%w: %d collections, more than %d", errManifest, collections, maxCollections)
 	}
 	uid, err := strconv.ParseUint(mj.UID, 16, 64)
 	if err != nil {
@@ -211,10 +229,13 @@ func cmpOr(s, def string) string {
 // hasCollection reports whether the bucket's manifest has collection cid.
 func (b *bucket) hasCollection(cid uint32) bool { return b.manifest.Load().byID[cid] != nil }
 
-// setManifest replaces the bucket's manifest with m, dropping the items of
-// every collection m no longer has. A manifest must have a uid above the
-// present one, or the same uid and the same content; errAhead says the
-// bucket's is newer.
+// setManifest replaces the bucket's manifest with m, recording its system
+// events and dropping the items of every collection m no longer has. A
+// manifest must have a uid above the present one, or the same uid and
+// the same content; errAhead says the bucket's is newer, errEventsNoRoom
+// that memory would not take its events (nothing is changed). Once m is
+// in force, a vbucket that fails to record its events is logged and
+// counted (recordEvents), and m stays: the answer is nil.
 func (b *bucket) setManifest(m *manifest) error {
 	// One change at a time, so that each vbucket's system events follow
 	// the manifests in order (dcp_events.go).
@@ -230,10 +251,14 @@ func (b *bucket) setManifest(m *manifest) error {
 		case m.uid == old.uid:
 			return fmt.Errorf("%w: uid %x is the present one's, with other content", errManifest, m.uid)
 		}
+		evs := cacheEvents(old, m)
+		if err := b.eventsFit(evs, -1); err != nil {
+			return err
+		}
 		if !b.manifest.CompareAndSwap(old, m) {
 			continue
 		}
-		b.recordEvents(old, m, -1, nil)
+		b.recordEvents(evs, -1) // a failure is logged
 		for cid := range old.byID {
 			if m.byID[cid] == nil {
 				b.cache.DropCollection(cid)
@@ -285,6 +310,8 @@ func (h *handler) setManifestCmd(w memcached.ResponseWriter, req *gm.MCRequest) 
 		succeeded(w, req)
 	case errors.Is(err, errAhead):
 		h.extendedBody(w, req, gm.COLLECTIONS_MANIFEST_AHEAD, nil)
+	case errors.Is(err, errEventsNoRoom):
+		w.WriteStatus(req, gm.ENOMEM, []byte(err.Error()))
 	default:
 		h.extendedBody(w, req, gm.CANNOT_APPLY_COLLECTIONS_MANIFEST, []byte(err.Error()))
 	}

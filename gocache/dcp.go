@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang/snappy"
@@ -25,11 +25,13 @@ import (
 // DCP_OPEN makes a connection a producer; DCP_CONTROL sets its options;
 // DCP_STREAM_REQ opens a stream of one vbucket, answered with the failover
 // log (or ROLLBACK with the seqno to roll back to), which then sends a
-// disk snapshot of what the vbucket holds from the start seqno (cache.Backfill:
-// the newest version of each key, deletions included) and then memory
+// disk snapshot of what the vbucket holds from the start seqno (the
+// newest version of each key, deletions included) and then memory
 // snapshots of its changes as they come (cache.Cursor, opened before the
 // backfill reads the store, so that nothing falls between them), until the
-// end seqno (DCP_STREAM_END) or DCP_CLOSE_STREAM.
+// end seqno (DCP_STREAM_END) or DCP_CLOSE_STREAM. A stream leaves the
+// producer before its STREAM_END is sent: a request for the same stream
+// that follows the end is served.
 //
 // On a collections-aware connection (HELLO Collections) a stream carries
 // every collection's documents, keys with their collection id, and the
@@ -45,9 +47,13 @@ import (
 //
 // Each producer connection has one goroutine (dcpProducer.run) that sends
 // everything its streams send, and the answers that must be ordered with
-// them (a stream request's success, a close), through Conn.Send: the
-// connection's queue is bounded in bytes, so a consumer that does not read
-// stalls only its own producer. With connection_buffer_size the producer
+// them (a stream request's success, a close), through Conn.Send, in
+// batches of about 64 KiB: the connection's queue is bounded in bytes, so
+// a consumer that does not read stalls only its own producer. It visits
+// only the streams that are ready (a cursor's callback, cache.ChangesFunc,
+// queues its stream and wakes the goroutine), and reads the backfills of
+// all the streams that wait for one in one walk of the cache
+// (cache.BackfillMany, in parts bounded in total: dcpBackfillBudget). With connection_buffer_size the producer
 // also stops once that many bytes (24 + body of each message but NOOPs)
 // are unacknowledged, until DCP_BUFFER_ACKNOWLEDGEMENT. With enable_noop
 // it sends a DCP_NOOP when it has sent nothing for set_noop_interval, and
@@ -71,8 +77,8 @@ const (
 	// dcpBatch is how many changes a stream reads from its cursor at a
 	// time: the most items of one memory snapshot.
 	dcpBatch = 256
-	// dcpBackfillPart is how many versions a stream's backfill reads at a
-	// time (each read walks the whole cache, holding about twice as many).
+	// dcpBackfillPart is the most versions a stream's backfill reads in
+	// one walk of the cache (see dcpBackfillBudget).
 	dcpBackfillPart = 4096
 )
 
@@ -119,6 +125,7 @@ const (
 	streamEndClosed      = 1
 	streamEndState       = 2
 	streamEndSlow        = 4
+	streamEndRollback    = 6
 	streamEndFilterEmpty = 7
 )
 
@@ -300,7 +307,7 @@ func (d *dcpServer) control(w memcached.ResponseWriter, req *gm.MCRequest, p *dc
 			status = gm.EINVAL
 			break
 		}
-		p.bufSize = uint32(n)
+		p.bufSize.Store(uint32(n))
 	case "enable_noop":
 		p.noop = value == "true"
 	case "set_noop_interval":
@@ -351,11 +358,13 @@ func (d *dcpServer) control(w memcached.ResponseWriter, req *gm.MCRequest, p *dc
 			status = gm.EINVAL
 		}
 	case "v7_dcp_status_codes":
-		// Accepted: it changes how a producer takes its consumer's error
-		// responses, which gocache ignores.
+		// Failed responses that concern one stream (KEY_EEXISTS,
+		// KEY_ENOENT) then close the connection too (see response).
 		if value != "true" {
 			status = gm.EINVAL
+			break
 		}
+		p.v7Status.Store(true)
 	case "flatbuffers_system_events":
 		if value != "true" {
 			status = gm.EINVAL
@@ -476,8 +485,15 @@ func (d *dcpServer) streamRequest(w memcached.ResponseWriter, req *gm.MCRequest,
 		w.WriteStatus(req, gm.KEY_EEXISTS, nil)
 		return
 	}
-	// The cursor first: every change after high reaches it.
-	cur, err := c.Changes(vb)
+	// The cursor first: every change after high reaches it. Its changes
+	// make the stream ready once it is registered.
+	var hook atomic.Pointer[dcpStream]
+	onReady := func() {
+		if s := hook.Load(); s != nil {
+			p.ready(s)
+		}
+	}
+	cur, err := c.ChangesFunc(vb, onReady)
 	if err != nil {
 		d.h.notMyVBucket(w, req)
 		return
@@ -525,7 +541,8 @@ func (d *dcpServer) streamRequest(w memcached.ResponseWriter, req *gm.MCRequest,
 		return
 	}
 	s := &dcpStream{vb: vb, sid: opt.sid, opaque: req.Opaque, end: end, sent: start, snapEnd: start, read: start, cur: cur,
-		backfillTo: high, filter: opt.filter, frames: streamIDFrames(opt.sid), initial: start == 0}
+		backfillTo: high, filter: opt.filter, frames: streamIDFrames(opt.sid), initial: start == 0, onReady: onReady,
+		ignorePurged: flags&dcpIgnorePurged != 0}
 	s.oso = p.oso != osoOff && start == 0 && high > 0 && end >= high && opt.filter.oso()
 	s.resp = &gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Body: appendFailoverLog(nil, log)}
 	s.stats.requested(flags, start, vbuuid, snapStart, snapEnd, high > start && start < end)
@@ -547,7 +564,8 @@ func (d *dcpServer) streamRequest(w memcached.ResponseWriter, req *gm.MCRequest,
 		p.lastRecv = time.Now()
 	}
 	p.mu.Unlock()
-	p.notify()
+	hook.Store(s)
+	p.ready(s)
 }
 
 // rollbackCheck is what kv_engine's FailoverTable::needsRollback weighs.
@@ -654,7 +672,7 @@ func (d *dcpServer) closeStream(w memcached.ResponseWriter, req *gm.MCRequest, p
 	case s == nil:
 		w.WriteStatus(req, gm.KEY_ENOENT, nil)
 	default:
-		p.notify()
+		p.push(s)
 	}
 }
 
@@ -674,11 +692,17 @@ type dcpProducer struct {
 	cancel      context.CancelFunc
 	wake        chan struct{}
 
+	// readyMu guards readyQ: the streams run is to visit, each once
+	// (dcpStream.queued), pushed by their cursors' callbacks, the stream
+	// request and the close.
+	readyMu sync.Mutex
+	readyQ  []*dcpStream
+
 	mu               sync.Mutex
 	streams          map[dcpStreamKey]*dcpStream // open ones
-	order            []*dcpStream                // every stream run has to visit, open or closing
-	bufSize          uint32                      // connection_buffer_size; 0: no flow control
-	unacked          uint32
+	order            []*dcpStream                // every stream not finished, open or closing
+	bufSize          atomic.Uint32               // connection_buffer_size; 0: no flow control
+	unacked          atomic.Uint32
 	noop             bool
 	noopInterval     time.Duration
 	streamEndOnClose bool
@@ -693,18 +717,34 @@ type dcpProducer struct {
 	streamed         bool      // a stream was requested: noops may start
 	lastRecv         time.Time // the consumer's last message
 
-	// rt is run's copy of the options, taken under mu at each turn.
+	// rt is run's copy of the options, taken under mu at each step.
 	rt dcpRunOptions
 	// fb builds FlatBuffers system events (run's).
 	fb *flatbuffers.Builder
+	// Run's: the messages encoded and not yet given to Conn.Send; the
+	// streams that flow control stopped, and those waiting for the next
+	// backfill walk (all still queued); the walk's requests and the
+	// vbuckets it names.
+	batch   dcpSendBuf
+	queue   []*dcpStream // step's
+	msgs    dcpMsgs
+	blocked []*dcpStream
+	bfWait  []*dcpStream
+	bfReqs  []cache.BackfillRequest
+	bfVBs   []uint64
+
+	// v7Status: v7_dcp_status_codes; noopOpaque: the opaque of the last
+	// NOOP sent (0: none).
+	v7Status   atomic.Bool
+	noopOpaque atomic.Uint32
 
 	stats producerStats // dcp_stats.go
 }
 
 // dcpRunOptions are the options that shape what streams send.
 type dcpRunOptions struct {
-	expiryOpcode, cursorDropping, flatbuffers, markerV22, compress bool
-	oso                                                            int
+	expiryOpcode, cursorDropping, flatbuffers, markerV22, compress, endOnClose bool
+	oso                                                                        int
 }
 
 // dcpStreamKey names a stream: its vbucket and stream id (0 without
@@ -722,6 +762,12 @@ type dcpStream struct {
 	cur    *cache.Cursor
 	resp   *gm.MCResponse // the stream request's success, to send first
 	filter *dcpFilter
+	// onReady is its cursors' callback; queued says it is in the
+	// producer's ready queue, or in run's blocked or waiting lists, and
+	// is visited; done that it ended (run's).
+	onReady func()
+	queued  atomic.Bool
+	done    bool
 
 	// backfillTo is the high seqno to backfill to, past read until the
 	// backfill starts; bfNext to bfTo what it has still to read, in parts;
@@ -729,10 +775,17 @@ type dcpStream struct {
 	backfillTo   uint64
 	bfNext, bfTo uint64
 	backfill     []cache.Version
+	// bfWant: the stream waits for the producer's next backfill walk;
+	// bfFirst: it reads the first part of a backfill from bfFrom, which
+	// a marker starts if it has anything; bfOSO: the whole of an OSO
+	// backfill.
+	bfWant, bfFirst, bfOSO bool
+	bfFrom                 uint64
 	// inBackfill: a backfill's snapshot is being sent; osoSnap: an OSO
 	// one; oso: the stream's first backfill is to be OSO; initial: the
-	// stream is from 0 and its first backfill not done.
-	inBackfill, osoSnap, oso, initial bool
+	// stream is from 0 and its first backfill not done; ignorePurged: it
+	// was requested with DCP_ADD_STREAM_FLAG_IGNORE_PURGED_TOMBSTONES.
+	inBackfill, osoSnap, oso, initial, ignorePurged bool
 	// sent is the seqno of the last change sent (or the start); read
 	// the last one read, sent or filtered out; snapEnd the end of the
 	// last snapshot marked.
@@ -757,6 +810,29 @@ func (p *dcpProducer) notify() {
 	}
 }
 
+// ready queues stream s for run, unless it is queued already, and wakes
+// run: its cursor's callback, called with the vbucket's lock held, so it
+// only takes readyMu.
+func (p *dcpProducer) ready(s *dcpStream) {
+	if s.queued.Load() || !s.queued.CompareAndSwap(false, true) {
+		return
+	}
+	p.readyMu.Lock()
+	p.readyQ = append(p.readyQ, s)
+	p.readyMu.Unlock()
+	p.notify()
+}
+
+// push queues stream s for run even if it is queued (a close, which
+// must be answered while the stream waits for a walk or flow control).
+func (p *dcpProducer) push(s *dcpStream) {
+	s.queued.Store(true)
+	p.readyMu.Lock()
+	p.readyQ = append(p.readyQ, s)
+	p.readyMu.Unlock()
+	p.notify()
+}
+
 // received notes a message from the consumer.
 func (p *dcpProducer) received() {
 	p.mu.Lock()
@@ -766,13 +842,22 @@ func (p *dcpProducer) received() {
 
 // ack serves a buffer acknowledgement.
 func (p *dcpProducer) ack(n uint32) {
-	p.mu.Lock()
-	p.unacked -= min(n, p.unacked)
-	if p.bufSize != 0 {
+	for {
+		u := p.unacked.Load()
+		if p.unacked.CompareAndSwap(u, u-min(n, u)) {
+			break
+		}
+	}
+	if p.bufSize.Load() != 0 {
 		p.stats.ackedBytes.Add(uint64(n))
 	}
-	p.mu.Unlock()
 	p.notify()
+}
+
+// full reports whether flow control stops the streams' data.
+func (p *dcpProducer) full() bool {
+	b := p.bufSize.Load()
+	return b != 0 && p.unacked.Load() >= b
 }
 
 // kill ends the producer and closes its connection (a name reused, a
@@ -794,9 +879,8 @@ func (p *dcpProducer) run() {
 	var opaque uint32
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var cases []reflect.SelectCase
 	for {
-		sent, blocked, err := p.step()
+		sent, err := p.step()
 		if err != nil || p.ctx.Err() != nil {
 			return
 		}
@@ -819,6 +903,7 @@ func (p *dcpProducer) run() {
 			}
 			if !noopPending && now.Sub(lastSent) >= iv {
 				opaque++
+				p.noopOpaque.Store(opaque)
 				if err := p.c.Send(p.ctx, &gm.MCRequest{Opcode: gm.UPR_NOOP, Opaque: opaque}); err != nil {
 					return
 				}
@@ -833,24 +918,14 @@ func (p *dcpProducer) run() {
 		}
 		p.stats.noopWait.Store(noopPending)
 		timer.Reset(wait)
-		cases = append(cases[:0],
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(p.wake)},
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(p.ctx.Done())},
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(p.c.Done())},
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
-		if !blocked {
-			// Every stream has sent all it had: wait for changes.
-			p.mu.Lock()
-			order := append([]*dcpStream(nil), p.order...)
-			p.mu.Unlock()
-			for _, s := range order {
-				if s.cur != nil {
-					cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.cur.Ready())})
-				}
-			}
-		}
-		if i, _, _ := reflect.Select(cases); i == 2 {
+		// A stream with something to send, an acknowledgement, an option
+		// or a close wakes it.
+		select {
+		case <-p.wake:
+		case <-p.ctx.Done():
+		case <-p.c.Done():
 			return
+		case <-timer.C:
 		}
 		if !timer.Stop() {
 			select {
@@ -874,6 +949,10 @@ func (p *dcpProducer) cleanup() {
 			s.cur.Close()
 		}
 	}
+	p.readyMu.Lock()
+	p.readyQ = nil
+	p.readyMu.Unlock()
+	p.blocked, p.bfWait = nil, nil
 	key := dcpName{p.b, p.name}
 	p.d.mu.Lock()
 	if p.d.names[key] == p {
@@ -885,107 +964,234 @@ func (p *dcpProducer) cleanup() {
 // dcpTurn is how many messages a stream sends before the next one's turn.
 const dcpTurn = 64
 
-// step sends what the streams have, in turns, until none has more or flow
-// control stops it (blocked). sent says whether anything was sent.
-func (p *dcpProducer) step() (sent, blocked bool, err error) {
-	for {
-		p.mu.Lock()
-		if p.dead {
-			p.mu.Unlock()
-			return sent, false, errProducerEnded
-		}
-		order := append([]*dcpStream(nil), p.order...)
+// dcpSendBatch is how many bytes of messages run encodes before it hands
+// them to Conn.Send as one packet (a batch may be a message larger).
+const dcpSendBatch = 64 << 10
+
+// turnResult says what a stream's turn left it waiting for.
+type turnResult uint8
+
+const (
+	turnIdle     turnResult = iota // its cursor's next change
+	turnMore                       // nothing: it has more to send
+	turnBlocked                    // flow control
+	turnBackfill                   // the next backfill walk
+	turnDone                       // nothing: it ended
+)
+
+// step visits the ready streams in turns, dcpTurn messages at a time,
+// and reads the backfills they wait for in one walk of the cache for all
+// of them, until none is ready or flow control stops them. It sends what
+// they sent in batches. sent says whether anything was sent.
+func (p *dcpProducer) step() (sent bool, err error) {
+	p.mu.Lock()
+	if p.dead {
 		p.mu.Unlock()
-		progress := false
-		for _, s := range order {
-			// A blocked stream still sends its answers (a stream
-			// request's, a close's), which flow control does not count.
-			n, blk, err := p.turn(s)
-			if err != nil {
-				return sent, false, err
-			}
-			if n > 0 {
-				sent, progress = true, true
-			}
-			blocked = blocked || blk
-		}
-		if blocked || !progress {
-			return sent, blocked, nil
-		}
+		return false, errProducerEnded
 	}
+	p.rt = dcpRunOptions{expiryOpcode: p.expiryOpcode, cursorDropping: p.cursorDropping, flatbuffers: p.flatbuffers,
+		markerV22: p.markerV22, compress: p.compress, oso: p.oso, endOnClose: p.streamEndOnClose}
+	p.mu.Unlock()
+	queue := p.queue[:0]
+	defer func() { p.queue = queue[:0] }()
+	for {
+		if len(p.blocked) > 0 && !p.full() {
+			queue = append(queue, p.blocked...)
+			clear(p.blocked)
+			p.blocked = p.blocked[:0]
+		}
+		p.readyMu.Lock()
+		queue = append(queue, p.readyQ...)
+		clear(p.readyQ)
+		p.readyQ = p.readyQ[:0]
+		p.readyMu.Unlock()
+		if len(queue) == 0 {
+			if len(p.bfWait) == 0 || p.full() {
+				break
+			}
+			queue = p.walk(queue)
+			continue
+		}
+		for i, s := range queue {
+			queue[i] = nil
+			n, res, err := p.turn(s)
+			sent = sent || n > 0
+			if err != nil {
+				return sent, err
+			}
+			if res == turnIdle || res == turnDone || s.queued.Swap(true) {
+				// Idle, ended, or queued again by its cursor meanwhile.
+				continue
+			}
+			switch res {
+			case turnMore:
+				p.readyMu.Lock()
+				p.readyQ = append(p.readyQ, s)
+				p.readyMu.Unlock()
+			case turnBlocked:
+				p.blocked = append(p.blocked, s)
+			case turnBackfill:
+				p.bfWait = append(p.bfWait, s)
+			}
+		}
+		queue = queue[:0]
+	}
+	return sent, p.flush()
 }
 
 // turn sends up to dcpTurn messages of stream s.
-func (p *dcpProducer) turn(s *dcpStream) (n int, blocked bool, err error) {
+func (p *dcpProducer) turn(s *dcpStream) (n int, res turnResult, err error) {
+	if s.done {
+		return 0, turnDone, nil
+	}
+	// Changes from now on queue it again.
+	s.queued.Store(false)
 	p.mu.Lock()
 	closing, closeResp := s.closing, s.closeResp
-	endOnClose := p.streamEndOnClose
-	p.rt = dcpRunOptions{expiryOpcode: p.expiryOpcode, cursorDropping: p.cursorDropping, flatbuffers: p.flatbuffers,
-		markerV22: p.markerV22, compress: p.compress, oso: p.oso}
 	p.mu.Unlock()
 	if closing {
 		p.finish(s)
 		if s.resp != nil {
-			if err := p.c.Send(p.ctx, s.resp); err != nil {
-				return 0, false, err
+			if err := p.emit(s.resp); err != nil {
+				return 0, turnDone, err
 			}
 		}
-		if err := p.c.Send(p.ctx, closeResp); err != nil {
-			return 0, false, err
+		if err := p.emit(closeResp); err != nil {
+			return 0, turnDone, err
 		}
-		if endOnClose {
+		if p.rt.endOnClose {
 			if err := p.send(s, p.streamEnd(s, streamEndClosed)); err != nil {
-				return 1, false, err
+				return 1, turnDone, err
 			}
 		}
-		return 1, false, nil
+		return 1, turnDone, nil
 	}
 	if s.resp != nil {
-		if err := p.c.Send(p.ctx, s.resp); err != nil {
-			return 0, false, err
+		if err := p.emit(s.resp); err != nil {
+			return 0, turnDone, err
 		}
 		s.resp = nil
 		n++
 	}
-	for ; n < dcpTurn && !s.ended; n++ {
-		p.mu.Lock()
-		full := p.bufSize != 0 && p.unacked >= p.bufSize
-		p.mu.Unlock()
-		if full {
+	for ; n < dcpTurn; n++ {
+		// A blocked stream still sends its answers (a stream request's,
+		// a close's), which flow control does not count.
+		if p.full() {
 			p.stats.pause()
-			return n, true, nil
+			return n, turnBlocked, nil
 		}
 		pkt := p.next(s)
-		if pkt == nil {
-			break
+		switch {
+		case pkt == nil && s.bfWant:
+			return n, turnBackfill, nil
+		case pkt == nil:
+			return n, turnIdle, nil
+		case s.ended:
+			// The stream leaves the producer before its end is sent: a
+			// request for it that follows the end finds it gone.
+			p.finish(s)
+			return n + 1, turnDone, p.send(s, pkt)
 		}
 		if err := p.send(s, pkt); err != nil {
-			return n, false, err
+			return n, turnDone, err
 		}
 	}
-	if s.ended {
-		p.finish(s)
-	}
-	return n, false, nil
+	return n, turnMore, nil
 }
 
 // send sends a stream message, counting it for flow control.
 func (p *dcpProducer) send(s *dcpStream, pkt *gm.MCRequest) error {
-	p.mu.Lock()
-	if p.bufSize != 0 {
-		p.unacked += uint32(pkt.Size())
+	size := pkt.Size()
+	if p.bufSize.Load() != 0 {
+		p.unacked.Add(uint32(size))
 	}
-	p.mu.Unlock()
-	p.stats.sent(&s.stats, pkt)
-	return p.c.Send(p.ctx, pkt)
+	p.stats.sent(&s.stats, pkt, size)
+	err := p.emit(pkt)
+	p.msgs.put(pkt)
+	return err
+}
+
+// dcpMsgs keeps the messages of documents that were sent, for the next
+// documents: a message and its extras cost no allocation of their own.
+type dcpMsgs struct{ free []*gm.MCRequest }
+
+// dcpMsgsKept is how many sent messages dcpMsgs keeps.
+const dcpMsgsKept = 512
+
+// get returns a message whose extras are n zero bytes.
+func (m *dcpMsgs) get(n int) (*gm.MCRequest, []byte) {
+	var pkt *gm.MCRequest
+	if k := len(m.free); k > 0 {
+		pkt = m.free[k-1]
+		m.free[k-1] = nil
+		m.free = m.free[:k-1]
+	} else {
+		pkt = &gm.MCRequest{Extras: make([]byte, 0, 32)}
+	}
+	ex := pkt.Extras[:n]
+	clear(ex)
+	return pkt, ex
+}
+
+// put takes back a document's message once it is encoded.
+func (m *dcpMsgs) put(pkt *gm.MCRequest) {
+	switch pkt.Opcode {
+	case gm.UPR_MUTATION, gm.UPR_DELETION, gm.UPR_EXPIRATION:
+	default:
+		return
+	}
+	if len(m.free) < dcpMsgsKept && cap(pkt.Extras) >= 32 {
+		*pkt = gm.MCRequest{Extras: pkt.Extras[:0]} // nothing of the store kept
+		m.free = append(m.free, pkt)
+	}
+}
+
+// dcpSendBuf is messages encoded one after another, sent as one packet.
+type dcpSendBuf struct{ buf []byte }
+
+func (b *dcpSendBuf) Size() int { return len(b.buf) }
+
+func (b *dcpSendBuf) AppendTo(dst []byte) ([]byte, error) { return append(dst, b.buf...), nil }
+
+// emit adds pkt to the batch, and sends the batch once it is
+// dcpSendBatch bytes.
+func (p *dcpProducer) emit(pkt memcached.Packet) error {
+	n0 := len(p.batch.buf)
+	buf, err := pkt.AppendTo(p.batch.buf)
+	if err != nil {
+		p.batch.buf = p.batch.buf[:n0]
+		return err
+	}
+	p.batch.buf = buf
+	if len(buf) >= dcpSendBatch {
+		return p.flush()
+	}
+	return nil
+}
+
+// flush sends the batch.
+func (p *dcpProducer) flush() error {
+	if len(p.batch.buf) == 0 {
+		return nil
+	}
+	p.stats.lastSent.Store(time.Now().UnixNano())
+	err := p.c.Send(p.ctx, &p.batch)
+	p.batch.buf = p.batch.buf[:0]
+	if cap(p.batch.buf) > 4*dcpSendBatch {
+		p.batch.buf = nil // after a large value
+	}
+	return err
 }
 
 // finish removes a stream that ended or was closed.
 func (p *dcpProducer) finish(s *dcpStream) {
+	s.done = true
+	s.queued.Store(true) // its cursor's callbacks have nothing to queue
 	if s.cur != nil {
 		s.cur.Close()
 		s.cur = nil
 	}
+	s.backfill = nil
 	p.mu.Lock()
 	for i, o := range p.order {
 		if o == s {
@@ -999,9 +1205,10 @@ func (p *dcpProducer) finish(s *dcpStream) {
 	p.mu.Unlock()
 }
 
-// next returns the stream's next message, nil if it has none now: the
-// backfill's marker and versions, then the cursor's changes, a marker
-// before each batch, and the stream end once the end seqno is covered.
+// next returns the stream's next message, nil if it has none now (or
+// waits for the backfill walk, bfWant): the backfill's marker and
+// versions, then the cursor's changes, a marker before each batch, and
+// the stream end once the end seqno is covered.
 func (p *dcpProducer) next(s *dcpStream) *gm.MCRequest {
 	c := p.b.cache
 	for {
@@ -1014,24 +1221,18 @@ func (p *dcpProducer) next(s *dcpStream) *gm.MCRequest {
 		case s.stop:
 			s.ended = true
 			return p.streamEnd(s, s.stopReason)
+		case s.bfWant:
+			return nil
 		case s.backfillTo > s.read && s.read < s.end:
+			// A backfill: the walk reads its first part (backfilled).
 			from, to := s.read, min(s.backfillTo, s.end)
 			s.bfNext, s.bfTo, s.read = from+1, to, to
-			if s.oso {
-				s.oso = false
-				if !p.readOSO(s) {
-					continue
-				}
-				s.inBackfill, s.osoSnap = true, true
-				return p.osoMarker(s, osoStart)
-			}
-			if !p.readBackfill(s) {
-				continue
-			}
-			s.inBackfill, s.snapEnd = true, to
-			return p.marker(s, from, to, markerDisk|markerCheckpoint)
+			s.bfFrom, s.bfFirst, s.bfWant = from, true, true
+			s.bfOSO, s.oso = s.oso, false
+			return nil
 		case len(s.backfill) == 0 && s.bfNext <= s.bfTo:
-			p.readBackfill(s)
+			s.bfWant = true
+			return nil
 		case len(s.backfill) > 0:
 			v := s.backfill[0]
 			s.backfill[0] = cache.Version{}
@@ -1075,33 +1276,96 @@ func (p *dcpProducer) next(s *dcpStream) *gm.MCRequest {
 	}
 }
 
-// readBackfill reads the stream's next part of its backfill, and reports
-// whether it has any version.
-func (p *dcpProducer) readBackfill(s *dcpStream) bool {
-	var err error
-	s.backfill, err = p.b.cache.Backfill(s.vb, s.bfNext, s.bfTo, dcpBackfillPart, s.backfill[:0])
-	s.stats.readBackfill(s.backfill)
-	switch {
-	case err != nil || len(s.backfill) < dcpBackfillPart:
-		s.bfNext = s.bfTo + 1
-	default:
-		s.bfNext = s.backfill[len(s.backfill)-1].Seqno + 1
+// Backfill walks: each reads, in one cache.BackfillMany, the next part
+// of every waiting stream's backfill, so that the cost of a walk of the
+// cache is shared by all the streams that backfill at once. The parts
+// are bounded in total: dcpBackfillBudget versions shared between the
+// streams of a walk, at least dcpBackfillMin and at most dcpBackfillPart
+// each (a walk holds up to about twice as many while it reads). An OSO
+// backfill, which must be sorted whole, is read whole.
+const (
+	dcpBackfillBudget = 64 << 10
+	dcpBackfillMin    = 64
+)
+
+// walk reads the next part of the backfill of each stream waiting for
+// one (at most one stream per vbucket a walk: the others wait for the
+// next), and appends them to queue.
+func (p *dcpProducer) walk(queue []*dcpStream) []*dcpStream {
+	if p.bfVBs == nil {
+		p.bfVBs = make([]uint64, (1<<16)/64)
 	}
-	return len(s.backfill) > 0
+	reqs := p.bfReqs[:0]
+	first := len(queue)
+	var later []*dcpStream
+	for _, s := range p.bfWait {
+		switch {
+		case s.done:
+			continue
+		case p.bfVBs[s.vb/64]&(1<<(s.vb%64)) != 0:
+			later = append(later, s)
+			continue
+		}
+		p.bfVBs[s.vb/64] |= 1 << (s.vb % 64)
+		reqs = append(reqs, cache.BackfillRequest{VBucket: s.vb, From: s.bfNext, To: s.bfTo, Versions: s.backfill[:0]})
+		queue = append(queue, s)
+	}
+	clear(p.bfWait)
+	p.bfWait = append(p.bfWait[:0], later...)
+	part := min(max(dcpBackfillBudget/max(len(reqs), 1), dcpBackfillMin), dcpBackfillPart)
+	for i := range reqs {
+		if !queue[first+i].bfOSO {
+			reqs[i].Max = part
+		}
+	}
+	err := p.b.cache.BackfillMany(reqs)
+	for i, s := range queue[first:] {
+		p.bfVBs[s.vb/64] = 0
+		p.backfilled(s, reqs[i].Versions, reqs[i].Max, err)
+	}
+	clear(reqs)
+	p.bfReqs = reqs[:0]
+	return queue
 }
 
-// readOSO reads the stream's whole backfill at once, for an OSO
-// snapshot: the versions of its collection (and the collection's system
-// events), in key order. It reports whether it has any.
-func (p *dcpProducer) readOSO(s *dcpStream) bool {
-	var err error
-	s.backfill, err = p.b.cache.Backfill(s.vb, s.bfNext, s.bfTo, 0, s.backfill[:0])
-	s.stats.readBackfill(s.backfill)
-	s.bfNext = s.bfTo + 1
+// backfilled takes a part of the stream's backfill that a walk read, of
+// at most max versions (0: all, for an OSO snapshot): the versions to
+// send, and the marker first if they start a snapshot.
+func (p *dcpProducer) backfilled(s *dcpStream, vs []cache.Version, max int, err error) {
+	s.bfWant = false
+	first := s.bfFirst
+	s.bfFirst = false
 	if err != nil {
-		s.backfill = s.backfill[:0]
-		return false
+		clear(vs)
+		vs = vs[:0]
 	}
+	s.backfill = vs
+	s.stats.readBackfill(vs)
+	if s.bfOSO {
+		s.bfOSO = false
+		s.bfNext = s.bfTo + 1
+		if p.keepOSO(s) {
+			s.inBackfill, s.osoSnap = true, true
+			s.pending = append(s.pending, p.osoMarker(s, osoStart))
+		}
+		return
+	}
+	switch {
+	case err != nil || len(vs) < max:
+		s.bfNext = s.bfTo + 1
+	default:
+		s.bfNext = vs[len(vs)-1].Seqno + 1
+	}
+	if first && len(vs) > 0 {
+		s.inBackfill, s.snapEnd = true, s.bfTo
+		s.pending = append(s.pending, p.marker(s, s.bfFrom, s.bfTo, markerDisk|markerCheckpoint))
+	}
+}
+
+// keepOSO keeps of the stream's whole backfill, for an OSO snapshot, the
+// versions of its collection (and the collection's system events), in
+// key order. It reports whether it kept any.
+func (p *dcpProducer) keepOSO(s *dcpStream) bool {
 	kept := s.backfill[:0]
 	for _, v := range s.backfill {
 		if s.osoKeeps(v.Key, v.Deleted, v.Value) {
@@ -1141,9 +1405,17 @@ func (p *dcpProducer) readCursor(s *dcpStream) bool {
 			return true
 		}
 		// Start again from what is stored, as kv_engine backfills a
-		// stream whose cursor it dropped.
+		// stream whose cursor it dropped, unless what it lost is no
+		// longer there to backfill (a flush, purged tombstones): then, as
+		// kv_engine's backfill from below the purge seqno, the stream
+		// ends for the consumer to roll back.
+		if purge := c.PurgeSeqno(s.vb); s.read > 0 && purge > s.read && !s.ignorePurged {
+			p.log.Info("dcp: changes lost past the purge seqno, rollback", "vb", s.vb, "read", s.read, "purge", purge)
+			s.stop, s.stopReason = true, streamEndRollback
+			return true
+		}
 		p.log.Info("dcp: changes lost, backfilling again", "vb", s.vb, "sent", s.sent)
-		cur, err := c.Changes(s.vb)
+		cur, err := c.ChangesFunc(s.vb, s.onReady)
 		if err != nil {
 			s.stop, s.stopReason = true, streamEndState
 			return true
@@ -1214,8 +1486,9 @@ func (p *dcpProducer) readCursor(s *dcpStream) bool {
 // extras), or with max_marker_version=2.2 for a disk snapshot version
 // 2.2 (extras: the version byte 2; value: start, end, type, max visible
 // seqno, high completed seqno, purge seqno, high prepared seqno). gocache
-// has no prepares: the seqnos of synchronous replication are 0, as
-// kv_engine sends them to consumers without it.
+// has no prepares: the max visible seqno is the end, as kv_engine's when
+// a snapshot holds no prepare, and the other seqnos of synchronous
+// replication are 0, as kv_engine sends them to consumers without it.
 func (p *dcpProducer) marker(s *dcpStream, start, end uint64, typ uint32) *gm.MCRequest {
 	pkt := &gm.MCRequest{Opcode: gm.UPR_SNAPSHOT, VBucket: s.vb, Opaque: s.opaque, FramingExtras: s.frames}
 	if p.rt.markerV22 && typ&markerDisk != 0 {
@@ -1223,6 +1496,7 @@ func (p *dcpProducer) marker(s *dcpStream, start, end uint64, typ uint32) *gm.MC
 		binary.BigEndian.PutUint64(v[0:], start)
 		binary.BigEndian.PutUint64(v[8:], end)
 		binary.BigEndian.PutUint32(v[16:], typ)
+		binary.BigEndian.PutUint64(v[20:], end) // max visible
 		binary.BigEndian.PutUint64(v[36:], min(p.b.cache.PurgeSeqno(s.vb), end))
 		pkt.Extras, pkt.Body = []byte{2}, v
 		return pkt
@@ -1319,9 +1593,10 @@ func (p *dcpProducer) doc(s *dcpStream, kind cache.ChangeKind, key []byte, it *c
 	if !p.collections {
 		_, key, _ = cache.SplitKey(key)
 	}
-	pkt := &gm.MCRequest{VBucket: s.vb, Opaque: s.opaque, Cas: it.CAS, Key: key, FramingExtras: s.frames}
+	pkt, ex := p.msgs.get(31)
+	*pkt = gm.MCRequest{VBucket: s.vb, Opaque: s.opaque, Cas: it.CAS, Key: key, FramingExtras: s.frames}
 	if kind == cache.Mutated {
-		ex := make([]byte, 31)
+		ex = ex[:31]
 		binary.BigEndian.PutUint64(ex[0:], it.Seqno)
 		binary.BigEndian.PutUint64(ex[8:], it.Rev)
 		binary.BigEndian.PutUint32(ex[16:], it.Flags)
@@ -1343,19 +1618,19 @@ func (p *dcpProducer) doc(s *dcpStream, kind cache.ChangeKind, key []byte, it *c
 	delTime := uint32(deleted.Unix())
 	switch {
 	case kind == cache.Expired && p.rt.expiryOpcode:
-		ex := make([]byte, 20)
+		ex = ex[:20]
 		binary.BigEndian.PutUint64(ex[0:], it.Seqno)
 		binary.BigEndian.PutUint64(ex[8:], it.Rev)
 		binary.BigEndian.PutUint32(ex[16:], delTime)
 		pkt.Opcode, pkt.Extras = gm.UPR_EXPIRATION, ex
 	case p.flags&gm.DCP_OPEN_INCLUDE_DELETE_TIMES != 0:
-		ex := make([]byte, 21)
+		ex = ex[:21]
 		binary.BigEndian.PutUint64(ex[0:], it.Seqno)
 		binary.BigEndian.PutUint64(ex[8:], it.Rev)
 		binary.BigEndian.PutUint32(ex[16:], delTime)
 		pkt.Opcode, pkt.Extras = gm.UPR_DELETION, ex
 	default:
-		ex := make([]byte, 18)
+		ex = ex[:18]
 		binary.BigEndian.PutUint64(ex[0:], it.Seqno)
 		binary.BigEndian.PutUint64(ex[8:], it.Rev)
 		pkt.Opcode, pkt.Extras = gm.UPR_DELETION, ex
@@ -1391,15 +1666,66 @@ func (p *dcpProducer) value(it *cache.Item) ([]byte, uint8) {
 	return body, dt
 }
 
-// ServeMCResponse takes a client's responses: a DCP consumer's answers to
-// the producer's NOOPs are its signs of life. Other responses are ignored.
+// ServeMCResponse takes a client's responses: a TAP consumer's
+// acknowledgements (tap.go); a DCP consumer's, signs of life, unless one
+// answers what the producer does not send or fails in a way that
+// concerns more than one stream, which closes the connection, as
+// kv_engine closes it. Other responses are ignored.
 func (h *handler) ServeMCResponse(c *memcached.Conn, res *gm.MCResponse) {
-	if tapResponse(h, c, res) { // a TAP consumer's acknowledgement (tap.go)
+	if tapResponse(h, c, res) {
 		return
 	}
 	st, ok := c.Data.(*connState)
 	if !ok || st.dcp == nil {
 		return
 	}
-	st.dcp.received()
+	p := st.dcp
+	p.received()
+	if !p.response(res) {
+		p.log.Warn("dcp: closing a connection on an unexpected response", "opcode", res.Opcode.String(),
+			"status", res.Status.String(), "opaque", res.Opaque)
+		p.kill()
+	}
+}
+
+// response reports whether a producer's connection goes on after a
+// response of its consumer, by kv_engine's rule (DcpProducer::
+// handleResponse): a snapshot marker's or a vbucket state's, any; a
+// stream end's, success or KEY_ENOENT (the consumer closed the stream);
+// the pending NOOP's, any; one of another DCP message, success; a failed
+// status that concerns one stream only (NOT_MY_VBUCKET, stream not found,
+// opaque no match, and without v7_dcp_status_codes KEY_EEXISTS and but
+// for commits and aborts KEY_ENOENT) is tolerated. A response to an
+// opcode that is not DCP's closes the connection.
+func (p *dcpProducer) response(res *gm.MCResponse) bool {
+	switch res.Opcode {
+	case gm.DCP_SET_VBUCKET_STATE, gm.UPR_SNAPSHOT:
+		return true
+	case gm.UPR_STREAMEND:
+		if res.Status == gm.SUCCESS || res.Status == gm.KEY_ENOENT {
+			return true
+		}
+	case gm.UPR_NOOP:
+		if o := p.noopOpaque.Load(); o != 0 && res.Opaque == o {
+			return true
+		}
+	case gm.UPR_OPEN, gm.UPR_ADDSTREAM, gm.UPR_CLOSESTREAM, gm.UPR_STREAMREQ, gm.UPR_FAILOVERLOG,
+		gm.UPR_MUTATION, gm.UPR_DELETION, gm.UPR_EXPIRATION, gm.UPR_BUFFERACK, gm.UPR_CONTROL,
+		gm.DCP_SYSTEM_EVENT, gm.GET_ERROR_MAP, gm.DCP_PREPARE, gm.DCP_COMMIT, gm.DCP_ABORT:
+		if res.Status == gm.SUCCESS {
+			return true
+		}
+	default:
+		return false
+	}
+	const streamNotFound, opaqueNoMatch = gm.Status(0x0a), gm.Status(0x0b)
+	switch res.Status {
+	case gm.NOT_MY_VBUCKET, streamNotFound, opaqueNoMatch:
+		return true
+	case gm.KEY_EEXISTS:
+		return !p.v7Status.Load()
+	case gm.KEY_ENOENT:
+		return !p.v7Status.Load() && res.Opcode != gm.DCP_COMMIT && res.Opcode != gm.DCP_ABORT
+	}
+	return false
 }

@@ -456,9 +456,9 @@ func TestDCPMarkerV22(t *testing.T) {
 		t.Fatalf("stream: 0x%x", res.VBucket)
 	}
 	m, _ := d.must()
-	// start 0, end 7, type disk|checkpoint, max visible 0, high completed
-	// 0, purge 6, high prepared 0.
-	wantMsg(t, m, gm.UPR_SNAPSHOT, []byte{2}, nil, cat(be64(0), be64(7), be32(6), be64(0), be64(0), be64(6), be64(0)))
+	// start 0, end 7, type disk|checkpoint, max visible 7 (the end: no
+	// prepares), high completed 0, purge 6, high prepared 0.
+	wantMsg(t, m, gm.UPR_SNAPSHOT, []byte{2}, nil, cat(be64(0), be64(7), be32(6), be64(7), be64(0), be64(6), be64(0)))
 	for range 4 { // 3 events, b's deletion
 		d.must()
 	}
@@ -831,7 +831,7 @@ func TestDCPSkipDeletesInInitialBackfill(t *testing.T) {
 }
 
 // TestDCPFlush: a flush purges everything (a stream from before it rolls
-// back to 0) but the collections, whose events are recorded again.
+// back to 0) but the collections, whose events stay, with their seqnos.
 func TestDCPFlush(t *testing.T) {
 	addr, w := startCollections(t, gocache.Config{})
 	setIn(t, w, 0, 9, "k", "v") // 4
@@ -850,8 +850,8 @@ func TestDCPFlush(t *testing.T) {
 	for i := range got {
 		got[i], _ = d.must()
 	}
-	wantMsg(t, got[0], gm.UPR_SNAPSHOT, marker1(0, 7, 0x06), nil, nil)
-	wantMsg(t, got[1], gm.DCP_SYSTEM_EVENT, sysExtras(5, 3, 0), []byte("s8"), cat(be64(0), be32(8)))
-	wantMsg(t, got[2], gm.DCP_SYSTEM_EVENT, sysExtras(6, 0, 0), []byte("c9"), cat(be64(0), be32(0), be32(9)))
-	wantMsg(t, got[3], gm.DCP_SYSTEM_EVENT, sysExtras(7, 0, 1), []byte("ca"), cat(be64(2), be32(8), be32(0xa), be32(100)))
+	wantMsg(t, got[0], gm.UPR_SNAPSHOT, marker1(0, 4, 0x06), nil, nil)
+	wantMsg(t, got[1], gm.DCP_SYSTEM_EVENT, sysExtras(1, 3, 0), []byte("s8"), cat(be64(0), be32(8)))
+	wantMsg(t, got[2], gm.DCP_SYSTEM_EVENT, sysExtras(2, 0, 0), []byte("c9"), cat(be64(0), be32(0), be32(9)))
+	wantMsg(t, got[3], gm.DCP_SYSTEM_EVENT, sysExtras(3, 0, 1), []byte("ca"), cat(be64(2), be32(8), be32(0xa), be32(100)))
 }

@@ -3,7 +3,7 @@ package gocache
 import (
 	"encoding/binary"
 	"errors"
-	"log/slog"
+	"fmt"
 
 	flatbuffers "github.com/google/flatbuffers/go"
 
@@ -260,52 +260,103 @@ func scopeSet(m *manifest) map[uint32]bool {
 	return set
 }
 
-// recordEvents records in every active vbucket of the bucket (or only
-// in vbucket one, if not negative) the events that take it from manifest
-// old to m. A collection's drop also retires its modification's event.
-// A vbucket that cannot take one (memory full) is logged and skipped.
-func (b *bucket) recordEvents(old, m *manifest, one int, log *slog.Logger) {
+// errEventsNoRoom is the error of manifest changes whose system events
+// would not fit in the bucket's memory (cache.SystemRoom): SET_MANIFEST
+// answers ENOMEM, as kv_engine answers a change that memory cannot take.
+var errEventsNoRoom = fmt.Errorf("gocache: no memory for the manifest's system events: %w", cache.ErrNoMemory)
+
+// cacheEvents returns the system events, as the cache records them, that
+// take a vbucket from manifest old to m. A collection's drop also retires
+// its modification's event.
+func cacheEvents(old, m *manifest) []cache.SystemEvent {
 	evs := manifestEvents(old, m)
-	if len(evs) == 0 {
-		return
-	}
-	c := b.cache
+	ces := make([]cache.SystemEvent, len(evs))
 	for i := range evs {
 		ev := &evs[i]
-		ce := cache.SystemEvent{ID: ev.id(), Value: ev.record(), Collection: ev.cid, InCollection: ev.collection(),
+		ces[i] = cache.SystemEvent{ID: ev.id(), Value: ev.record(), Collection: ev.cid, InCollection: ev.collection(),
 			Deleted: ev.event == sysCollectionDrop || ev.event == sysScopeDrop}
-		var modified []byte
 		if ev.event == sysCollectionDrop {
 			mod := sysEvent{event: sysCollectionModify, cid: ev.cid, scope: ev.scope}
-			modified = cache.SystemKey(nil, mod.id())
+			ces[i].Retire = mod.id()
 		}
+	}
+	return ces
+}
+
+// eventsFit checks that the bucket's memory takes the events evs in
+// every active vbucket (or only in vbucket one, if not negative), each
+// creation or modification counted in full, what a drop frees not:
+// else errEventsNoRoom.
+func (b *bucket) eventsFit(evs []cache.SystemEvent, one int) error {
+	var each int64
+	for i := range evs {
+		if !evs[i].Deleted {
+			each += cache.EventBytes(evs[i])
+		}
+	}
+	if each == 0 {
+		return nil
+	}
+	c := b.cache
+	n := int64(1)
+	if one < 0 {
+		n = 0
 		for vb := range c.VBuckets() {
-			if one >= 0 && vb != one || c.State(uint16(vb)) != cache.Active {
-				continue
-			}
-			if modified != nil {
-				c.Delete(uint16(vb), modified, 0) // ErrNotFound if it was never modified
-			}
-			if _, err := c.RecordEvent(uint16(vb), ce); err != nil && log != nil {
-				log.Warn("collections: system event not recorded", "vb", vb, "event", ev.event, "err", err)
+			if c.State(uint16(vb)) == cache.Active {
+				n++
 			}
 		}
 	}
+	if need, room := each*n, c.SystemRoom(); need > room {
+		return fmt.Errorf("%w: %d bytes in %d vbuckets, room for %d", errEventsNoRoom, need, n, room)
+	}
+	return nil
 }
 
-// flushed records the manifest's events in every active vbucket, after
-// a flush removed them with everything else.
-func (b *bucket) flushed(log *slog.Logger) {
-	b.manifestMu.Lock()
-	defer b.manifestMu.Unlock()
-	b.recordEvents(defaultManifest(), b.manifest.Load(), -1, log)
+// recordEvents records the events evs (see cacheEvents) in every active
+// vbucket of the bucket, or only in vbucket one, if not negative. A
+// vbucket that cannot take them all (memory taken since eventsFit, an
+// event too large) keeps those before the first that failed: that is
+// logged and counted (STAT system_events_not_recorded), and the first
+// such error returned.
+func (b *bucket) recordEvents(evs []cache.SystemEvent, one int) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	c := b.cache
+	var first error
+	for vb := range c.VBuckets() {
+		if one >= 0 && vb != one || c.State(uint16(vb)) != cache.Active {
+			continue
+		}
+		n, err := c.RecordEvents(uint16(vb), evs)
+		if err == nil || errors.Is(err, cache.ErrNoVBucket) { // no longer active: not for it to record
+			continue
+		}
+		b.eventsLost.Add(uint64(len(evs) - n))
+		b.log.Warn("collections: system events not recorded", "bucket", b.name, "vb", vb,
+			"recorded", n, "of", len(evs), "err", err)
+		if first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
-// newVBucket records the manifest's events in vbucket vb, created
-// active (SET_VBUCKET on a vbucket that was missing), as though its
-// collections were created then.
-func (b *bucket) newVBucket(vb uint16, log *slog.Logger) {
+// newVBucket makes the missing vbucket vb active (SET_VBUCKET) and
+// records the manifest's events in it, as though its collections were
+// created then. It fails with errEventsNoRoom, and makes nothing, if
+// memory would not take them, or with SetState's error.
+func (b *bucket) newVBucket(vb uint16) error {
 	b.manifestMu.Lock()
 	defer b.manifestMu.Unlock()
-	b.recordEvents(defaultManifest(), b.manifest.Load(), int(vb), log)
+	evs := cacheEvents(defaultManifest(), b.manifest.Load())
+	if err := b.eventsFit(evs, int(vb)); err != nil {
+		return err
+	}
+	if err := b.cache.SetState(vb, cache.Active); err != nil {
+		return err
+	}
+	b.recordEvents(evs, int(vb)) // a failure is logged
+	return nil
 }

@@ -246,18 +246,10 @@ func TestDCPHostileStreamRequests(t *testing.T) {
 	if end.Opcode != gm.UPR_STREAMEND || binary.BigEndian.Uint32(end.Extras) != 0 {
 		t.Fatalf("empty stream: %s %x, want STREAM_END OK", end.Opcode, end.Extras)
 	}
-	// The ended stream leaves the producer just after its STREAM_END is
-	// queued (dcpProducer.turn sends it, then finishes the stream), so a
-	// request at once may still find it: KEY_EEXISTS, for a moment.
-	for deadline := time.Now().Add(2 * time.Second); ; {
-		res := d.call(streamReq(0, 0, 0, 2, 0, 0, 0))
-		if res.VBucket == 0 {
-			break
-		}
-		if gm.Status(res.VBucket) != gm.KEY_EEXISTS || time.Now().After(deadline) {
-			t.Fatalf("stream: 0x%x", res.VBucket)
-		}
-		time.Sleep(5 * time.Millisecond)
+	// The ended stream leaves the producer before its STREAM_END is
+	// sent: a request at once is served.
+	if res := d.call(streamReq(0, 0, 0, 2, 0, 0, 0)); res.VBucket != 0 {
+		t.Fatalf("stream after its end: 0x%x", res.VBucket)
 	}
 	var seqnos []uint64
 	for {
@@ -625,15 +617,27 @@ func testDCPHostileGarbage(t *testing.T, loops int) {
 		wt.healthy()
 	})
 
-	// Responses (magic 0x81) that answer nothing the producer sent: gocache
-	// takes them as signs of life and streams on. (kv_engine drops a
-	// producer's connection on a response with an unknown opcode or a
-	// failed status; gocache does not check them.)
-	t.Run("StrayResponses", func(t *testing.T) {
+	// Responses (magic 0x81) that answer nothing the producer sent, as
+	// kv_engine takes them: those that concern one stream are tolerated
+	// and the producer streams on; a failure of another kind, a stray
+	// NOOP response, or a response to what is not a DCP message closes
+	// the connection.
+	stray := func(op gm.CommandCode, status gm.Status) gm.MCResponse {
+		return gm.MCResponse{Opcode: op, Opaque: 0xdead0000, Status: status, Key: []byte("k"), Body: []byte("body")}
+	}
+	t.Run("StrayResponsesTolerated", func(t *testing.T) {
 		d := producer(t)
 		var buf []byte
-		for i, op := range []gm.CommandCode{gm.UPR_MUTATION, gm.UPR_NOOP, gm.UPR_SNAPSHOT, gm.GET, 0xfe} {
-			res := gm.MCResponse{Opcode: op, Opaque: uint32(0xdead0000 + i), Status: gm.Status(i), Key: []byte("k"), Body: []byte("body")}
+		for _, res := range []gm.MCResponse{
+			stray(gm.UPR_MUTATION, gm.SUCCESS),
+			stray(gm.UPR_MUTATION, gm.NOT_MY_VBUCKET),
+			stray(gm.UPR_DELETION, gm.KEY_EEXISTS),
+			stray(gm.UPR_MUTATION, gm.KEY_ENOENT),
+			stray(gm.UPR_SNAPSHOT, gm.EINVAL),
+			stray(gm.DCP_SET_VBUCKET_STATE, gm.TMPFAIL),
+			stray(gm.UPR_STREAMEND, gm.KEY_ENOENT),
+			stray(gm.DCP_SYSTEM_EVENT, 0x0a),
+		} {
 			buf, _ = res.AppendTo(buf)
 		}
 		if _, err := d.c.Write(buf); err != nil {
@@ -650,5 +654,43 @@ func testDCPHostileGarbage(t *testing.T, loops int) {
 			}
 		}
 		wt.healthy()
+	})
+	for _, tc := range []struct {
+		name string
+		res  gm.MCResponse
+	}{
+		{"MutationFailed", stray(gm.UPR_MUTATION, gm.EINVAL)},
+		{"StreamEndFailed", stray(gm.UPR_STREAMEND, gm.TMPFAIL)},
+		{"CommitUnknownKey", stray(gm.DCP_COMMIT, gm.KEY_ENOENT)},
+		{"NoopNotSent", stray(gm.UPR_NOOP, gm.SUCCESS)},
+		{"NotDCP", stray(gm.GET, gm.SUCCESS)},
+		{"UnknownOpcode", stray(0xf0, gm.SUCCESS)},
+	} {
+		t.Run("StrayResponseCloses"+tc.name, func(t *testing.T) {
+			d := producer(t)
+			buf, _ := tc.res.AppendTo(nil)
+			if _, err := d.c.Write(buf); err != nil {
+				t.Fatal(err)
+			}
+			if o := answerOf(t, d, 0xffffffff); !o.closed {
+				t.Fatalf("got %v, want closed", o)
+			}
+			wt.healthy()
+		})
+	}
+	// With v7_dcp_status_codes, KEY_EEXISTS closes too.
+	t.Run("StrayResponseClosesV7", func(t *testing.T) {
+		d := producer(t)
+		if res := d.call(gm.MCRequest{Opcode: gm.UPR_CONTROL, Key: []byte("v7_dcp_status_codes"), Body: []byte("true")}); res.VBucket != 0 {
+			t.Fatalf("control: 0x%x", res.VBucket)
+		}
+		res := stray(gm.UPR_MUTATION, gm.KEY_EEXISTS)
+		buf, _ := res.AppendTo(nil)
+		if _, err := d.c.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+		if o := answerOf(t, d, 0xffffffff); !o.closed {
+			t.Fatalf("got %v, want closed", o)
+		}
 	})
 }

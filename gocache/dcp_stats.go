@@ -106,9 +106,8 @@ func (ss *streamStats) readMemory(chs []cache.Change) {
 
 // sent counts a stream message sent: its bytes, and the items (mutations,
 // deletions, expirations, system events, seqno advances) by snapshot kind.
-func (ps *producerStats) sent(ss *streamStats, pkt *gm.MCRequest) {
-	ps.bytesSent.Add(uint64(pkt.Size()))
-	ps.lastSent.Store(time.Now().UnixNano())
+func (ps *producerStats) sent(ss *streamStats, pkt *gm.MCRequest, size int) {
+	ps.bytesSent.Add(uint64(size)) // lastSent: once a batch (dcpProducer.flush)
 	if ps.paused.Load() && ps.paused.CompareAndSwap(true, false) {
 		ps.unpausedCount.Add(1)
 	}
@@ -189,7 +188,7 @@ func (p *dcpProducer) snapshot() producerSnapshot {
 	p.mu.Lock()
 	ps := producerSnapshot{
 		p: p, name: dcpStatName(p.name),
-		bufSize: p.bufSize, unacked: p.unacked, noop: p.noop, noopInterval: p.noopInterval,
+		bufSize: p.bufSize.Load(), unacked: p.unacked.Load(), noop: p.noop, noopInterval: p.noopInterval,
 		streamEndOnClose: p.streamEndOnClose, expiryOpcode: p.expiryOpcode,
 		cursorDropping: p.cursorDropping, streamIDs: p.streamIDs, dead: p.dead, lastRecv: p.lastRecv,
 	}

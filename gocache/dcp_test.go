@@ -711,3 +711,109 @@ func isReset(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && !op.Timeout()
 }
+
+// TestDCPManyStreamBackfill: 1024 streams backfill at once, each in
+// several parts (the walks' budget shared by 1024 streams is smaller than
+// a vbucket), while their vbuckets change: each stream's seqnos rise,
+// none comes twice, and every key's last message has its last value.
+func TestDCPManyStreamBackfill(t *testing.T) {
+	_, addr := gocachetest.Start(t, gocache.Config{})
+	const vbs, before, after = 1024, 100, 20
+	wc := dialDCP(t, addr)
+	write := func(round, n int) {
+		var buf []byte
+		for vb := range vbs {
+			for i := range n {
+				// Keys 0..before-1 of each vbucket; the later round
+				// writes some of them again.
+				req := gm.MCRequest{Opcode: gm.SETQ, VBucket: uint16(vb), Key: fmt.Appendf(nil, "k-%d-%d", vb, i*(before/n)),
+					Extras: make([]byte, 8), Body: fmt.Appendf(nil, "r%d", round)}
+				buf, _ = req.AppendTo(buf)
+			}
+		}
+		if _, err := wc.c.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+		if res := wc.call(gm.MCRequest{Opcode: gm.NOOP}); res.VBucket != 0 {
+			t.Fatalf("NOOP: 0x%x", res.VBucket)
+		}
+	}
+	write(0, before)
+	d := openDCP(t, addr, "many", 0)
+	var buf []byte
+	for vb := range vbs {
+		req := streamReq(uint16(vb), 0, 0, before+after, 0, 0, 0)
+		req.Opaque = uint32(vb + 1)
+		buf, _ = req.AppendTo(buf)
+	}
+	if _, err := d.c.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+	write(1, after)
+	last := make([]uint64, vbs)
+	values := map[string]string{}
+	for ends := 0; ends < vbs; {
+		pkt, magic := d.must()
+		vb := int(pkt.Opaque) - 1
+		switch {
+		case magic == gm.RES_MAGIC:
+			if pkt.VBucket != 0 {
+				t.Fatalf("stream %d: 0x%x", vb, pkt.VBucket)
+			}
+		case pkt.Opcode == gm.UPR_MUTATION:
+			seqno := binary.BigEndian.Uint64(pkt.Extras)
+			if seqno <= last[vb] {
+				t.Fatalf("vb %d: seqno %d after %d", vb, seqno, last[vb])
+			}
+			last[vb] = seqno
+			values[string(pkt.Key)] = string(pkt.Body)
+		case pkt.Opcode == gm.UPR_STREAMEND:
+			if last[vb] != before+after {
+				t.Fatalf("vb %d ended at seqno %d", vb, last[vb])
+			}
+			ends++
+		}
+	}
+	if len(values) != vbs*before {
+		t.Fatalf("%d keys, want %d", len(values), vbs*before)
+	}
+	for vb := range vbs {
+		for i := range before {
+			want := "r0"
+			if i%(before/after) == 0 {
+				want = "r1"
+			}
+			if k := fmt.Sprintf("k-%d-%d", vb, i); values[k] != want {
+				t.Fatalf("%s: %q, want %q", k, values[k], want)
+			}
+		}
+	}
+}
+
+// TestDCPStreamEndsOnStateChange: an idle stream whose vbucket stops being
+// active ends (STREAM_END, reason state changed) without a change to
+// wake it, and a request for it at once after its end is answered.
+func TestDCPStreamEndsOnStateChange(t *testing.T) {
+	_, addr := gocachetest.Start(t, gocache.Config{})
+	w := dialDCP(t, addr)
+	d := openDCP(t, addr, "state", 0)
+	if res := d.call(streamReq(5, 0, 0, math.MaxUint64, 0, 0, 0)); res.VBucket != 0 {
+		t.Fatalf("stream: 0x%x", res.VBucket)
+	}
+	if pkt, _, ok := d.read(100 * time.Millisecond); ok {
+		t.Fatalf("an empty vbucket sent %s", pkt.Opcode)
+	}
+	if res := w.call(gm.MCRequest{Opcode: gm.SET_VBUCKET, VBucket: 5, Extras: []byte{2}}); res.VBucket != 0 {
+		t.Fatalf("SET_VBUCKET: 0x%x", res.VBucket)
+	}
+	end, _ := d.must()
+	if end.Opcode != gm.UPR_STREAMEND || binary.BigEndian.Uint32(end.Extras) != 2 {
+		t.Fatalf("after the state change: %s %x, want STREAM_END state", end.Opcode, end.Extras)
+	}
+	if res := w.call(gm.MCRequest{Opcode: gm.SET_VBUCKET, VBucket: 5, Extras: []byte{1}}); res.VBucket != 0 {
+		t.Fatalf("SET_VBUCKET: 0x%x", res.VBucket)
+	}
+	if res := d.call(streamReq(5, 0, 0, 0, 0, 0, 0)); res.VBucket != 0 {
+		t.Fatalf("stream after its end: 0x%x", res.VBucket)
+	}
+}

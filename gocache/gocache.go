@@ -111,7 +111,9 @@ type Server struct {
 }
 
 // New returns a Server configured by cfg, with new, empty buckets. It
-// fails when RequireAuth is set without Users, or a bucket is named twice.
+// fails when RequireAuth is set without Users, a bucket is named twice, or
+// a bucket's memory would not take the system events of Manifest's
+// collections.
 func New(cfg Config) (*Server, error) {
 	if cfg.RequireAuth && cfg.Users == nil {
 		return nil, errors.New("gocache: RequireAuth needs Users")
@@ -154,7 +156,14 @@ func New(cfg Config) (*Server, error) {
 		if _, dup := s.buckets[name]; dup {
 			return nil, fmt.Errorf("gocache: bucket %q named twice", name)
 		}
-		s.buckets[name] = newBucket(name, cfg.Cache, manifest)
+		b, err := newBucket(name, cfg.Cache, manifest, s.logger())
+		if err != nil {
+			for _, b := range s.buckets {
+				b.cache.Close()
+			}
+			return nil, err
+		}
+		s.buckets[name] = b
 	}
 	s.verbosity.Store(uint32(cfg.Verbosity))
 	if cfg.Replicator != nil {

@@ -324,11 +324,7 @@ func (h *handler) flush(w memcached.ResponseWriter, req *gm.MCRequest) {
 		delay = binary.BigEndian.Uint32(req.Extras)
 	}
 	h.srv.cmdFlush.Add(1)
-	b.cache.Flush(delay)
-	if delay <= 1 {
-		// Flushed at once: the collections are still there (dcp_events.go).
-		b.flushed(nil)
-	}
+	b.cache.Flush(delay) // the collections' system events stay, at once or delayed (cache/sysevent.go)
 	succeeded(w, req)
 }
 

@@ -93,9 +93,12 @@ type SystemEvent struct {
 
 // ReplicateSystemEvent records e in replica vbucket vb as the primary
 // recorded it, under the same key and seqno (see dcp_events.go), so that
-// the vbucket, once promoted, streams it as the primary did. An event of
-// another type only advances the vbucket's seqno. Its errors are
-// cache.Replicate's.
+// the vbucket, once promoted, streams it as the primary did; a
+// collection's event is also the collection's high seqno. A collection's
+// drop does in the vbucket what it does on the primary: the collection's
+// documents and its modification's event go (unnumbered), whatever the
+// bucket's manifest says yet. An event of another type only advances the
+// vbucket's seqno. Its errors are cache.Replicate's.
 func (b *ReplicaBucket) ReplicateSystemEvent(vb uint16, e *SystemEvent) error {
 	se := sysEvent{event: e.Type, uid: e.ManifestUID, scope: e.ScopeID, cid: e.CollectionID,
 		maxTTL: e.MaxTTL, ttlValid: e.HasMaxTTL, name: string(e.Name)}
@@ -104,9 +107,14 @@ func (b *ReplicaBucket) ReplicateSystemEvent(vb uint16, e *SystemEvent) error {
 	default:
 		return b.b.cache.AdvanceSeqno(vb, e.Seqno)
 	}
-	deleted := se.event == sysCollectionDrop || se.event == sysScopeDrop
-	key := cache.SystemKey(nil, se.id())
-	return b.b.cache.Replicate(vb, key, se.record(), e.Seqno, cache.Meta{CAS: e.CAS, Rev: e.RevSeqno, Deleted: deleted})
+	ce := cache.SystemEvent{ID: se.id(), Value: se.record(), Collection: se.cid, InCollection: se.collection(),
+		Deleted: se.event == sysCollectionDrop || se.event == sysScopeDrop}
+	var retire []byte
+	if se.event == sysCollectionDrop {
+		mod := sysEvent{event: sysCollectionModify, cid: se.cid, scope: se.scope}
+		retire = mod.id()
+	}
+	return b.b.cache.ReplicateEvent(vb, ce, e.Seqno, cache.Meta{CAS: e.CAS, Rev: e.RevSeqno}, retire)
 }
 
 // startReplication makes every vbucket of every bucket an empty replica

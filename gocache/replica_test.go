@@ -63,7 +63,7 @@ func TestReplicaGetAndWrites(t *testing.T) {
 	r := dialReplicaTest(t, addr)
 	setVBucket(t, r, 3, cache.Replica)
 	key := cache.CollectionKey(nil, 0, []byte("k"))
-	if err := c.ReplicaSnapshot(3, 0, 5); err != nil {
+	if err := c.ReplicaSnapshot(3, 0, 2, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Replicate(3, key, []byte("v"), 2, cache.Meta{CAS: 0x1234, Rev: 1, Flags: 7}); err != nil {
@@ -150,7 +150,7 @@ func TestReplicaPlainReads(t *testing.T) {
 	c := srv.Cache(gocache.DefaultBucket)
 	r := dialReplicaTest(t, addr)
 	setVBucket(t, r, 1, cache.Replica)
-	if err := c.ReplicaSnapshot(1, 1, 1); err != nil {
+	if err := c.ReplicaSnapshot(1, 1, 1, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Replicate(1, cache.CollectionKey(nil, 0, []byte("k")), []byte("v"), 1, cache.Meta{CAS: 99, Rev: 1, Flags: 3}); err != nil {

@@ -148,6 +148,13 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.uint("evicted_unfetched", cs.EvictedUnfetched)
 	w.uint("evictions", cs.Evictions)
 	w.uint("reclaimed", cs.Reclaimed)
+	if b != nil {
+		// The collections' system events (dcp_events.go), which are no
+		// items of curr_items.
+		w.uint("system_events", cs.SystemEvents)
+		w.int("system_event_bytes", cs.SystemBytes)
+		w.uint("system_events_not_recorded", b.eventsLost.Load())
+	}
 }
 
 func (s *Server) settingsStats(w *statWriter) {

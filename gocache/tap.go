@@ -93,21 +93,26 @@ import (
 // minutes, or falls more than the bucket's change log behind, is cut,
 // with the reason logged and its connection reset. A feed of every vbucket
 // keeps every vbucket's change log while it lasts (ChangeLog entries of
-// 48 bytes each), and its backfill walks the cache once for each vbucket
-// that holds anything.
+// 48 bytes each). Its backfill reads the vbuckets in parts, the next
+// part of every vbucket still to backfill in one walk of the cache
+// (cache.BackfillMany), at most tapBackfillBudget versions a walk.
 
 // Limits and defaults, kv_engine's where it had one.
 const (
-	tapAckInterval   = 1000     // tap_ack_interval
-	tapAckWindow     = 10       // tap_ack_window_size, in intervals
-	tapAckBytes      = 16 << 20 // unacknowledged bytes kept for sending again
-	tapGrace         = 5 * time.Minute
-	tapBackoff       = time.Second // before sending again after TMPFAIL
-	tapCloseWait     = 10 * time.Second
-	tapBatch         = 256 // changes read from a cursor at a time
-	tapBackfillPart  = 4096
-	tapMaxRegistered = 1024
-	tapTTL           = 0xff
+	tapAckInterval  = 1000     // tap_ack_interval
+	tapAckWindow    = 10       // tap_ack_window_size, in intervals
+	tapAckBytes     = 16 << 20 // unacknowledged bytes kept for sending again
+	tapGrace        = 5 * time.Minute
+	tapBackoff      = time.Second // before sending again after TMPFAIL
+	tapCloseWait    = 10 * time.Second
+	tapBatch        = 256  // changes read from a cursor at a time
+	tapBackfillPart = 4096 // the most versions of one vbucket a walk reads
+	// tapBackfillBudget is how many versions a walk reads, shared by the
+	// vbuckets it reads, each at least tapBackfillMin.
+	tapBackfillBudget = 64 << 10
+	tapBackfillMin    = 64
+	tapMaxRegistered  = 1024
+	tapTTL            = 0xff
 )
 
 // tapKnownFlags are the TAP_CONNECT flags gocache takes.
@@ -422,7 +427,10 @@ type tapProducer struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wake    chan struct{}
-	done    chan struct{} // closed once cleaned up
+	// bfReqs and bfVBs are readBackfills' (run's).
+	bfReqs []cache.BackfillRequest
+	bfVBs  []*tapVB
+	done   chan struct{} // closed once cleaned up
 
 	vbs       []*tapVB
 	seqno     uint32  // the last message's number
@@ -454,9 +462,15 @@ type tapVB struct {
 	bfNext, bfTo uint64
 	full         bool
 	checkpoint   uint64
-	versions     []cache.Version
-	changes      []cache.Change
+	// versions is a part of the backfill read and not sent (read says
+	// so).
+	versions []cache.Version
+	read     bool
+	changes  []cache.Change
 }
+
+// backfilling reports whether v has a backfill to send.
+func (v *tapVB) backfilling() bool { return v.read || v.bfNext <= v.bfTo }
 
 // tapMsg is one message, kept until acknowledged in ack mode.
 type tapMsg struct {
@@ -734,7 +748,7 @@ func (p *tapProducer) live() error {
 	for {
 		progress := false
 		for _, v := range p.vbs {
-			if v.bfNext <= v.bfTo {
+			if v.backfilling() {
 				if err := p.backfill(v); err != nil { // after a flush
 					return err
 				}
@@ -817,14 +831,12 @@ func (p *tapProducer) catchUp(v *tapVB) error {
 // checkpoint.
 func (p *tapProducer) backfill(v *tapVB) error {
 	started := false
-	for v.bfNext <= v.bfTo {
-		vs, err := p.b.cache.Backfill(v.id, v.bfNext, v.bfTo, tapBackfillPart, v.versions[:0])
-		if err != nil || len(vs) < tapBackfillPart {
-			v.bfNext = v.bfTo + 1
-		} else {
-			v.bfNext = vs[len(vs)-1].Seqno + 1
+	for v.backfilling() {
+		if !v.read {
+			p.readBackfills(v)
 		}
-		v.versions = vs
+		vs := v.versions
+		v.read = false
 		for i := range vs {
 			ver := &vs[i]
 			if ver.Deleted && v.full {
@@ -849,11 +861,46 @@ func (p *tapProducer) backfill(v *tapVB) error {
 			}
 		}
 		clear(vs)
+		v.versions = vs[:0]
 	}
 	if started {
 		return p.checkpointEnd(v)
 	}
 	return nil
+}
+
+// readBackfills reads the next part of v's backfill, and of every other
+// vbucket that has a backfill to read and none read, in one walk.
+func (p *tapProducer) readBackfills(v *tapVB) {
+	reqs := p.bfReqs[:0]
+	vbs := append(p.bfVBs[:0], v)
+	for _, w := range p.vbs {
+		if w != v && !w.read && w.bfNext <= w.bfTo {
+			vbs = append(vbs, w)
+		}
+	}
+	part := min(max(tapBackfillBudget/len(vbs), tapBackfillMin), tapBackfillPart)
+	for _, w := range vbs {
+		reqs = append(reqs, cache.BackfillRequest{VBucket: w.id, From: w.bfNext, To: w.bfTo, Max: part, Versions: w.versions[:0]})
+	}
+	err := p.b.cache.BackfillMany(reqs)
+	for i, w := range vbs {
+		vs := reqs[i].Versions
+		switch {
+		case err != nil:
+			clear(vs)
+			vs = vs[:0]
+			w.bfNext = w.bfTo + 1
+		case len(vs) < part:
+			w.bfNext = w.bfTo + 1
+		default:
+			w.bfNext = vs[len(vs)-1].Seqno + 1
+		}
+		w.versions, w.read = vs, true
+	}
+	clear(reqs)
+	clear(vbs)
+	p.bfReqs, p.bfVBs = reqs[:0], vbs[:0]
 }
 
 // changes sends the next batch of v's cursor, within a checkpoint, and
@@ -922,6 +969,8 @@ func (p *tapProducer) lost(v *tapVB) error {
 		w.cur = cur
 		high, _ := p.b.cache.HighSeqno(w.id)
 		w.bfNext, w.bfTo, w.live = w.live+1, high, high
+		clear(w.versions) // read before the flush
+		w.versions, w.read = w.versions[:0], false
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package gocache
 
 import (
 	"encoding/binary"
+	"errors"
 
 	gm "github.com/f8e615c8/gomemcached"
 	"github.com/f8e615c8/gomemcached/cache"
@@ -45,13 +46,19 @@ func (h *handler) setVBucket(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if b == nil {
 		return
 	}
-	created := b.cache.State(req.VBucket) == cache.Missing
-	if err := b.cache.SetState(req.VBucket, st); err != nil {
+	var err error
+	if b.cache.State(req.VBucket) == cache.Missing && st == cache.Active {
+		err = b.newVBucket(req.VBucket) // with its collections' events (dcp_events.go)
+	} else {
+		err = b.cache.SetState(req.VBucket, st)
+	}
+	switch {
+	case errors.Is(err, errEventsNoRoom):
+		w.WriteStatus(req, gm.ENOMEM, []byte(err.Error()))
+		return
+	case err != nil:
 		h.notMyVBucket(w, req)
 		return
-	}
-	if created && st == cache.Active {
-		b.newVBucket(req.VBucket, nil) // its collections' events (dcp_events.go)
 	}
 	h.srv.vbucketChanged(b, req.VBucket, st)
 	succeeded(w, req)

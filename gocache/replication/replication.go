@@ -117,8 +117,10 @@ type feed struct {
 	name string
 	log  *slog.Logger
 	// manifest asks for the primary's manifest: a system event came
-	// from a newer one than the bucket's.
+	// from a newer one than the bucket's; wantUID is the newest uid a
+	// system event came from.
 	manifest chan struct{}
+	wantUID  atomic.Uint64
 
 	mu      sync.Mutex
 	feed    *mc.Feed
@@ -198,40 +200,55 @@ func (f *feed) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	feed, err := mc.NewFeed(ctx, c, mc.FeedOptions{Name: f.name, Xattrs: true, Collections: true})
+	// Disk snapshots' markers of version 2.2 carry the primary's purge
+	// seqno, which the replica takes.
+	feed, err := mc.NewFeed(ctx, c, mc.FeedOptions{Name: f.name, Xattrs: true, Collections: true, MarkerV22: true})
 	if err != nil {
 		c.Close()
 		return err
 	}
 	defer feed.Close()
+	// Cancelling ctx closes the feed, which ends a write blocked on the
+	// primary as well as Run.
+	defer context.AfterFunc(ctx, func() { feed.Close() })()
 	f.connects.Add(1)
 	f.log.Info("replica: feed open")
 	f.skip = map[uint16]bool{}
 	f.mu.Lock()
 	f.feed = feed
 	clear(f.streams)
-	f.addAllLocked()
 	f.mu.Unlock()
+	f.addAll()
+	if f.b.ManifestUID() < f.wantUID.Load() {
+		f.askManifest() // a fetch failed before
+	}
 	retry := time.NewTicker(retryEvery)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer retry.Stop()
+		var again <-chan time.Time // the manifest's next fetch, while it is behind
+		backoff := minBackoff
 		for {
 			select {
 			case <-stop:
 				return
 			case <-retry.C:
-				f.mu.Lock()
-				f.addAllLocked()
-				f.mu.Unlock()
+				f.addAll()
 			case <-f.b.StateChanged():
-				f.mu.Lock()
-				f.closePromotedLocked()
-				f.addAllLocked()
-				f.mu.Unlock()
+				f.closePromoted()
+				f.addAll()
 			case <-f.manifest:
-				f.fetchManifest(ctx, opts)
+			case <-again:
+			}
+			if f.b.ManifestUID() >= f.wantUID.Load() {
+				again, backoff = nil, minBackoff
+				continue
+			}
+			f.fetchManifest(ctx, opts)
+			if f.b.ManifestUID() < f.wantUID.Load() {
+				again = time.After(backoff)
+				backoff = min(2*backoff, maxBackoff)
 			}
 		}
 	})
@@ -248,39 +265,70 @@ func (f *feed) session(ctx context.Context) error {
 	return err
 }
 
-// closePromotedLocked closes the open streams of vbuckets that are no
-// longer replicas (SET_VBUCKET promoted them).
-func (f *feed) closePromotedLocked() {
+// The stream requests and closes below are written with f.mu not held:
+// the mutex only marks what is asked for, so that a write blocked on the
+// primary holds up nothing but its caller (and ends when ctx closes the
+// feed).
+
+// closePromoted closes the open streams of vbuckets that are no longer
+// replicas (SET_VBUCKET promoted them).
+func (f *feed) closePromoted() {
+	f.mu.Lock()
+	feed := f.feed
+	var closing []uint16
 	for vb, open := range f.streams {
 		if open && f.c.State(vb) != cache.Replica {
 			f.streams[vb] = false
-			if err := f.feed.Remove(vb, 0); err != nil {
-				f.log.Debug("replica: closing a promoted vbucket's stream", "vb", vb, "err", err)
-			}
+			closing = append(closing, vb)
 		}
+	}
+	f.mu.Unlock()
+	for _, vb := range closing {
+		f.remove(feed, vb)
 	}
 }
 
-// addAllLocked requests the stream of every replica vbucket that has
-// none.
-func (f *feed) addAllLocked() {
-	for i := range f.c.VBuckets() {
-		vb := uint16(i)
-		if _, ok := f.streams[vb]; !ok && f.c.State(vb) == cache.Replica {
-			f.addLocked(vb)
-		}
-	}
-}
-
-// addLocked requests vbucket vb's stream from its checkpoint.
-func (f *feed) addLocked(vb uint16) {
-	uuid, seqno, ss, se := f.c.ReplicaCheckpoint(vb)
-	spec := mc.StreamSpec{VBucket: vb, From: mc.Checkpoint{VBUUID: uuid, Seqno: seqno, SnapStart: ss, SnapEnd: se}}
-	if err := f.feed.Add(spec); err != nil {
-		f.log.Debug("replica: stream request", "vb", vb, "err", err)
+// remove closes vbucket vb's stream on feed.
+func (f *feed) remove(feed *mc.Feed, vb uint16) {
+	if feed == nil {
 		return
 	}
-	f.streams[vb] = true
+	if err := feed.Remove(vb, 0); err != nil {
+		f.log.Debug("replica: closing a vbucket's stream", "vb", vb, "err", err)
+	}
+}
+
+// addAll requests the stream of every replica vbucket that has none.
+func (f *feed) addAll() {
+	f.mu.Lock()
+	feed := f.feed
+	var adding []uint16
+	for i := range f.c.VBuckets() {
+		vb := uint16(i)
+		if _, ok := f.streams[vb]; !ok && f.c.State(vb) == cache.Replica && feed != nil {
+			f.streams[vb] = true
+			adding = append(adding, vb)
+		}
+	}
+	f.mu.Unlock()
+	for _, vb := range adding {
+		f.add(feed, vb)
+	}
+}
+
+// add requests vbucket vb's stream, marked as requested, from its
+// checkpoint; a request not made is unmarked.
+func (f *feed) add(feed *mc.Feed, vb uint16) {
+	uuid, seqno, ss, se := f.c.ReplicaCheckpoint(vb)
+	spec := mc.StreamSpec{VBucket: vb, From: mc.Checkpoint{VBUUID: uuid, Seqno: seqno, SnapStart: ss, SnapEnd: se}}
+	if err := feed.Add(spec); err != nil {
+		f.log.Debug("replica: stream request", "vb", vb, "err", err)
+		f.mu.Lock()
+		if f.feed == feed {
+			delete(f.streams, vb)
+		}
+		f.mu.Unlock()
+	}
 }
 
 // ended forgets vbucket vb's stream, and reports whether it should be
@@ -306,10 +354,9 @@ func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
 			f.log.Info("replica: stream started elsewhere than the vbucket is, asking again", "vb", vb, "from", ev.Checkpoint.Seqno, "high", high)
 			f.skip[vb] = true
 			f.mu.Lock()
-			if f.feed != nil {
-				f.feed.Remove(vb, 0)
-			}
+			feed := f.feed
 			f.mu.Unlock()
+			f.remove(feed, vb)
 			return nil
 		}
 		log := make([]cache.FailoverEntry, len(ev.FailoverLog))
@@ -318,7 +365,11 @@ func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
 		}
 		err = c.AdoptFailoverLog(vb, log)
 	case mc.EventSnapshot:
-		err = c.ReplicaSnapshot(vb, ev.SnapStart, ev.SnapEnd)
+		var purge uint64
+		if ev.SnapFlags&snapDisk != 0 {
+			purge = ev.PurgeSeqno // a memory snapshot's is not the producer's (kv_engine)
+		}
+		err = c.ReplicaSnapshot(vb, ev.SnapStart, ev.SnapEnd, purge)
 	case mc.EventMutation, mc.EventDeletion, mc.EventExpiration:
 		f.keyBuf = cache.CollectionKey(f.keyBuf[:0], ev.CollectionID, ev.Key)
 		m := cache.Meta{CAS: ev.CAS, Rev: ev.RevSeqno, Flags: ev.Flags, Datatype: ev.Datatype, Deleted: ev.Kind != mc.EventMutation}
@@ -355,10 +406,16 @@ func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
 		case again:
 			f.log.Info("replica: stream ended, asking again", "vb", vb, "reason", ev.Reason)
 			f.mu.Lock()
-			if f.feed != nil {
-				f.addLocked(vb)
+			feed := f.feed
+			if _, ok := f.streams[vb]; !ok && feed != nil {
+				f.streams[vb] = true
+			} else {
+				feed = nil
 			}
 			f.mu.Unlock()
+			if feed != nil {
+				f.add(feed, vb)
+			}
 		}
 	}
 	if errors.Is(err, cache.ErrSeqnoOrder) {
@@ -368,11 +425,13 @@ func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
 		// Promoted or deleted meanwhile: its stream is being closed, or
 		// is now.
 		f.mu.Lock()
+		var feed *mc.Feed
 		if open := f.streams[vb]; open && f.feed != nil {
 			f.streams[vb] = false
-			f.feed.Remove(vb, 0)
+			feed = f.feed
 		}
 		f.mu.Unlock()
+		f.remove(feed, vb)
 		return nil
 	}
 	return err
@@ -391,13 +450,27 @@ func (f *feed) system(vb uint16, ev *mc.Event) error {
 		f.events.Add(1)
 	}
 	if s.ManifestUID > f.b.ManifestUID() {
-		select {
-		case f.manifest <- struct{}{}:
-		default:
+		for {
+			old := f.wantUID.Load()
+			if s.ManifestUID <= old || f.wantUID.CompareAndSwap(old, s.ManifestUID) {
+				break
+			}
 		}
+		f.askManifest()
 	}
 	return err
 }
+
+// askManifest asks for the primary's manifest.
+func (f *feed) askManifest() {
+	select {
+	case f.manifest <- struct{}{}:
+	default:
+	}
+}
+
+// snapDisk is a snapshot marker's flag: a disk snapshot.
+const snapDisk = 0x02
 
 // fetchManifest reads the primary's collections manifest on a
 // connection of its own and makes it the bucket's.
@@ -410,6 +483,7 @@ func (f *feed) fetchManifest(ctx context.Context, opts mc.ClientOptions) {
 		return
 	}
 	defer c.Close()
+	defer context.AfterFunc(ctx, func() { c.Close() })() // ends a read the primary does not answer
 	res, err := c.GetCollectionsManifest()
 	if err != nil {
 		f.log.Warn("replica: manifest not read", "err", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -579,6 +580,317 @@ func TestReplicaRollbackAfterFailover(t *testing.T) {
 	for vb := range uint16(vbuckets) {
 		if p, r := nc.FailoverLog(vb), rc.FailoverLog(vb); len(p) != 2 || len(r) != 2 || p[0] != r[0] || p[1] != r[1] {
 			t.Errorf("vb %d: replica's failover log %v, the promoted one's %v", vb, r, p)
+		}
+	}
+}
+
+// stalledPrimary accepts connections, answers every request of a feed's
+// handshake with SUCCESS (HELLO with the features asked for), and stops
+// reading at the first stream request, so that the replica's writes
+// block once the socket buffers fill. It returns its address and a
+// channel closed at the first stream request.
+func stalledPrimary(t *testing.T) (string, <-chan struct{}) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled := make(chan struct{})
+	var once sync.Once
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetReadBuffer(4096)
+			wg.Go(func() {
+				defer c.Close()
+				r := gm.NewReader(c)
+				for {
+					var req gm.MCRequest
+					if err := r.ReadRequest(&req); err != nil {
+						return
+					}
+					if req.Opcode == gm.UPR_STREAMREQ {
+						once.Do(func() { close(stalled) })
+						<-done
+						return
+					}
+					res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque}
+					if req.Opcode == gm.HELLO {
+						res.Body = bytes.Clone(req.Body)
+					}
+					if _, err := res.Transmit(c); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		close(done)
+		l.Close()
+		wg.Wait()
+	})
+	return l.Addr().String(), stalled
+}
+
+// A primary that stops reading holds up neither Close nor the feed's
+// mutex: cancelling the replication closes the feed, ending a blocked
+// write.
+func TestReplicaCloseWithStalledPrimary(t *testing.T) {
+	addr, stalled := stalledPrimary(t)
+	rep := &replication.Replicator{Primary: addr}
+	// 65536 stream requests: more than the socket buffers hold.
+	srv, err := gocache.New(gocache.Config{Cache: cache.Config{VBuckets: cache.MaxVBuckets, SweepInterval: -1}, Replicator: rep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stalled:
+	case <-time.After(20 * time.Second):
+		srv.Close()
+		t.Fatal("no stream request reached the primary")
+	}
+	time.Sleep(200 * time.Millisecond) // the writes fill the buffers
+	st := status(t, rep)               // Status takes the feed's mutex
+	t.Logf("status with the primary stalled: %+v", st)
+	closed := make(chan struct{})
+	go func() {
+		srv.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hangs while the primary does not read")
+	}
+}
+
+// streamRequest opens a DCP producer connection on addr and answers a
+// stream request of vbucket vb from seqno start (a complete snapshot
+// there) on history uuid.
+func streamRequest(t *testing.T, addr string, vb uint16, start, uuid uint64) gm.MCResponse {
+	t.Helper()
+	r := dialReplicaTest(t, addr)
+	ex := make([]byte, 8)
+	binary.BigEndian.PutUint32(ex[4:], gm.DCP_PRODUCER)
+	if res := r.do(gm.MCRequest{Opcode: gm.UPR_OPEN, Key: []byte("consumer"), Extras: ex}); res.Status != gm.SUCCESS {
+		t.Fatalf("DCP_OPEN: %v", res.Status)
+	}
+	e := make([]byte, 48)
+	binary.BigEndian.PutUint64(e[8:], start)
+	binary.BigEndian.PutUint64(e[16:], ^uint64(0))
+	binary.BigEndian.PutUint64(e[24:], uuid)
+	binary.BigEndian.PutUint64(e[32:], start)
+	binary.BigEndian.PutUint64(e[40:], start)
+	return r.do(gm.MCRequest{Opcode: gm.UPR_STREAMREQ, VBucket: vb, Extras: e})
+}
+
+// The replica takes its primary's purge seqno from the disk snapshot's
+// marker: once promoted, it rolls back a consumer that may have missed a
+// deletion, as the primary does.
+func TestReplicaPurgeSeqno(t *testing.T) {
+	cfg := gocache.Config{Cache: cache.Config{VBuckets: 1, TombstoneTTL: -1}} // no tombstones: a deletion is purged at once
+	psrv, paddr := gocachetest.Start(t, cfg)
+	pc := psrv.Cache(gocache.DefaultBucket)
+	w := dialReplicaTest(t, paddr)
+	w.do(setReq(0, "k1", "v", 0))
+	w.do(setReq(0, "k2", "v", 0))
+	high, uuid := pc.HighSeqno(0) // a consumer caught up here
+	if res := w.do(gm.MCRequest{Opcode: gm.DELETE, Key: []byte("k1")}); res.Status != gm.SUCCESS {
+		t.Fatal(res.Status)
+	}
+	if p := pc.PurgeSeqno(0); p != 3 {
+		t.Fatalf("primary's purge seqno %d, want 3", p)
+	}
+	if res := streamRequest(t, paddr, 0, high, uuid); res.Status != gm.ROLLBACK {
+		t.Fatalf("primary answers a consumer behind its purge seqno %v, want ROLLBACK", res.Status)
+	}
+	rsrv, raddr, _ := startReplica(t, cfg, paddr)
+	rc := rsrv.Cache(gocache.DefaultBucket)
+	waitSynced(t, pc, rc, 10*time.Second)
+	for deadline := time.Now().Add(5 * time.Second); rc.PurgeSeqno(0) != 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica's purge seqno %d, want its primary's 3", rc.PurgeSeqno(0))
+		}
+	}
+	setVBucket(t, dialReplicaTest(t, raddr), 0, cache.Active)
+	if res := streamRequest(t, raddr, 0, high, uuid); res.Status != gm.ROLLBACK {
+		t.Errorf("promoted replica answers the consumer %v, want ROLLBACK: it would never learn k1 was deleted", res.Status)
+	}
+}
+
+// A FLUSH sent to a replica leaves its replica vbuckets alone: only their
+// primary changes them.
+func TestReplicaFlushOnReplica(t *testing.T) {
+	const vbuckets = 2
+	cfg := gocache.Config{Cache: cache.Config{VBuckets: vbuckets}}
+	psrv, paddr := gocachetest.Start(t, cfg)
+	rsrv, raddr, _ := startReplica(t, cfg, paddr)
+	pc, rc := psrv.Cache(gocache.DefaultBucket), rsrv.Cache(gocache.DefaultBucket)
+	w, r := dialReplicaTest(t, paddr), dialReplicaTest(t, raddr)
+	for i := range 10 {
+		if res := w.do(setReq(uint16(i%vbuckets), fmt.Sprint("k", i), "v", 0)); res.Status != gm.SUCCESS {
+			t.Fatal(res.Status)
+		}
+	}
+	waitSynced(t, pc, rc, 10*time.Second)
+	if res := r.do(gm.MCRequest{Opcode: gm.FLUSH}); res.Status != gm.SUCCESS {
+		t.Fatalf("FLUSH on the replica: %v", res.Status)
+	}
+	w.do(setReq(0, "after", "v", 0))
+	waitSynced(t, pc, rc, 10*time.Second)
+	for i := range 10 {
+		res := r.do(gm.MCRequest{Opcode: gm.GET_REPLICA, VBucket: uint16(i % vbuckets), Key: []byte(fmt.Sprint("k", i))})
+		if res.Status != gm.SUCCESS {
+			t.Errorf("k%d, which the primary has, is missing on the synced replica: %v", i, res.Status)
+		}
+	}
+}
+
+// captureReplicator hands the ReplicaBucket it is given to the test, and
+// feeds nothing itself.
+type captureReplicator struct{ ch chan *gocache.ReplicaBucket }
+
+func (r *captureReplicator) Replicate(ctx context.Context, b *gocache.ReplicaBucket) {
+	r.ch <- b
+	<-ctx.Done()
+}
+
+// A replicated collection drop removes the vbucket's documents of the
+// collection, also those that came after the manifest that dropped it was
+// taken, while the vbucket's drop was still to come.
+func TestReplicaDropRemovesDocuments(t *testing.T) {
+	rep := &captureReplicator{ch: make(chan *gocache.ReplicaBucket, 1)}
+	gocachetest.Start(t, gocache.Config{Cache: cache.Config{VBuckets: 2}, Replicator: rep})
+	var b *gocache.ReplicaBucket
+	select {
+	case b = <-rep.ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Replicate not called")
+	}
+	c := b.Cache()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.SetManifest([]byte(testManifest)))
+	must(c.ReplicaSnapshot(0, 1, 3, 0))
+	must(c.Replicate(0, ckey(9, "a"), []byte("v"), 1, cache.Meta{CAS: 10, Rev: 1}))
+	// Vbucket 1's stream had the drop first: the replicator took manifest 4.
+	must(b.SetManifest([]byte(`{"uid":"4","scopes":[{"name":"_default","uid":"0","collections":[{"name":"_default","uid":"0"}]},{"name":"app","uid":"8","collections":[{"name":"users","uid":"8"}]}]}`)))
+	// Vbucket 0's still has a write to orders, then its drop.
+	must(c.Replicate(0, ckey(9, "b"), []byte("v"), 2, cache.Meta{CAS: 11, Rev: 1}))
+	must(b.ReplicateSystemEvent(0, &gocache.SystemEvent{Seqno: 3, Type: 1, ManifestUID: 4, ScopeID: 8, CollectionID: 9}))
+	must(c.SetState(0, cache.Active))
+	for _, key := range []string{"a", "b"} {
+		if _, ok := c.Get(0, ckey(9, key)); ok {
+			t.Errorf("document %q of the dropped collection survives its drop on the replica", key)
+		}
+	}
+}
+
+// liveEvents returns the system events of vbucket vb as a backfill shows
+// them: each event's kind (see sysKey in dcp_events.go) and whether it
+// is deleted, leaving out a modification's deletion, which a drop makes
+// on the primary and which is never streamed.
+func liveEvents(t *testing.T, c *cache.Cache, vb uint16) []string {
+	t.Helper()
+	high, _ := c.HighSeqno(vb)
+	vs, err := c.Backfill(vb, 1, high, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, v := range vs {
+		if id, ok := cache.IsSystemKey(v.Key); ok && !(id[0] == 2 && v.Deleted) {
+			out = append(out, fmt.Sprintf("%d:%x:%v", v.Seqno, id, v.Deleted))
+		}
+	}
+	return out
+}
+
+// A replicated drop retires the collection's modification, as the
+// primary's does, and the replica counts system events in their
+// collections' high seqnos as the primary does.
+func TestReplicaDropRetiresModification(t *testing.T) {
+	const vbuckets = 2
+	cfg := gocache.Config{Cache: cache.Config{VBuckets: vbuckets, TombstoneTTL: time.Hour}}
+	pcfg := cfg
+	pcfg.Manifest = []byte(testManifest)
+	psrv, paddr := gocachetest.Start(t, pcfg)
+	rsrv, _, _ := startReplica(t, cfg, paddr)
+	pc, rc := psrv.Cache(gocache.DefaultBucket), rsrv.Cache(gocache.DefaultBucket)
+	w := dialReplicaTest(t, paddr)
+	helloCollections(t, w)
+	set := func(m string) {
+		t.Helper()
+		if res := w.do(gm.MCRequest{Opcode: gm.COLLECTIONS_SET_MANIFEST, Body: []byte(m)}); res.Status != gm.SUCCESS {
+			t.Fatalf("COLLECTIONS_SET_MANIFEST: %v %s", res.Status, res.Body)
+		}
+		waitSynced(t, pc, rc, 10*time.Second)
+	}
+	waitSynced(t, pc, rc, 10*time.Second)
+	// orders' max TTL 60 -> 120, then orders dropped.
+	set(`{"uid":"3","scopes":[
+ {"name":"_default","uid":"0","collections":[{"name":"_default","uid":"0"}]},
+ {"name":"app","uid":"8","collections":[{"name":"users","uid":"8"},{"name":"orders","uid":"9","maxTTL":120}]}]}`)
+	set(`{"uid":"4","scopes":[
+ {"name":"_default","uid":"0","collections":[{"name":"_default","uid":"0"}]},
+ {"name":"app","uid":"8","collections":[{"name":"users","uid":"8"}]}]}`)
+	for vb := range uint16(vbuckets) {
+		p, r := liveEvents(t, pc, vb), liveEvents(t, rc, vb)
+		if !slices.Equal(p, r) {
+			t.Errorf("vbucket %d: system events %v on the primary, %v on the replica", vb, p, r)
+		}
+		for _, cid := range []uint32{0, 8, 9} {
+			if ph, rh := pc.CollectionHighSeqno(vb, cid), rc.CollectionHighSeqno(vb, cid); ph != rh {
+				t.Errorf("vbucket %d: collection %d's high seqno %d on the primary, %d on the replica", vb, cid, ph, rh)
+			}
+		}
+		if h := rc.CollectionHighSeqno(vb, 8); h == 0 {
+			t.Errorf("vbucket %d: collection 8's creation is not its high seqno on the replica", vb)
+		}
+	}
+}
+
+// A manifest the replica could not read is read again, until the
+// replica's is as new as its system events.
+func TestReplicaManifestRetried(t *testing.T) {
+	psrv, paddr := gocachetest.Start(t, gocache.Config{Cache: cache.Config{VBuckets: 1}})
+	p := startProxy(t, paddr)
+	rsrv, raddr, _ := startReplica(t, gocache.Config{Cache: cache.Config{VBuckets: 1}}, p.addr())
+	pc, rc := psrv.Cache(gocache.DefaultBucket), rsrv.Cache(gocache.DefaultBucket)
+	w, r := dialReplicaTest(t, paddr), dialReplicaTest(t, raddr)
+	w.do(setReq(0, "k", "v", 0))
+	waitSynced(t, pc, rc, 10*time.Second)
+	helloCollections(t, w)
+	// New connections through the proxy now fail: the manifest's read.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	p.retarget(dead.Addr().String())
+	if res := w.do(gm.MCRequest{Opcode: gm.COLLECTIONS_SET_MANIFEST, Body: []byte(testManifest)}); res.Status != gm.SUCCESS {
+		t.Fatalf("COLLECTIONS_SET_MANIFEST: %v", res.Status)
+	}
+	waitSynced(t, pc, rc, 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // a read or two fail
+	p.retarget(paddr)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		res := r.do(gm.MCRequest{Opcode: gm.GET_COLLECTIONS_MANIFEST})
+		if res.Status == gm.SUCCESS && bytes.Contains(res.Body, []byte(`"orders"`)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica's manifest after the primary's came back: %v %s", res.Status, res.Body)
 		}
 	}
 }
