@@ -110,3 +110,73 @@ func TestCursorReady(t *testing.T) {
 		t.Fatalf("%d changes", len(ch))
 	}
 }
+
+// TestBackfillManyParts: read in parts of every size, many vbuckets at
+// once, a backfill gets the same versions as read whole, each part the
+// lowest seqnos left in seqno order, after what dst held.
+func TestBackfillManyParts(t *testing.T) {
+	c, _ := newTest(t, Config{Shards: 4})
+	const vbs, keys = 20, 60
+	for i := range 3 * keys {
+		vb := uint16(i % vbs)
+		// Keys written twice or more leave gaps in the seqnos.
+		if _, err := c.Store(vb, Set, k(fmt.Sprintf("k%d", (i*7)%keys)), Write{Value: k("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 50 {
+		// Each key of one vbucket written 5 times in a row: its newest
+		// versions' seqnos are sparse.
+		if _, err := c.Store(vbs-1, Set, k(fmt.Sprintf("s%d", i/5)), Write{Value: k("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whole := make([][]uint64, vbs)
+	for vb := range whole {
+		vs, err := c.Backfill(uint16(vb), 0, ^uint64(0), 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vs {
+			whole[vb] = append(whole[vb], v.Seqno)
+		}
+	}
+	for _, max := range []int{1, 2, 3, 5, 8, 100} {
+		got := make([][]uint64, vbs)
+		reqs := make([]BackfillRequest, vbs)
+		for vb := range reqs {
+			reqs[vb] = BackfillRequest{VBucket: uint16(vb), From: 0, To: ^uint64(0), Max: max}
+		}
+		for round := 0; len(reqs) > 0; round++ {
+			if round > 3*keys {
+				t.Fatalf("max %d: %d rounds", max, round)
+			}
+			for i := range reqs {
+				reqs[i].Versions = append(reqs[i].Versions[:0], Version{Key: k("dst")})
+			}
+			if err := c.BackfillMany(reqs); err != nil {
+				t.Fatal(err)
+			}
+			next := reqs[:0]
+			for _, r := range reqs {
+				if len(r.Versions) == 0 || string(r.Versions[0].Key) != "dst" || len(r.Versions) > max+1 {
+					t.Fatalf("max %d: vb %d: %d versions, first %q", max, r.VBucket, len(r.Versions), r.Versions[0].Key)
+				}
+				part := r.Versions[1:]
+				for _, v := range part {
+					got[r.VBucket] = append(got[r.VBucket], v.Seqno)
+				}
+				if len(part) == max {
+					r.From = part[len(part)-1].Seqno + 1
+					next = append(next, r)
+				}
+			}
+			reqs = next
+		}
+		for vb := range got {
+			if fmt.Sprint(got[vb]) != fmt.Sprint(whole[vb]) {
+				t.Fatalf("max %d: vb %d in parts %v, whole %v", max, vb, got[vb], whole[vb])
+			}
+		}
+	}
+}

@@ -731,6 +731,7 @@ type dcpProducer struct {
 	blocked []*dcpStream
 	bfWait  []*dcpStream
 	bfReqs  []cache.BackfillRequest
+	bfSpans []uint64
 	bfVBs   []uint64
 
 	// v7Status: v7_dcp_status_codes; noopOpaque: the opaque of the last
@@ -771,10 +772,12 @@ type dcpStream struct {
 
 	// backfillTo is the high seqno to backfill to, past read until the
 	// backfill starts; bfNext to bfTo what it has still to read, in parts;
-	// backfill the versions read and not sent.
+	// backfill the part read, sent up to bfAt (kept for the next part
+	// until the backfill is sent).
 	backfillTo   uint64
 	bfNext, bfTo uint64
 	backfill     []cache.Version
+	bfAt         int
 	// bfWant: the stream waits for the producer's next backfill walk;
 	// bfFirst: it reads the first part of a backfill from bfFrom, which
 	// a marker starts if it has anything; bfOSO: the whole of an OSO
@@ -1230,13 +1233,9 @@ func (p *dcpProducer) next(s *dcpStream) *gm.MCRequest {
 			s.bfFrom, s.bfFirst, s.bfWant = from, true, true
 			s.bfOSO, s.oso = s.oso, false
 			return nil
-		case len(s.backfill) == 0 && s.bfNext <= s.bfTo:
-			s.bfWant = true
-			return nil
-		case len(s.backfill) > 0:
-			v := s.backfill[0]
-			s.backfill[0] = cache.Version{}
-			s.backfill = s.backfill[1:]
+		case s.bfAt < len(s.backfill):
+			v := &s.backfill[s.bfAt]
+			s.bfAt++
 			kind := cache.Mutated
 			if v.Deleted {
 				kind = cache.Deleted
@@ -1245,6 +1244,14 @@ func (p *dcpProducer) next(s *dcpStream) *gm.MCRequest {
 				s.sent = max(s.sent, v.Seqno)
 				return pkt
 			}
+		case s.bfNext <= s.bfTo:
+			// The part is sent: the next one is read into its buffer.
+			clear(s.backfill)
+			s.backfill, s.bfAt, s.bfWant = s.backfill[:0], 0, true
+			return nil
+		case s.backfill != nil:
+			clear(s.backfill)
+			s.backfill, s.bfAt = nil, 0
 		case s.inBackfill:
 			// The backfill is sent: an OSO snapshot ends; a stream that
 			// filtered out the end of its disk snapshot learns where it
@@ -1279,14 +1286,43 @@ func (p *dcpProducer) next(s *dcpStream) *gm.MCRequest {
 // Backfill walks: each reads, in one cache.BackfillMany, the next part
 // of every waiting stream's backfill, so that the cost of a walk of the
 // cache is shared by all the streams that backfill at once. The parts
-// are bounded in total: dcpBackfillBudget versions shared between the
-// streams of a walk, at least dcpBackfillMin and at most dcpBackfillPart
-// each (a walk holds up to about twice as many while it reads). An OSO
-// backfill, which must be sorted whole, is read whole.
+// are bounded in total: dcpBackfillBudget versions (about 18 MiB of
+// cache.Version) shared between the streams of a walk, at least
+// dcpBackfillMin and at most dcpBackfillPart each, what a stream's range
+// of seqnos cannot use going to the others. An OSO backfill, which must
+// be sorted whole, is read whole.
 const (
-	dcpBackfillBudget = 64 << 10
+	dcpBackfillBudget = 128 << 10
 	dcpBackfillMin    = 64
 )
+
+// bfShare returns the most versions each of the walk's streams (reqs, of
+// streams ss) may read so that together they read about
+// dcpBackfillBudget, a stream that may hold fewer (a short range of
+// seqnos) leaving the rest to the others; OSO backfills, read whole, are
+// not counted.
+func (p *dcpProducer) bfShare(reqs []cache.BackfillRequest, ss []*dcpStream) int {
+	spans := p.bfSpans[:0]
+	for i := range reqs {
+		if !ss[i].bfOSO {
+			spans = append(spans, min(reqs[i].To-reqs[i].From, dcpBackfillPart-1)+1)
+		}
+	}
+	p.bfSpans = spans[:0]
+	if len(spans) == 0 {
+		return dcpBackfillPart
+	}
+	slices.Sort(spans)
+	budget := uint64(dcpBackfillBudget)
+	for i, n := range spans {
+		left := uint64(len(spans) - i)
+		if n*left > budget {
+			return int(min(max(budget/left, dcpBackfillMin), dcpBackfillPart))
+		}
+		budget -= n
+	}
+	return dcpBackfillPart
+}
 
 // walk reads the next part of the backfill of each stream waiting for
 // one (at most one stream per vbucket a walk: the others wait for the
@@ -1312,10 +1348,11 @@ func (p *dcpProducer) walk(queue []*dcpStream) []*dcpStream {
 	}
 	clear(p.bfWait)
 	p.bfWait = append(p.bfWait[:0], later...)
-	part := min(max(dcpBackfillBudget/max(len(reqs), 1), dcpBackfillMin), dcpBackfillPart)
+	share := p.bfShare(reqs, queue[first:])
 	for i := range reqs {
 		if !queue[first+i].bfOSO {
-			reqs[i].Max = part
+			reqs[i].Max = int(min(reqs[i].To-reqs[i].From, dcpBackfillPart-1)) + 1 // no more than it may hold
+			reqs[i].Max = min(reqs[i].Max, share)
 		}
 	}
 	err := p.b.cache.BackfillMany(reqs)
@@ -1339,7 +1376,7 @@ func (p *dcpProducer) backfilled(s *dcpStream, vs []cache.Version, max int, err 
 		clear(vs)
 		vs = vs[:0]
 	}
-	s.backfill = vs
+	s.backfill, s.bfAt = vs, 0
 	s.stats.readBackfill(vs)
 	if s.bfOSO {
 		s.bfOSO = false
