@@ -55,8 +55,11 @@ const (
 // Get returns the item stored under key in vbucket vb and whether there is
 // one. A hit makes the item the most recently used. A vbucket id not below
 // VBuckets holds nothing.
-func (c *Cache) Get(vb uint16, key []byte) (Item, bool) {
-	k, ok := c.locate(vb, key)
+func (c *Cache) Get(vb uint16, key []byte) (Item, bool) { return c.getIn(vb, key, Active) }
+
+// getIn is Get in a vbucket whose state is st.
+func (c *Cache) getIn(vb uint16, key []byte, st VBState) (Item, bool) {
+	k, ok := c.locateIn(vb, key, st)
 	if !ok {
 		return Item{}, false
 	}

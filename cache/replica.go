@@ -369,24 +369,4 @@ func (c *Cache) Rollback(vb uint16, seqno uint64) (uint64, error) {
 // under key and whether there is one, counting a hit or miss and making
 // the item the most recently used. An item past its expiry is not
 // returned. It returns false for a vbucket that is not a replica.
-func (c *Cache) GetReplica(vb uint16, key []byte) (Item, bool) {
-	k, ok := c.locateIn(vb, key, Replica)
-	if !ok {
-		return Item{}, false
-	}
-	s, it := k.s, k.live
-	var out Item
-	if it == nil {
-		if k.expired {
-			s.stats.getExpired++
-		}
-		s.stats.getMisses++
-	} else {
-		s.stats.getHits++
-		it.markFetched()
-		s.bump(it)
-		out = it.export()
-	}
-	c.unlock(s, k.freed)
-	return out, it != nil
-}
+func (c *Cache) GetReplica(vb uint16, key []byte) (Item, bool) { return c.getIn(vb, key, Replica) }

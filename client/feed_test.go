@@ -846,10 +846,10 @@ func TestFeedFlowControl(t *testing.T) {
 	rec.waitFor(t, "every mutation", errc, func(evs []memcached.Event) bool { return count(evs, memcached.EventMutation) == items })
 }
 
-// fakeProducer is a DCP producer that cannot be made real: it answers
-// every request with success (a stream request with a failover log of
-// one entry) and then runs script on the connection.
-func fakeProducer(t *testing.T, script func(c net.Conn, r *gomemcached.Reader, streamOpaque uint32)) string {
+// serveOne serves the first connection to a loopback listener with serve,
+// with feedWait as its deadline, and returns the listener's address; the
+// test's end waits for serve to return.
+func serveOne(t *testing.T, serve func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -867,8 +867,19 @@ func fakeProducer(t *testing.T, script func(c net.Conn, r *gomemcached.Reader, s
 			return
 		}
 		defer c.Close()
-		r := gomemcached.NewReader(c)
 		c.SetDeadline(time.Now().Add(feedWait))
+		serve(c)
+	}()
+	return ln.Addr().String()
+}
+
+// fakeProducer is a DCP producer that cannot be made real: it answers
+// every request with success (a stream request with a failover log of
+// one entry) and then runs script on the connection.
+func fakeProducer(t *testing.T, script func(c net.Conn, r *gomemcached.Reader, streamOpaque uint32)) string {
+	t.Helper()
+	return serveOne(t, func(c net.Conn) {
+		r := gomemcached.NewReader(c)
 		for {
 			var req gomemcached.MCRequest
 			if err := r.ReadRequest(&req); err != nil {
@@ -888,8 +899,7 @@ func fakeProducer(t *testing.T, script func(c net.Conn, r *gomemcached.Reader, s
 				return
 			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // TestFeedNoop: the feed answers the producer's NOOPs.
@@ -1506,23 +1516,7 @@ func TestFeedNoopGocache(t *testing.T) {
 // says it does not support.
 func streamProducer(t *testing.T, refuse map[string]bool, onStreamReq func(c net.Conn, req *gomemcached.MCRequest, n int)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-	})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(feedWait))
+	return serveOne(t, func(c net.Conn) {
 		r := gomemcached.NewReader(c)
 		n := 0
 		for {
@@ -1548,8 +1542,7 @@ func streamProducer(t *testing.T, refuse map[string]bool, onStreamReq func(c net
 				return
 			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // TestFeedRollbackUUID: a feed that has seen no failover log (one
@@ -1688,23 +1681,7 @@ func TestFeedStaleStreamEnd(t *testing.T) {
 // optional control is not answered in time (the server may have taken
 // it), not only when one that is required is refused.
 func TestFeedNewFeedFails(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-	})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(feedWait))
+	addr := serveOne(t, func(c net.Conn) {
 		r := gomemcached.NewReader(c)
 		for {
 			var req gomemcached.MCRequest
@@ -1717,8 +1694,8 @@ func TestFeedNewFeedFails(t *testing.T) {
 			res := gomemcached.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque}
 			res.Transmit(c)
 		}
-	}()
-	c := dialT(t, ln.Addr().String())
+	})
+	c := dialT(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if _, err := memcached.NewFeed(ctx, c, memcached.FeedOptions{Name: "unanswered"}); !errors.Is(err, context.DeadlineExceeded) {
@@ -1879,23 +1856,7 @@ func TestFeedFlowControlUnknown(t *testing.T) {
 // reads nor lets a header make it allocate as much. (The producer reads
 // without gomemcached.Reader, which reads the limit too.)
 func TestFeedBodyLimit(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-	})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(feedWait))
+	addr := serveOne(t, func(c net.Conn) {
 		hdr := make([]byte, gomemcached.HDR_LEN)
 		for {
 			if _, err := io.ReadFull(c, hdr); err != nil {
@@ -1920,8 +1881,8 @@ func TestFeedBodyLimit(t *testing.T) {
 				c.Write(m[:gomemcached.HDR_LEN])
 			}
 		}
-	}()
-	f := newFeedT(t, ln.Addr().String(), memcached.FeedOptions{Name: "body-limit"})
+	})
+	f := newFeedT(t, addr, memcached.FeedOptions{Name: "body-limit"})
 	old := gomemcached.MaxBodyLen
 	gomemcached.MaxBodyLen = 1 << 30
 	t.Cleanup(func() { gomemcached.MaxBodyLen = old })

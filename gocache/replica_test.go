@@ -19,49 +19,13 @@ import (
 
 // The replicator's tests, end to end, are in gocache/replication.
 
-// replConn is a plain binary-protocol connection for the tests.
-type replConn struct {
-	t *testing.T
-	c net.Conn
-	r *gm.Reader
-}
-
-func dialReplicaTest(t *testing.T, addr string) *replConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &replConn{t: t, c: c, r: gm.NewReader(c)}
-}
-
-func (r *replConn) do(req gm.MCRequest) gm.MCResponse {
-	r.t.Helper()
-	r.c.SetDeadline(time.Now().Add(5 * time.Second))
-	return do(r.t, r.c, r.r, req)
-}
-
-func setVBucket(t *testing.T, r *replConn, vb uint16, st cache.VBState) {
-	t.Helper()
-	if res := r.do(gm.MCRequest{Opcode: gm.SET_VBUCKET, VBucket: vb, Extras: []byte{byte(st)}}); res.Status != gm.SUCCESS {
-		t.Fatalf("SET_VBUCKET %d %v: %v", vb, st, res.Status)
-	}
-}
-
-func setReq(vb uint16, key, value string, flags uint32) gm.MCRequest {
-	ex := make([]byte, 8)
-	binary.BigEndian.PutUint32(ex, flags)
-	return gm.MCRequest{Opcode: gm.SET, VBucket: vb, Key: []byte(key), Body: []byte(value), Extras: ex}
-}
-
 // GET_REPLICA reads replica vbuckets only; writes to a replica are
 // refused until it is made active.
 func TestReplicaGetAndWrites(t *testing.T) {
 	srv, addr := gocachetest.Start(t, gocache.Config{Cache: cache.Config{VBuckets: 16}})
 	c := srv.Cache(gocache.DefaultBucket)
-	r := dialReplicaTest(t, addr)
-	setVBucket(t, r, 3, cache.Replica)
+	r := gocachetest.Dial(t, addr)
+	r.SetVBucket(3, cache.Replica)
 	key := cache.CollectionKey(nil, 0, []byte("k"))
 	if err := c.ReplicaSnapshot(3, 0, 2, 0); err != nil {
 		t.Fatal(err)
@@ -69,10 +33,10 @@ func TestReplicaGetAndWrites(t *testing.T) {
 	if err := c.Replicate(3, key, []byte("v"), 2, cache.Meta{CAS: 0x1234, Rev: 1, Flags: 7}); err != nil {
 		t.Fatal(err)
 	}
-	if res := r.do(setReq(0, "k", "active", 0)); res.Status != gm.SUCCESS {
+	if res := r.Do(gocachetest.SetRequest(0, "k", "active", 0)); res.Status != gm.SUCCESS {
 		t.Fatal(res.Status)
 	}
-	if res := r.do(gm.MCRequest{Opcode: gm.DEL_VBUCKET, VBucket: 5}); res.Status != gm.SUCCESS {
+	if res := r.Do(gm.MCRequest{Opcode: gm.DEL_VBUCKET, VBucket: 5}); res.Status != gm.SUCCESS {
 		t.Fatal(res.Status)
 	}
 	for _, tc := range []struct {
@@ -87,7 +51,7 @@ func TestReplicaGetAndWrites(t *testing.T) {
 		{"missing", 5, "k", gm.NOT_MY_VBUCKET},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := r.do(gm.MCRequest{Opcode: gm.GET_REPLICA, VBucket: tc.vb, Key: []byte(tc.key)})
+			res := r.Do(gm.MCRequest{Opcode: gm.GET_REPLICA, VBucket: tc.vb, Key: []byte(tc.key)})
 			if res.Status != tc.status {
 				t.Fatalf("status %v, want %v", res.Status, tc.status)
 			}
@@ -116,27 +80,27 @@ func TestReplicaGetAndWrites(t *testing.T) {
 	// Writes and plain reads of the replica are refused.
 	ex := make([]byte, 8)
 	for _, req := range []gm.MCRequest{
-		setReq(3, "k", "w", 0),
+		gocachetest.SetRequest(3, "k", "w", 0),
 		{Opcode: gm.ADD, VBucket: 3, Key: []byte("new"), Body: []byte("w"), Extras: ex},
 		{Opcode: gm.DELETE, VBucket: 3, Key: []byte("k")},
 		{Opcode: gm.INCREMENT, VBucket: 3, Key: []byte("n"), Extras: make([]byte, 20)},
 		{Opcode: gm.TOUCH, VBucket: 3, Key: []byte("k"), Extras: make([]byte, 4)},
 		{Opcode: gm.GET, VBucket: 3, Key: []byte("k")},
 	} {
-		if res := r.do(req); res.Status != gm.NOT_MY_VBUCKET {
+		if res := r.Do(req); res.Status != gm.NOT_MY_VBUCKET {
 			t.Errorf("%v on a replica: %v, want NOT_MY_VBUCKET", req.Opcode, res.Status)
 		}
 	}
 	// Made active, it takes writes, starting a new history at its high
 	// seqno, and GET_REPLICA no longer reads it.
-	setVBucket(t, r, 3, cache.Active)
-	if res := r.do(setReq(3, "k", "w", 0)); res.Status != gm.SUCCESS {
+	r.SetVBucket(3, cache.Active)
+	if res := r.Do(gocachetest.SetRequest(3, "k", "w", 0)); res.Status != gm.SUCCESS {
 		t.Fatalf("SET after promotion: %v", res.Status)
 	}
-	if res := r.do(gm.MCRequest{Opcode: gm.GET, VBucket: 3, Key: []byte("k")}); res.Status != gm.SUCCESS || string(res.Body) != "w" {
+	if res := r.Do(gm.MCRequest{Opcode: gm.GET, VBucket: 3, Key: []byte("k")}); res.Status != gm.SUCCESS || string(res.Body) != "w" {
 		t.Fatalf("GET after promotion: %v %q", res.Status, res.Body)
 	}
-	if res := r.do(gm.MCRequest{Opcode: gm.GET_REPLICA, VBucket: 3, Key: []byte("k")}); res.Status != gm.NOT_MY_VBUCKET {
+	if res := r.Do(gm.MCRequest{Opcode: gm.GET_REPLICA, VBucket: 3, Key: []byte("k")}); res.Status != gm.NOT_MY_VBUCKET {
 		t.Fatalf("GET_REPLICA after promotion: %v", res.Status)
 	}
 	if log := c.FailoverLog(3); len(log) < 2 || log[0].Seqno != 2 {
@@ -148,8 +112,8 @@ func TestReplicaGetAndWrites(t *testing.T) {
 func TestReplicaPlainReads(t *testing.T) {
 	srv, addr := gocachetest.Start(t, gocache.Config{Cache: cache.Config{VBuckets: 4}, ReplicaReads: true})
 	c := srv.Cache(gocache.DefaultBucket)
-	r := dialReplicaTest(t, addr)
-	setVBucket(t, r, 1, cache.Replica)
+	r := gocachetest.Dial(t, addr)
+	r.SetVBucket(1, cache.Replica)
 	if err := c.ReplicaSnapshot(1, 1, 1, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -167,14 +131,14 @@ func TestReplicaPlainReads(t *testing.T) {
 		{gm.GET, "nope", gm.KEY_ENOENT, "Not found"},
 		{gm.GETK, "nope", gm.KEY_ENOENT, ""},
 	} {
-		res := r.do(gm.MCRequest{Opcode: tc.op, VBucket: 1, Key: []byte(tc.key)})
+		res := r.Do(gm.MCRequest{Opcode: tc.op, VBucket: 1, Key: []byte(tc.key)})
 		if res.Status != tc.status || string(res.Body) != tc.value || tc.status == gm.SUCCESS && res.Cas != 99 ||
 			(tc.op == gm.GETK) != (len(res.Key) > 0) {
 			t.Errorf("%v %q: %v %q cas %d key %q", tc.op, tc.key, res.Status, res.Body, res.Cas, res.Key)
 		}
 	}
 	// Writes stay refused.
-	if res := r.do(setReq(1, "k", "w", 0)); res.Status != gm.NOT_MY_VBUCKET {
+	if res := r.Do(gocachetest.SetRequest(1, "k", "w", 0)); res.Status != gm.NOT_MY_VBUCKET {
 		t.Fatalf("SET on a replica: %v", res.Status)
 	}
 }
@@ -230,8 +194,8 @@ func TestReplicatorSeam(t *testing.T) {
 			}
 		}
 	}
-	r := dialReplicaTest(t, l.Addr().String())
-	setVBucket(t, r, 2, cache.Active)
+	r := gocachetest.Dial(t, l.Addr().String())
+	r.SetVBucket(2, cache.Active)
 	select {
 	case name := <-rep.changed:
 		if name != gocache.DefaultBucket {

@@ -57,59 +57,15 @@ func status(t *testing.T, rep *replication.Replicator) replication.Status {
 	}
 }
 
-// replConn is a plain binary-protocol connection for the tests.
-type replConn struct {
-	t *testing.T
-	c net.Conn
-	r *gm.Reader
-}
-
-func dialReplicaTest(t *testing.T, addr string) *replConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &replConn{t: t, c: c, r: gm.NewReader(c)}
-}
-
-func (r *replConn) do(req gm.MCRequest) gm.MCResponse {
-	r.t.Helper()
-	r.c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := req.Transmit(r.c); err != nil {
-		r.t.Fatal(err)
-	}
-	var res gm.MCResponse
-	if err := r.r.ReadResponse(&res); err != nil {
-		r.t.Fatal(err)
-	}
-	res.Body = bytes.Clone(res.Body)
-	return res
-}
-
 // openDCP opens a DCP producer connection named name on addr.
 func openDCP(t *testing.T, addr, name string) {
 	t.Helper()
-	r := dialReplicaTest(t, addr)
+	r := gocachetest.Dial(t, addr)
 	ex := make([]byte, 8)
 	binary.BigEndian.PutUint32(ex[4:], gm.DCP_PRODUCER)
-	if res := r.do(gm.MCRequest{Opcode: gm.UPR_OPEN, Key: []byte(name), Extras: ex}); res.Status != gm.SUCCESS {
+	if res := r.Do(gm.MCRequest{Opcode: gm.UPR_OPEN, Key: []byte(name), Extras: ex}); res.Status != gm.SUCCESS {
 		t.Fatalf("DCP_OPEN: %v", res.Status)
 	}
-}
-
-func setVBucket(t *testing.T, r *replConn, vb uint16, st cache.VBState) {
-	t.Helper()
-	if res := r.do(gm.MCRequest{Opcode: gm.SET_VBUCKET, VBucket: vb, Extras: []byte{byte(st)}}); res.Status != gm.SUCCESS {
-		t.Fatalf("SET_VBUCKET %d %v: %v", vb, st, res.Status)
-	}
-}
-
-func setReq(vb uint16, key, value string, flags uint32) gm.MCRequest {
-	ex := make([]byte, 8)
-	binary.BigEndian.PutUint32(ex, flags)
-	return gm.MCRequest{Opcode: gm.SET, VBucket: vb, Key: []byte(key), Body: []byte(value), Extras: ex}
 }
 
 // proxy forwards loopback connections to a target it can change, and
@@ -305,7 +261,7 @@ func TestReplicaEndToEnd(t *testing.T) {
 
 	// Every acknowledged write is there, with its seqno and CAS.
 	n := 0
-	r := dialReplicaTest(t, raddr)
+	r := gocachetest.Dial(t, raddr)
 	acked.Range(func(k, v any) bool {
 		a, key := v.(ack), k.(string)
 		n++
@@ -320,7 +276,7 @@ func TestReplicaEndToEnd(t *testing.T) {
 			t.Errorf("%s: replica has CAS %x seqno %d, the primary acknowledged %x %d", key, it.CAS, it.Seqno, a.cas, a.seqno)
 		}
 		if n%25 == 0 && !a.deleted { // and over the wire
-			res := r.do(gm.MCRequest{Opcode: gm.GET_REPLICA, VBucket: a.vb, Key: []byte(key)})
+			res := r.Do(gm.MCRequest{Opcode: gm.GET_REPLICA, VBucket: a.vb, Key: []byte(key)})
 			if res.Status != gm.SUCCESS || res.Cas != a.cas {
 				t.Errorf("GET_REPLICA %s: %v cas %x, want %x", key, res.Status, res.Cas, a.cas)
 			}
@@ -344,7 +300,7 @@ func TestReplicaEndToEnd(t *testing.T) {
 	for vb := uint16(0); vb < vbuckets; vb += 9 {
 		high, uuid := pc.HighSeqno(vb)
 		body := binary.BigEndian.AppendUint64(nil, uuid)
-		res := r.do(gm.MCRequest{Opcode: gm.OBSERVE_SEQNO, VBucket: vb, Body: body})
+		res := r.Do(gm.MCRequest{Opcode: gm.OBSERVE_SEQNO, VBucket: vb, Body: body})
 		if res.Status != gm.SUCCESS || len(res.Body) != 27 || res.Body[0] != 0 || binary.BigEndian.Uint64(res.Body[19:]) != high {
 			t.Errorf("OBSERVE_SEQNO vb %d on the replica: %v %x, want current seqno %d", vb, res.Status, res.Body, high)
 		}
@@ -354,7 +310,7 @@ func TestReplicaEndToEnd(t *testing.T) {
 	// Promotion: each vbucket made active stops streaming, starts a new
 	// history on top of the primary's and takes writes.
 	for vb := range vbuckets {
-		setVBucket(t, r, uint16(vb), cache.Active)
+		r.SetVBucket(uint16(vb), cache.Active)
 	}
 	waitFor("streams closed", func() bool { return status().Streams == 0 })
 	for vb := range uint16(vbuckets) {
@@ -378,7 +334,7 @@ func TestReplicaEndToEnd(t *testing.T) {
 	})
 	for vb := range uint16(vbuckets) {
 		before, _ := rc.HighSeqno(vb)
-		res := r.do(setReq(vb, "after", "promotion", 0))
+		res := r.Do(gocachetest.SetRequest(vb, "after", "promotion", 0))
 		if res.Status != gm.SUCCESS {
 			t.Fatalf("SET on promoted vb %d: %v", vb, res.Status)
 		}
@@ -399,15 +355,15 @@ func TestReplicaRollbackToNewPrimary(t *testing.T) {
 	rsrv, _, rep := startReplica(t, cfg, px.addr())
 	rc := rsrv.Cache(gocache.DefaultBucket)
 	// Three changes per vbucket on the first, five on the second.
-	w1, w2 := dialReplicaTest(t, addr1), dialReplicaTest(t, addr2)
+	w1, w2 := gocachetest.Dial(t, addr1), gocachetest.Dial(t, addr2)
 	for i := range 5 * vbuckets {
 		vb := uint16(i % vbuckets)
 		if i < 3*vbuckets {
-			if res := w1.do(setReq(vb, fmt.Sprintf("old%d", i), "1", 0)); res.Status != gm.SUCCESS {
+			if res := w1.Do(gocachetest.SetRequest(vb, fmt.Sprintf("old%d", i), "1", 0)); res.Status != gm.SUCCESS {
 				t.Fatal(res.Status)
 			}
 		}
-		if res := w2.do(setReq(vb, fmt.Sprintf("new%d", i), "2", 0)); res.Status != gm.SUCCESS {
+		if res := w2.Do(gocachetest.SetRequest(vb, fmt.Sprintf("new%d", i), "2", 0)); res.Status != gm.SUCCESS {
 			t.Fatal(res.Status)
 		}
 	}
@@ -436,11 +392,25 @@ func TestReplicaRollbackToNewPrimary(t *testing.T) {
 	}
 }
 
+// waitManifest waits until the manifest r's server answers holds want.
+func waitManifest(t *testing.T, r *gocachetest.Conn, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		res := r.Do(gm.MCRequest{Opcode: gm.GET_COLLECTIONS_MANIFEST})
+		if res.Status == gm.SUCCESS && strings.Contains(string(res.Body), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica's manifest never held %s: %s", want, res.Body)
+		}
+	}
+}
+
 // helloCollections negotiates collections on r.
-func helloCollections(t *testing.T, r *replConn) {
+func helloCollections(t *testing.T, r *gocachetest.Conn) {
 	t.Helper()
 	body := binary.BigEndian.AppendUint16(nil, uint16(gm.FeatureCollections))
-	if res := r.do(gm.MCRequest{Opcode: gm.HELLO, Key: []byte("replica-test"), Body: body}); res.Status != gm.SUCCESS || len(res.Body) != 2 {
+	if res := r.Do(gm.MCRequest{Opcode: gm.HELLO, Key: []byte("replica-test"), Body: body}); res.Status != gm.SUCCESS || len(res.Body) != 2 {
 		t.Fatalf("HELLO: %v %x", res.Status, res.Body)
 	}
 }
@@ -453,15 +423,15 @@ func TestReplicaCollections(t *testing.T) {
 	psrv, paddr := gocachetest.Start(t, gocache.Config{Cache: cache.Config{VBuckets: vbuckets}, Manifest: []byte(testManifest)})
 	rsrv, raddr, rep := startReplica(t, gocache.Config{Cache: cache.Config{VBuckets: vbuckets}}, paddr)
 	pc, rc := psrv.Cache(gocache.DefaultBucket), rsrv.Cache(gocache.DefaultBucket)
-	w, r := dialReplicaTest(t, paddr), dialReplicaTest(t, raddr)
+	w, r := gocachetest.Dial(t, paddr), gocachetest.Dial(t, raddr)
 	helloCollections(t, w)
 	helloCollections(t, r)
 	write := func(cid uint32, n int) map[string]uint64 {
 		cas := map[string]uint64{}
 		for i := range n {
 			key := string(ckey(cid, fmt.Sprintf("c%x-%d", cid, i)))
-			req := setReq(uint16(i%vbuckets), key, "v", 0)
-			res := w.do(req)
+			req := gocachetest.SetRequest(uint16(i%vbuckets), key, "v", 0)
+			res := w.Do(req)
 			if res.Status != gm.SUCCESS {
 				t.Fatalf("SET in collection %x: %v", cid, res.Status)
 			}
@@ -476,6 +446,9 @@ func TestReplicaCollections(t *testing.T) {
 		}
 	}
 	waitSynced(t, pc, rc, 20*time.Second)
+	// The replica fetches the manifest its system events announce: until
+	// it has, its collections are unknown to GET_REPLICA.
+	waitManifest(t, r, `"orders"`)
 	getAll := func(cas map[string]uint64) {
 		t.Helper()
 		for key, want := range cas {
@@ -484,7 +457,7 @@ func TestReplicaCollections(t *testing.T) {
 			if _, err := fmt.Sscanf(key[strings.IndexByte(key, 'c'):], "c%x-%d", &cid, &i); err != nil {
 				t.Fatal(err)
 			}
-			res := r.do(gm.MCRequest{Opcode: gm.GET_REPLICA, VBucket: uint16(i % vbuckets), Key: []byte(key)})
+			res := r.Do(gm.MCRequest{Opcode: gm.GET_REPLICA, VBucket: uint16(i % vbuckets), Key: []byte(key)})
 			if res.Status != gm.SUCCESS || res.Cas != want {
 				t.Errorf("GET_REPLICA %q: %v cas %x, want %x", key, res.Status, res.Cas, want)
 			}
@@ -496,20 +469,12 @@ func TestReplicaCollections(t *testing.T) {
 	m := `{"uid":"3","scopes":[
  {"name":"_default","uid":"0","collections":[{"name":"_default","uid":"0"}]},
  {"name":"app","uid":"8","collections":[{"name":"users","uid":"8"},{"name":"orders","uid":"9","maxTTL":60},{"name":"extra","uid":"a"}]}]}`
-	if res := w.do(gm.MCRequest{Opcode: gm.COLLECTIONS_SET_MANIFEST, Body: []byte(m)}); res.Status != gm.SUCCESS {
+	if res := w.Do(gm.MCRequest{Opcode: gm.COLLECTIONS_SET_MANIFEST, Body: []byte(m)}); res.Status != gm.SUCCESS {
 		t.Fatalf("COLLECTIONS_SET_MANIFEST: %v %s", res.Status, res.Body)
 	}
 	extra := write(0xa, 16)
 	waitSynced(t, pc, rc, 20*time.Second)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		res := r.do(gm.MCRequest{Opcode: gm.GET_COLLECTIONS_MANIFEST})
-		if res.Status == gm.SUCCESS && strings.Contains(string(res.Body), `"extra"`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replica kept its manifest: %s", res.Body)
-		}
-	}
+	waitManifest(t, r, `"extra"`)
 	getAll(extra)
 	// Every seqno is a distinct key's or a system event's, and each was
 	// applied once.
@@ -540,11 +505,11 @@ func TestReplicaRollbackAfterFailover(t *testing.T) {
 	rsrv, _, rep := startReplica(t, cfg, px.addr())
 	nsrv, naddr, _ := startReplica(t, cfg, paddr) // the one to be promoted
 	pc, rc, nc := psrv.Cache(gocache.DefaultBucket), rsrv.Cache(gocache.DefaultBucket), nsrv.Cache(gocache.DefaultBucket)
-	w, n := dialReplicaTest(t, paddr), dialReplicaTest(t, naddr)
-	writeAll := func(on *replConn, prefix string, per int) {
+	w, n := gocachetest.Dial(t, paddr), gocachetest.Dial(t, naddr)
+	writeAll := func(on *gocachetest.Conn, prefix string, per int) {
 		t.Helper()
 		for i := range per * vbuckets {
-			if res := on.do(setReq(uint16(i%vbuckets), fmt.Sprintf("%s%d", prefix, i), "v", 0)); res.Status != gm.SUCCESS {
+			if res := on.Do(gocachetest.SetRequest(uint16(i%vbuckets), fmt.Sprintf("%s%d", prefix, i), "v", 0)); res.Status != gm.SUCCESS {
 				t.Fatalf("SET %s%d: %v", prefix, i, res.Status)
 			}
 		}
@@ -553,7 +518,7 @@ func TestReplicaRollbackAfterFailover(t *testing.T) {
 	waitSynced(t, pc, rc, 20*time.Second)
 	waitSynced(t, pc, nc, 20*time.Second)
 	for vb := range uint16(vbuckets) {
-		setVBucket(t, n, vb, cache.Active)
+		n.SetVBucket(vb, cache.Active)
 	}
 	writeAll(w, "lost", 2) // reaches the replica, not the promoted one
 	waitSynced(t, pc, rc, 20*time.Second)
@@ -675,10 +640,10 @@ func TestReplicaCloseWithStalledPrimary(t *testing.T) {
 // there) on history uuid.
 func streamRequest(t *testing.T, addr string, vb uint16, start, uuid uint64) gm.MCResponse {
 	t.Helper()
-	r := dialReplicaTest(t, addr)
+	r := gocachetest.Dial(t, addr)
 	ex := make([]byte, 8)
 	binary.BigEndian.PutUint32(ex[4:], gm.DCP_PRODUCER)
-	if res := r.do(gm.MCRequest{Opcode: gm.UPR_OPEN, Key: []byte("consumer"), Extras: ex}); res.Status != gm.SUCCESS {
+	if res := r.Do(gm.MCRequest{Opcode: gm.UPR_OPEN, Key: []byte("consumer"), Extras: ex}); res.Status != gm.SUCCESS {
 		t.Fatalf("DCP_OPEN: %v", res.Status)
 	}
 	e := make([]byte, 48)
@@ -687,7 +652,7 @@ func streamRequest(t *testing.T, addr string, vb uint16, start, uuid uint64) gm.
 	binary.BigEndian.PutUint64(e[24:], uuid)
 	binary.BigEndian.PutUint64(e[32:], start)
 	binary.BigEndian.PutUint64(e[40:], start)
-	return r.do(gm.MCRequest{Opcode: gm.UPR_STREAMREQ, VBucket: vb, Extras: e})
+	return r.Do(gm.MCRequest{Opcode: gm.UPR_STREAMREQ, VBucket: vb, Extras: e})
 }
 
 // The replica takes its primary's purge seqno from the disk snapshot's
@@ -697,11 +662,11 @@ func TestReplicaPurgeSeqno(t *testing.T) {
 	cfg := gocache.Config{Cache: cache.Config{VBuckets: 1, TombstoneTTL: -1}} // no tombstones: a deletion is purged at once
 	psrv, paddr := gocachetest.Start(t, cfg)
 	pc := psrv.Cache(gocache.DefaultBucket)
-	w := dialReplicaTest(t, paddr)
-	w.do(setReq(0, "k1", "v", 0))
-	w.do(setReq(0, "k2", "v", 0))
+	w := gocachetest.Dial(t, paddr)
+	w.Do(gocachetest.SetRequest(0, "k1", "v", 0))
+	w.Do(gocachetest.SetRequest(0, "k2", "v", 0))
 	high, uuid := pc.HighSeqno(0) // a consumer caught up here
-	if res := w.do(gm.MCRequest{Opcode: gm.DELETE, Key: []byte("k1")}); res.Status != gm.SUCCESS {
+	if res := w.Do(gm.MCRequest{Opcode: gm.DELETE, Key: []byte("k1")}); res.Status != gm.SUCCESS {
 		t.Fatal(res.Status)
 	}
 	if p := pc.PurgeSeqno(0); p != 3 {
@@ -718,7 +683,7 @@ func TestReplicaPurgeSeqno(t *testing.T) {
 			t.Fatalf("replica's purge seqno %d, want its primary's 3", rc.PurgeSeqno(0))
 		}
 	}
-	setVBucket(t, dialReplicaTest(t, raddr), 0, cache.Active)
+	gocachetest.Dial(t, raddr).SetVBucket(0, cache.Active)
 	if res := streamRequest(t, raddr, 0, high, uuid); res.Status != gm.ROLLBACK {
 		t.Errorf("promoted replica answers the consumer %v, want ROLLBACK: it would never learn k1 was deleted", res.Status)
 	}
@@ -732,20 +697,20 @@ func TestReplicaFlushOnReplica(t *testing.T) {
 	psrv, paddr := gocachetest.Start(t, cfg)
 	rsrv, raddr, _ := startReplica(t, cfg, paddr)
 	pc, rc := psrv.Cache(gocache.DefaultBucket), rsrv.Cache(gocache.DefaultBucket)
-	w, r := dialReplicaTest(t, paddr), dialReplicaTest(t, raddr)
+	w, r := gocachetest.Dial(t, paddr), gocachetest.Dial(t, raddr)
 	for i := range 10 {
-		if res := w.do(setReq(uint16(i%vbuckets), fmt.Sprint("k", i), "v", 0)); res.Status != gm.SUCCESS {
+		if res := w.Do(gocachetest.SetRequest(uint16(i%vbuckets), fmt.Sprint("k", i), "v", 0)); res.Status != gm.SUCCESS {
 			t.Fatal(res.Status)
 		}
 	}
 	waitSynced(t, pc, rc, 10*time.Second)
-	if res := r.do(gm.MCRequest{Opcode: gm.FLUSH}); res.Status != gm.SUCCESS {
+	if res := r.Do(gm.MCRequest{Opcode: gm.FLUSH}); res.Status != gm.SUCCESS {
 		t.Fatalf("FLUSH on the replica: %v", res.Status)
 	}
-	w.do(setReq(0, "after", "v", 0))
+	w.Do(gocachetest.SetRequest(0, "after", "v", 0))
 	waitSynced(t, pc, rc, 10*time.Second)
 	for i := range 10 {
-		res := r.do(gm.MCRequest{Opcode: gm.GET_REPLICA, VBucket: uint16(i % vbuckets), Key: []byte(fmt.Sprint("k", i))})
+		res := r.Do(gm.MCRequest{Opcode: gm.GET_REPLICA, VBucket: uint16(i % vbuckets), Key: []byte(fmt.Sprint("k", i))})
 		if res.Status != gm.SUCCESS {
 			t.Errorf("k%d, which the primary has, is missing on the synced replica: %v", i, res.Status)
 		}
@@ -827,11 +792,11 @@ func TestReplicaDropRetiresModification(t *testing.T) {
 	psrv, paddr := gocachetest.Start(t, pcfg)
 	rsrv, _, _ := startReplica(t, cfg, paddr)
 	pc, rc := psrv.Cache(gocache.DefaultBucket), rsrv.Cache(gocache.DefaultBucket)
-	w := dialReplicaTest(t, paddr)
+	w := gocachetest.Dial(t, paddr)
 	helloCollections(t, w)
 	set := func(m string) {
 		t.Helper()
-		if res := w.do(gm.MCRequest{Opcode: gm.COLLECTIONS_SET_MANIFEST, Body: []byte(m)}); res.Status != gm.SUCCESS {
+		if res := w.Do(gm.MCRequest{Opcode: gm.COLLECTIONS_SET_MANIFEST, Body: []byte(m)}); res.Status != gm.SUCCESS {
 			t.Fatalf("COLLECTIONS_SET_MANIFEST: %v %s", res.Status, res.Body)
 		}
 		waitSynced(t, pc, rc, 10*time.Second)
@@ -867,8 +832,8 @@ func TestReplicaManifestRetried(t *testing.T) {
 	p := startProxy(t, paddr)
 	rsrv, raddr, _ := startReplica(t, gocache.Config{Cache: cache.Config{VBuckets: 1}}, p.addr())
 	pc, rc := psrv.Cache(gocache.DefaultBucket), rsrv.Cache(gocache.DefaultBucket)
-	w, r := dialReplicaTest(t, paddr), dialReplicaTest(t, raddr)
-	w.do(setReq(0, "k", "v", 0))
+	w, r := gocachetest.Dial(t, paddr), gocachetest.Dial(t, raddr)
+	w.Do(gocachetest.SetRequest(0, "k", "v", 0))
 	waitSynced(t, pc, rc, 10*time.Second)
 	helloCollections(t, w)
 	// New connections through the proxy now fail: the manifest's read.
@@ -878,14 +843,14 @@ func TestReplicaManifestRetried(t *testing.T) {
 	}
 	dead.Close()
 	p.retarget(dead.Addr().String())
-	if res := w.do(gm.MCRequest{Opcode: gm.COLLECTIONS_SET_MANIFEST, Body: []byte(testManifest)}); res.Status != gm.SUCCESS {
+	if res := w.Do(gm.MCRequest{Opcode: gm.COLLECTIONS_SET_MANIFEST, Body: []byte(testManifest)}); res.Status != gm.SUCCESS {
 		t.Fatalf("COLLECTIONS_SET_MANIFEST: %v", res.Status)
 	}
 	waitSynced(t, pc, rc, 10*time.Second)
 	time.Sleep(300 * time.Millisecond) // a read or two fail
 	p.retarget(paddr)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		res := r.do(gm.MCRequest{Opcode: gm.GET_COLLECTIONS_MANIFEST})
+		res := r.Do(gm.MCRequest{Opcode: gm.GET_COLLECTIONS_MANIFEST})
 		if res.Status == gm.SUCCESS && bytes.Contains(res.Body, []byte(`"orders"`)) {
 			return
 		}
