@@ -136,20 +136,24 @@ func (h *handler) get(w memcached.ResponseWriter, req *gm.MCRequest) {
 	if !ok {
 		return
 	}
-	withKey := req.Opcode == gm.GETK || req.Opcode == gm.GETKQ
 	it, ok := d.b.cache.Get(d.vb, d.key)
-	if !ok {
-		switch {
-		case req.Opcode.IsQuiet():
-		case withKey:
-			res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: gm.KEY_ENOENT, Key: req.Key}
-			w.WriteResponse(&res)
-		default:
-			w.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
-		}
-		return
+	h.answerGet(w, req, &it, ok)
+}
+
+// answerGet answers a GET, GETQ, GETK or GETKQ with the item found, or
+// with its miss (nothing for the quiet ones).
+func (h *handler) answerGet(w memcached.ResponseWriter, req *gm.MCRequest, it *cache.Item, found bool) {
+	withKey := req.Opcode == gm.GETK || req.Opcode == gm.GETKQ
+	switch {
+	case found:
+		h.writeItem(w, req, it, withKey, true)
+	case req.Opcode.IsQuiet():
+	case withKey:
+		res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: gm.KEY_ENOENT, Key: req.Key}
+		w.WriteResponse(&res)
+	default:
+		w.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
 	}
-	h.writeItem(w, req, &it, withKey, true)
 }
 
 // writeItem answers with an item: flags in the extras, the key if asked,

@@ -53,13 +53,19 @@ func (d *doc) expiry(exp uint32) uint32 {
 // EINVAL for a collection id that is not canonical LEB128 or a key that
 // is nothing but one.
 func (h *handler) docTarget(w memcached.ResponseWriter, req *gm.MCRequest) (d doc, ok bool) {
+	return h.docTargetIn(w, req, cache.Active)
+}
+
+// docTargetIn is docTarget for a vbucket in state vst (GET_REPLICA's
+// are replicas).
+func (h *handler) docTargetIn(w memcached.ResponseWriter, req *gm.MCRequest, vst cache.VBState) (d doc, ok bool) {
 	if d.keepExpiry, ok = h.frames(w, req); !ok {
 		return d, false
 	}
 	if d.b = h.bucketFor(w, req); d.b == nil {
 		return d, false
 	}
-	if d.vb, ok = h.vbActive(w, req, d.b); !ok {
+	if d.vb, ok = h.vbIn(w, req, d.b, vst); !ok {
 		return d, false
 	}
 	st := state(w)
@@ -88,11 +94,16 @@ func (h *handler) docTarget(w memcached.ResponseWriter, req *gm.MCRequest) (d do
 // it) an id past the bucket's count folds onto it, as before vbuckets had
 // states.
 func (h *handler) vbActive(w memcached.ResponseWriter, req *gm.MCRequest, b *bucket) (uint16, bool) {
+	return h.vbIn(w, req, b, cache.Active)
+}
+
+// vbIn is vbActive for a vbucket in state vst.
+func (h *handler) vbIn(w memcached.ResponseWriter, req *gm.MCRequest, b *bucket, vst cache.VBState) (uint16, bool) {
 	vb := req.VBucket
 	if n := b.cache.VBuckets(); int(vb) >= n && !state(w).features.Has(gm.FeatureXError) {
 		vb = uint16(int(vb) % n)
 	}
-	if b.cache.State(vb) != cache.Active {
+	if b.cache.State(vb) != vst {
 		h.notMyVBucket(w, req)
 		return 0, false
 	}

@@ -167,7 +167,7 @@ func (h *handler) getReplica(w memcached.ResponseWriter, req *gm.MCRequest) {
 		h.invalid(w, req)
 		return
 	}
-	d, ok := h.replicaTarget(w, req)
+	d, ok := h.docTargetIn(w, req, cache.Replica)
 	if !ok {
 		return
 	}
@@ -191,52 +191,11 @@ func (h *handler) getFromReplica(w memcached.ResponseWriter, req *gm.MCRequest) 
 		h.invalid(w, req)
 		return true
 	}
-	d, ok := h.replicaTarget(w, req)
+	d, ok := h.docTargetIn(w, req, cache.Replica)
 	if !ok {
 		return true
 	}
-	withKey := req.Opcode == gm.GETK || req.Opcode == gm.GETKQ
-	it, ok := d.b.cache.GetReplica(d.vb, d.key)
-	switch {
-	case ok:
-		h.writeItem(w, req, &it, withKey, true)
-	case req.Opcode.IsQuiet():
-	case withKey:
-		res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: gm.KEY_ENOENT, Key: req.Key}
-		w.WriteResponse(&res)
-	default:
-		w.WriteStatus(req, gm.KEY_ENOENT, msgNotFound)
-	}
+	it, found := d.b.cache.GetReplica(d.vb, d.key)
+	h.answerGet(w, req, &it, found)
 	return true
-}
-
-// replicaTarget is docTarget for a replica vbucket.
-func (h *handler) replicaTarget(w memcached.ResponseWriter, req *gm.MCRequest) (d doc, ok bool) {
-	if _, ok = h.frames(w, req); !ok {
-		return d, false
-	}
-	if d.b = h.bucketFor(w, req); d.b == nil {
-		return d, false
-	}
-	d.vb = req.VBucket
-	if d.b.cache.State(d.vb) != cache.Replica {
-		h.notMyVBucket(w, req)
-		return d, false
-	}
-	st := state(w)
-	if !st.features.Has(gm.FeatureCollections) {
-		d.key = append(append(st.keyBuf[:0], 0), req.Key...)
-		return d, true
-	}
-	cid, name, err := gm.SplitCollectionID(req.Key)
-	if err != nil || len(name) == 0 || len(name) > maxKeyLen {
-		h.invalid(w, req)
-		return d, false
-	}
-	if d.b.manifest.Load().byID[cid] == nil {
-		h.unknownCollection(w, req, d.b)
-		return d, false
-	}
-	d.key = req.Key
-	return d, true
 }
