@@ -76,6 +76,10 @@ type Config struct {
 	// server.Server.EventLoops): -1 one per GOMAXPROCS, 0 a goroutine per
 	// connection.
 	EventLoops int
+	// Protocol fixes the protocol every connection speaks (memcached's
+	// -B: ascii, binary or auto); the zero value chooses by each
+	// connection's first byte, binary or text and meta (text.go).
+	Protocol memcached.Protocol
 	// Replicator, if set, feeds this server's buckets from a primary
 	// (replica.go): every vbucket starts as an empty replica, read with
 	// GET_REPLICA, refusing writes until SET_VBUCKET makes it active, and
@@ -177,6 +181,7 @@ func New(cfg Config) (*Server, error) {
 		Logger:      cfg.Logger,
 		TLSConfig:   cfg.TLS,
 		EventLoops:  cfg.EventLoops,
+		Protocol:    cfg.Protocol,
 		ConnContext: func(c *memcached.Conn) { c.Data = &connState{bucket: start} },
 	}
 	return s, nil

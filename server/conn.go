@@ -48,9 +48,12 @@ type Conn struct {
 
 	// The protocol, chosen by the first byte (decoder.go): its decoder,
 	// and its encoder unless it is binary, which ResponseWriter encodes.
-	dec   decoder
-	enc   encoder
-	first [64]byte // the first bytes the connection sent, which choose its protocol
+	dec decoder
+	enc encoder
+	// text is dec for a text connection, served by textHandler.
+	text        *textDecoder
+	textHandler TextHandler
+	first       [64]byte // the first bytes the connection sent, which choose its protocol
 
 	req     gomemcached.MCRequest
 	out     []byte // answers not yet sent
@@ -281,6 +284,21 @@ var errMidPacket = &gomemcached.ProtocolError{Kind: gomemcached.ErrTruncated, De
 func (c *Conn) step() error {
 	var stop error
 	for c.t.serving() && !c.closing && c.dec != nil && c.dec.ready() {
+		if c.text != nil {
+			if err := c.text.serve(c.textHandler); err != nil {
+				c.closing, stop = true, err
+				break
+			}
+			if c.werr != nil {
+				return c.werr
+			}
+			if len(c.out) >= flushThreshold {
+				if err := c.flush(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		if err := c.dec.next(&c.req); err != nil {
 			if _, ok := err.(*responsePacket); ok {
 				if rh, ok := c.srv.Handler.(ResponseHandler); ok {
@@ -327,6 +345,19 @@ func (c *Conn) handle() (err error) {
 		h = unknownCommands
 	}
 	h.ServeMC(ResponseWriter{c}, &c.req)
+	return nil
+}
+
+// handleText runs th on a text request; a panic closes only this
+// connection.
+func (c *Conn) handleText(th TextHandler, req *TextRequest) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("handler panic", "command", string(req.Line[:min(len(req.Line), 64)]), "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	th.ServeText(ResponseWriter{c}, req)
 	return nil
 }
 

@@ -10,8 +10,9 @@ import (
 
 // A connection's protocol is chosen by the first byte it sends, as
 // memcached's "-B auto" does: a binary request starts with one of its
-// magics; anything else is the text protocol, which this package does
-// not speak yet (such a connection is refused at once, as malformed). Each protocol is a decoder,
+// magics; anything else is the text protocol (text.go), served when the
+// Handler is a TextHandler and refused at once, as malformed, otherwise.
+// Server.Protocol can fix one protocol for every connection. Each protocol is a decoder,
 // which turns the connection's input into gomemcached requests, and an
 // encoder of the answers, which ResponseWriter calls (it encodes binary
 // itself); the connection step above them is the same for every protocol
@@ -96,11 +97,21 @@ func (d refused) next(*gomemcached.MCRequest) error {
 // yields first.
 func (c *Conn) choose(first byte, src io.Reader) {
 	_, takesResponses := c.srv.Handler.(ResponseHandler)
+	th, speaksText := c.srv.Handler.(TextHandler)
+	binary := first == gomemcached.REQ_MAGIC || first == gomemcached.FLEX_MAGIC ||
+		takesResponses && (first == gomemcached.RES_MAGIC || first == gomemcached.FLEX_RES_MAGIC ||
+			first == gomemcached.ServerResponseMagic) // for a handler that takes its clients' responses
 	switch {
-	case first == gomemcached.REQ_MAGIC || first == gomemcached.FLEX_MAGIC:
-	case takesResponses && (first == gomemcached.RES_MAGIC || first == gomemcached.FLEX_RES_MAGIC ||
-		first == gomemcached.ServerResponseMagic):
-		// Binary too, for a handler that takes its clients' responses.
+	case c.srv.Protocol == ProtocolText && speaksText:
+		c.startText(th, src)
+		return
+	case binary && c.srv.Protocol != ProtocolText:
+	case c.srv.Protocol == ProtocolBinary:
+		c.dec = refused{first}
+		return
+	case speaksText:
+		c.startText(th, src)
+		return
 	case c.srv.textProtocol != nil:
 		p := c.srv.textProtocol(c, src)
 		c.dec, c.enc = p.dec, p.enc
@@ -116,6 +127,12 @@ func (c *Conn) choose(first byte, src io.Reader) {
 	rd := gomemcached.NewReaderSize(src, size)
 	rd.MaxValue = c.srv.MaxValueSize
 	c.dec = &binaryDecoder{rd}
+}
+
+// startText frames the connection as text, for th.
+func (c *Conn) startText(th TextHandler, src io.Reader) {
+	d := c.newTextDecoder(src)
+	c.dec, c.text, c.textHandler = d, d, th
 }
 
 // sniff reads what the connection has sent first (at most len(c.first)

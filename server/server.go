@@ -70,6 +70,9 @@ type Server struct {
 	// by Close or Shutdown, is noticed within 100ms: until then its address
 	// stays bound and the loops may accept on it.
 	EventLoops int
+	// Protocol fixes the protocol every connection speaks, as memcached's
+	// -B does; the zero value, ProtocolAuto, chooses by the first byte.
+	Protocol Protocol
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
