@@ -3,6 +3,7 @@ module github.com/f8e615c8/gomemcached
 go 1.26
 
 require (
+	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
 	github.com/couchbase/gomemcached v0.3.4
 	github.com/golang/snappy v1.0.0
 	github.com/google/flatbuffers v24.3.25+incompatible

@@ -7,7 +7,7 @@ import "unsafe"
 // so a lookup touches one object instead of two, the collector tracks one
 // object per item, and the record needs no pointer to its data. The buffer
 // sizes are chosen so that record and buffer fill one of Go's size classes
-// exactly (the 72-byte record plus N bytes: 96, 112, ... 1024); larger
+// exactly (the 80-byte record plus N bytes: 96, 112, ... 1024); larger
 // items keep their data apart, in an outlined.
 
 // inline is an item with its data in the same allocation.
@@ -28,19 +28,19 @@ var inlineSizes = [...]struct {
 	size  int
 	alloc func(n int) (*item, []byte)
 }{
-	{24, newInline[[24]byte]}, {40, newInline[[40]byte]}, {56, newInline[[56]byte]},
-	{72, newInline[[72]byte]}, {88, newInline[[88]byte]}, {104, newInline[[104]byte]},
-	{120, newInline[[120]byte]}, {136, newInline[[136]byte]}, {152, newInline[[152]byte]},
-	{168, newInline[[168]byte]}, {184, newInline[[184]byte]}, {216, newInline[[216]byte]},
-	{248, newInline[[248]byte]}, {280, newInline[[280]byte]}, {312, newInline[[312]byte]},
-	{344, newInline[[344]byte]}, {376, newInline[[376]byte]}, {408, newInline[[408]byte]},
-	{440, newInline[[440]byte]}, {504, newInline[[504]byte]}, {568, newInline[[568]byte]},
-	{632, newInline[[632]byte]}, {696, newInline[[696]byte]}, {824, newInline[[824]byte]},
-	{952, newInline[[952]byte]},
+	{16, newInline[[16]byte]}, {32, newInline[[32]byte]}, {48, newInline[[48]byte]},
+	{64, newInline[[64]byte]}, {80, newInline[[80]byte]}, {96, newInline[[96]byte]},
+	{112, newInline[[112]byte]}, {128, newInline[[128]byte]}, {144, newInline[[144]byte]},
+	{160, newInline[[160]byte]}, {176, newInline[[176]byte]}, {208, newInline[[208]byte]},
+	{240, newInline[[240]byte]}, {272, newInline[[272]byte]}, {304, newInline[[304]byte]},
+	{336, newInline[[336]byte]}, {368, newInline[[368]byte]}, {400, newInline[[400]byte]},
+	{432, newInline[[432]byte]}, {496, newInline[[496]byte]}, {560, newInline[[560]byte]},
+	{624, newInline[[624]byte]}, {688, newInline[[688]byte]}, {816, newInline[[816]byte]},
+	{944, newInline[[944]byte]},
 }
 
 // maxInline is the largest key plus value stored with its record.
-const maxInline = 952
+const maxInline = 944
 
 // inlineClass maps (n+7)/8, for n up to maxInline, to the index in
 // inlineSizes of the smallest buffer that holds n bytes.

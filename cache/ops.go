@@ -73,6 +73,7 @@ func (c *Cache) getIn(vb uint16, key []byte, st VBState) (Item, bool) {
 	} else {
 		s.stats.getHits++
 		it.markFetched()
+		it.atime = unixSeconds(k.now)
 		s.bump(it)
 		out = it.export()
 	}
@@ -94,6 +95,7 @@ func (c *Cache) Touch(vb uint16, key []byte, exp uint32, cas uint64) (Item, erro
 		s.stats.touchHits++
 		old.exp = deadline(exp, now)
 		old.markFetched()
+		old.atime = unixSeconds(now)
 		if !old.expired(now) {
 			s.bump(old)
 		}
@@ -122,6 +124,18 @@ type Write struct {
 	// Deleted stores the value as a deleted document, a tombstone that
 	// keeps it (only Modify does; it needs Config.TombstoneTTL).
 	Deleted bool
+	// Invalidate (the meta protocol's ms I flag): a Set or Replace whose
+	// CAS is below the present item's, rather than failing, stores the
+	// value marked stale, keeping the present item's expiry and win
+	// token (see Fetch).
+	Invalidate bool
+	// NewCAS, if not 0, is the stored item's CAS instead of a new one
+	// (the meta protocol's E flag: a version the client keeps). The
+	// cache's own CAS values stay above it.
+	NewCAS uint64
+	// BinaryKey records that the key came base64-encoded (the meta
+	// protocol's b flag), to be shown so (Fetched.BinaryKey).
+	BinaryKey bool
 	// Patch, if set (Modify only), is called with the stored value once
 	// the change has its CAS and seqno, before anyone can read it, to
 	// write them into the value in place (Couchbase's mutation macros). It
@@ -162,12 +176,15 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 	}
 	s.stats.cmdSet++
 	concat := mode == Append || mode == Prepend
+	stale := false
 	switch {
 	case concat && old == nil:
 		return outcome{}, ErrNotStored
 	case cas != 0 && old == nil:
 		s.stats.casMisses++
 		return outcome{}, ErrNotFound
+	case cas != 0 && old.cas != cas && w.Invalidate && cas < old.cas && (mode == Set || mode == Replace):
+		stale = true // as memcached: the value goes in, stale
 	case cas != 0 && old.cas != cas:
 		if !concat {
 			s.stats.casBadval++
@@ -200,12 +217,20 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 			it = newItem(key, value)
 			it.flags, it.datatype = w.Flags, w.Datatype
 		}
-		if w.KeepExpiry && old != nil {
+		switch {
+		case stale:
 			it.exp = old.exp
-		} else {
+			it.bits |= staleBit | old.bits&tokenBit
+		case w.KeepExpiry && old != nil:
+			it.exp = old.exp
+		default:
 			it.exp = deadline(w.Expiry, now)
 		}
-		return outcome{store: it, dropOnFail: mode == Set}, nil
+		if w.BinaryKey {
+			it.bits |= binKeyBit
+		}
+		it.cas = w.NewCAS
+		return outcome{store: it, dropOnFail: mode == Set, keepCAS: w.NewCAS != 0}, nil
 	}
 	ov := old.value()
 	if !c.fits(len(key), len(ov)+len(value)) {
@@ -225,7 +250,11 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 	}
 	it.keyLen = uint16(len(key))
 	it.flags, it.exp, it.datatype = old.flags, old.exp, old.datatype
-	return outcome{store: it}, nil
+	if w.BinaryKey {
+		it.bits |= binKeyBit
+	}
+	it.cas = w.NewCAS
+	return outcome{store: it, keepCAS: w.NewCAS != 0}, nil
 }
 
 // Delete removes the item under key in vbucket vb; a non-zero cas must

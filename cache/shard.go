@@ -14,9 +14,10 @@ import (
 // Its metadata (expiry, seqno, revision) is changed in place only under
 // its shard's lock, by a touch.
 //
-// The record is 72 bytes. memcached's fields took 64, with a pointer to
+// The record is 80 bytes. memcached's fields took 64, with a pointer to
 // the data; the vbucket, its sequence number and the revision take 16
-// more, and the pointer is gone: a small item's data follows its record in
+// more, the last-access time memcached's meta protocol reports 4 (and 4
+// of padding), and the pointer is gone: a small item's data follows its record in
 // the same allocation (alloc.go), and a large item's record is the first
 // part of an outlined, which holds the pointer. A seqno is a full word; the
 // revision is 48 bits, as kv_engine keeps it, and shares a word with the
@@ -33,9 +34,13 @@ type item struct {
 	hash       uint32 // high bits of the key's hash
 	keyLen     uint16
 	datatype   uint8
-	bits       uint8  // fetched, deleted
+	bits       uint8  // the Bits below: fetched, deleted, win token sent, stale ...
 	size       uint32 // of key and value
 	flags      uint32
+	// atime is when the item was last stored or fetched, in unix
+	// seconds (the meta protocol's last-access time).
+	atime uint32
+	_     uint32
 }
 
 // outlined is an item whose data is a separate allocation.
@@ -50,6 +55,9 @@ const (
 	deletedBit             // a tombstone
 	hollowBit              // a tombstone made of its live item in place: its data is not its value
 	systemBit              // a live system event (sysevent.go): in its shard's list of them, not the LRU list
+	tokenBit               // the meta protocol's win token was handed out for it (metaops.go)
+	staleBit               // invalidated: served, marked stale, until a store replaces it (metaops.go)
+	binKeyBit              // stored by a meta command with a base64 key: shown base64 (metaops.go)
 )
 
 // recordSize is the size of an item record, where an inline item's data

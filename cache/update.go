@@ -316,6 +316,9 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 	}
 	m := c.numberPatched(it.vbucket(), kind, it, it.rev(), !keepCAS, patch)
 	it.cas, it.seqno = m.CAS, m.Seqno
+	if it.atime == 0 {
+		it.atime = unixSeconds(now)
+	}
 	if keepCAS {
 		atomicMax(&c.cas, m.CAS) // the cache's own CAS values stay above those it keeps
 	}

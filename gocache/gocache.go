@@ -80,6 +80,27 @@ type Config struct {
 	// -B: ascii, binary or auto); the zero value chooses by each
 	// connection's first byte, binary or text and meta (text.go).
 	Protocol memcached.Protocol
+	// DisableFlush refuses flush_all (memcached's -F: the text protocol
+	// answers "CLIENT_ERROR flush_all not allowed"); "stats settings"
+	// reports flush_enabled no.
+	DisableFlush bool
+	// DisableCAS stores every item with CAS 0 (memcached's -C);
+	// "stats settings" reports cas_enabled no.
+	DisableCAS bool
+	// ShutdownCommand enables the text protocol's "shutdown" command
+	// (memcached's -A); without it memcached answers
+	// "ERROR: shutdown not enabled".
+	ShutdownCommand bool
+	// ReqsPerEvent is memcached's -R: the most commands one connection
+	// has served from one read before the others get their turn; 0 means
+	// memcached's default, 20. "stats settings" reports it as
+	// reqs_per_event.
+	ReqsPerEvent int
+	// ReadBufMemLimit is memcached's -o read_buf_mem_limit, in bytes: the
+	// memory all connections' read and response buffers may take; over
+	// it a get answers "SERVER_ERROR out of memory writing get response"
+	// and counts response_obj_oom. 0 means no limit (memcached's default).
+	ReadBufMemLimit int64
 	// Replicator, if set, feeds this server's buckets from a primary
 	// (replica.go): every vbucket starts as an empty replica, read with
 	// GET_REPLICA, refusing writes until SET_VBUCKET makes it active, and

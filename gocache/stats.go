@@ -1,21 +1,35 @@
 package gocache
 
 import (
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	gm "github.com/f8e615c8/gomemcached"
 	"github.com/f8e615c8/gomemcached/cache"
+	"github.com/f8e615c8/gomemcached/internal/mctext"
 	memcached "github.com/f8e615c8/gomemcached/server"
 )
 
-// statWriter answers a STAT request with one packet per statistic.
+// statWriter writes statistics as the connection's protocol does: one
+// binary STAT packet each (req set), or one text "STAT name value" line
+// each, and then the empty packet or "END" that ends them.
 type statWriter struct {
 	w   memcached.ResponseWriter
-	req *gm.MCRequest
+	req *gm.MCRequest // nil: the text protocol
 	buf []byte
+	// line is where a text line is built.
+	line []byte
 }
+
+// newTextStats returns a statWriter for a text connection.
+func newTextStats(w memcached.ResponseWriter) *statWriter {
+	return &statWriter{w: w, buf: make([]byte, 0, 32), line: make([]byte, 0, 128)}
+}
+
+func (w *statWriter) text() bool { return w.req == nil }
 
 func (w *statWriter) str(name, value string) {
 	w.buf = append(w.buf[:0], value...)
@@ -37,13 +51,29 @@ func (w *statWriter) seconds(name string, d time.Duration) {
 	w.send(name)
 }
 
+// float writes v with prec decimals (memcached's "%.2f" and the like).
+func (w *statWriter) float(name string, v float64, prec int) {
+	w.buf = strconv.AppendFloat(w.buf[:0], v, 'f', prec, 64)
+	w.send(name)
+}
+
 func (w *statWriter) send(name string) {
+	if w.text() {
+		w.line = append(append(append(w.line[:0], "STAT "...), name...), ' ')
+		w.line = append(append(w.line, w.buf...), "\r\n"...)
+		w.w.Write(w.line)
+		return
+	}
 	res := gm.MCResponse{Opcode: w.req.Opcode, Opaque: w.req.Opaque, Key: []byte(name), Body: w.buf}
 	w.w.WriteResponse(&res)
 }
 
-// end sends the empty packet that ends the statistics.
+// end ends the statistics: the empty packet, or "END".
 func (w *statWriter) end() {
+	if w.text() {
+		w.w.Write(textEnd)
+		return
+	}
 	res := gm.MCResponse{Opcode: w.req.Opcode, Opaque: w.req.Opaque}
 	w.w.WriteResponse(&res)
 }
@@ -66,8 +96,23 @@ func (h *handler) stat(w memcached.ResponseWriter, req *gm.MCRequest) {
 		h.srv.settingsStats(sw)
 	case "items":
 		h.srv.itemStats(sw, b)
+	case "slabs":
+		h.srv.slabStats(sw, b)
+	case "sizes":
+		h.srv.sizeStats(sw, b, key)
+	case "sizes_enable", "sizes_disable":
+		h.srv.sizeStats(sw, b, key) // no end, as memcached
+		return
 	case "reset":
 		h.srv.resetStats(b)
+		h.srv.detail().reset()
+	case "detail on":
+		h.srv.detail().enabled.Store(true)
+	case "detail off":
+		h.srv.detail().enabled.Store(false)
+	case "detail dump":
+		sw.buf = h.srv.detail().dump(sw.buf[:0])
+		sw.send("detailed")
 	default:
 		sep, ok := strings.CutPrefix(key, "dcpagg ")
 		if !ok || sep == "" {
@@ -95,7 +140,12 @@ func (s *Server) bucketStats(b *bucket) cache.Stats {
 }
 
 // generalStats reports the server's statistics and the store counters of
-// the connection's bucket.
+// the connection's bucket, named and ordered as memcached 1.6.18's "stats"
+// (with its LRU crawler and maintainer off, as gocache has neither unless
+// Config.Settings says otherwise). What gocache has no counterpart for
+// (slab rebalancing, hash table expansion, log watchers, read buffers
+// counted apart) is reported as memcached reports it idle: 0. The
+// binary protocol adds the buckets' system events.
 func (s *Server) generalStats(w *statWriter, b *bucket) {
 	now := time.Now()
 	cs := s.bucketStats(b)
@@ -105,6 +155,7 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.int("uptime", int64(now.Sub(s.started)/time.Second))
 	w.int("time", now.Unix())
 	w.str("version", Version)
+	w.str("libevent", "none")
 	w.int("pointer_size", 64)
 	w.seconds("rusage_user", user)
 	w.seconds("rusage_system", system)
@@ -113,10 +164,15 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.uint("total_connections", ss.TotalConnections)
 	w.uint("rejected_connections", ss.RejectedConnections)
 	w.int("connection_structures", ss.CurrConnections)
+	for _, name := range []string{"response_obj_oom", "response_obj_count", "response_obj_bytes",
+		"read_buf_count", "read_buf_bytes", "read_buf_bytes_free", "read_buf_oom", "reserved_fds"} {
+		w.int(name, 0)
+	}
 	w.uint("cmd_get", cs.GetHits+cs.GetMisses)
 	w.uint("cmd_set", cs.CmdSet)
 	w.uint("cmd_flush", s.cmdFlush.Load())
 	w.uint("cmd_touch", s.cmdTouch.Load())
+	w.uint("cmd_meta", s.textCounters().meta.Load())
 	w.uint("get_hits", cs.GetHits)
 	w.uint("get_misses", cs.GetMisses)
 	w.uint("get_expired", cs.GetExpired)
@@ -132,7 +188,7 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.uint("cas_badval", cs.CasBadval)
 	w.uint("touch_hits", cs.TouchHits)
 	w.uint("touch_misses", cs.TouchMisses)
-	w.uint("store_too_large", cs.StoreTooLarge)
+	w.uint("store_too_large", cs.StoreTooLarge+s.textCounters().tooLarge.Load())
 	w.uint("store_no_memory", cs.StoreNoMemory)
 	w.uint("auth_cmds", s.authCmds.Load())
 	w.uint("auth_errors", s.authErrs.Load())
@@ -140,15 +196,50 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.uint("bytes_written", ss.BytesWritten)
 	w.int("limit_maxbytes", cs.LimitMaxBytes)
 	w.int("accepting_conns", 1)
+	w.int("listen_disabled_num", 0)
+	w.int("time_in_listen_disabled_us", 0)
 	w.int("threads", int64(s.cfg.Threads))
+	for _, name := range []string{"conn_yields"} {
+		w.int(name, 0)
+	}
+	w.int("hash_power_level", 16)
+	w.int("hash_bytes", 524288)
+	for _, name := range []string{"hash_is_expanding", "slab_reassign_rescues", "slab_reassign_chunk_rescues",
+		"slab_reassign_evictions_nomem", "slab_reassign_inline_reclaim", "slab_reassign_busy_items",
+		"slab_reassign_busy_deletes", "slab_reassign_running", "slabs_moved"} {
+		w.int(name, 0)
+	}
+	if s.setting("lru_crawler", "no") == "yes" {
+		w.int("lru_crawler_running", 0)
+		w.int("lru_crawler_starts", 0)
+	}
+	if s.setting("lru_maintainer_thread", "no") == "yes" {
+		w.int("lru_maintainer_juggles", 0)
+	}
+	for _, name := range []string{"malloc_fails", "log_worker_dropped", "log_worker_written", "log_watcher_skipped",
+		"log_watcher_sent", "log_watchers", "unexpected_napi_ids", "round_robin_fallback"} {
+		w.int(name, 0)
+	}
 	w.int("bytes", cs.Bytes-cs.TombstoneBytes) // memcached's: the items'
 	w.uint("curr_items", cs.CurrItems)
 	w.uint("total_items", cs.TotalItems)
+	w.int("slab_global_page_pool", 0)
 	w.uint("expired_unfetched", cs.ExpiredUnfetched)
 	w.uint("evicted_unfetched", cs.EvictedUnfetched)
+	if s.setting("lru_maintainer_thread", "no") == "yes" {
+		w.int("evicted_active", 0)
+	}
 	w.uint("evictions", cs.Evictions)
 	w.uint("reclaimed", cs.Reclaimed)
-	if b != nil {
+	w.int("crawler_reclaimed", 0)
+	w.int("crawler_items_checked", 0)
+	w.int("lrutail_reflocked", 0)
+	if s.setting("lru_maintainer_thread", "no") == "yes" {
+		for _, name := range []string{"moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "lru_bumps_dropped"} {
+			w.int(name, 0)
+		}
+	}
+	if b != nil && !w.text() {
 		// The collections' system events (dcp_events.go), which are no
 		// items of curr_items.
 		w.uint("system_events", cs.SystemEvents)
@@ -157,54 +248,244 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	}
 }
 
+// setting is the value cmd/gocache gave for a "stats settings" name in
+// Config.Settings, or def.
+func (s *Server) setting(name, def string) string {
+	if v, ok := s.cfg.Settings[name]; ok {
+		return v
+	}
+	return def
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// itemSizeMax is the -I limit.
+func (s *Server) itemSizeMax() int {
+	if n := s.cfg.Cache.MaxItemSize; n > 0 {
+		return n
+	}
+	return cache.DefaultMaxItemSize
+}
+
+// settingsStats reports memcached 1.6.18's "stats settings", in its
+// order: gocache's own settings where it has them, then memcached's for
+// what cmd/gocache passes in Config.Settings (any name there overrides
+// the value shown), then memcached's defaults for what gocache does not
+// tune.
 func (s *Server) settingsStats(w *statWriter) {
 	c := s.bucketStats(nil)
-	w.int("maxbytes", c.LimitMaxBytes)
-	w.int("maxconns", int64(s.cfg.MaxConns))
-	for _, name := range []string{"tcpport", "udpport", "interface", "domain_socket", "umask"} {
+	proto := "auto-negotiate"
+	switch s.cfg.Protocol {
+	case memcached.ProtocolBinary:
+		proto = "binary"
+	case memcached.ProtocolText:
+		proto = "ascii"
+	}
+	asciiAuth := s.cfg.RequireAuth && s.cfg.Protocol == memcached.ProtocolText
+	evictions := "on"
+	if s.cfg.Cache.NoEvict {
+		evictions = "off"
+	}
+	items := []struct{ name, value string }{
+		{"maxbytes", strconv.FormatInt(c.LimitMaxBytes, 10)},
+		{"maxconns", strconv.Itoa(s.cfg.MaxConns)},
+		{"tcpport", s.setting("tcpport", "0")},
+		{"udpport", s.setting("udpport", "0")},
+		{"inter", s.setting("inter", s.setting("interface", "NULL"))},
+		{"verbosity", strconv.FormatUint(uint64(s.verbosity.Load()), 10)},
+		{"oldest", "0"},
+		{"evictions", evictions},
+		{"domain_socket", s.setting("domain_socket", "NULL")},
+		{"umask", s.setting("umask", "700")},
+		{"shutdown_command", yesNo(s.cfg.ShutdownCommand)},
+		{"growth_factor", s.setting("growth_factor", "1.25")},
+		{"chunk_size", s.setting("chunk_size", "48")},
+		{"num_threads", strconv.Itoa(s.cfg.Threads)},
+		{"num_threads_per_udp", strconv.Itoa(s.cfg.Threads)},
+		{"stat_key_prefix", s.setting("stat_key_prefix", ":")},
+		{"detail_enabled", yesNo(s.detail().enabled.Load())},
+		{"reqs_per_event", strconv.Itoa(orDefault(s.cfg.ReqsPerEvent, 20))},
+		{"cas_enabled", yesNo(!s.cfg.DisableCAS)},
+		{"tcp_backlog", s.setting("tcp_backlog", "1024")},
+		{"binding_protocol", proto},
+		{"auth_enabled_sasl", yesNo(s.cfg.RequireAuth && !asciiAuth)},
+		{"auth_enabled_ascii", yesNo(asciiAuth)},
+		{"item_size_max", strconv.Itoa(s.itemSizeMax())},
+		{"maxconns_fast", "yes"},
+		{"hashpower_init", s.setting("hashpower_init", "0")},
+		{"slab_reassign", s.setting("slab_reassign", "yes")},
+		{"slab_automove", s.setting("slab_automove", "1")},
+		{"slab_automove_ratio", s.setting("slab_automove_ratio", "0.80")},
+		{"slab_automove_window", s.setting("slab_automove_window", "30")},
+		{"slab_chunk_max", strconv.Itoa(s.slabChunkMax())},
+		{"lru_crawler", s.setting("lru_crawler", "no")},
+		{"lru_crawler_sleep", s.setting("lru_crawler_sleep", "100")},
+		{"lru_crawler_tocrawl", s.setting("lru_crawler_tocrawl", "0")},
+		{"tail_repair_time", "0"},
+		{"flush_enabled", yesNo(!s.cfg.DisableFlush)},
+		{"dump_enabled", s.setting("dump_enabled", "yes")},
+		{"hash_algorithm", s.setting("hash_algorithm", "murmur3")},
+		{"lru_maintainer_thread", s.setting("lru_maintainer_thread", "no")},
+		{"lru_segmented", s.setting("lru_segmented", "no")},
+		{"hot_lru_pct", s.setting("hot_lru_pct", "20")},
+		{"warm_lru_pct", s.setting("warm_lru_pct", "40")},
+		{"hot_max_factor", s.setting("hot_max_factor", "0.20")},
+		{"warm_max_factor", s.setting("warm_max_factor", "2.00")},
+		{"temp_lru", s.setting("temp_lru", "no")},
+		{"temporary_ttl", s.setting("temporary_ttl", "61")},
+		{"idle_timeout", strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10)},
+		{"watcher_logbuf_size", s.setting("watcher_logbuf_size", "262144")},
+		{"worker_logbuf_size", s.setting("worker_logbuf_size", "65536")},
+		{"read_buf_mem_limit", strconv.FormatInt(s.cfg.ReadBufMemLimit>>20, 10)},
+		{"track_sizes", "no"},
+		{"inline_ascii_response", "no"},
+		{"ssl_enabled", yesNo(s.cfg.TLS != nil)},
+	}
+	for _, it := range items {
+		w.str(it.name, it.value)
+	}
+	// TLS and what memcached reports after it, where cmd/gocache knows it.
+	for _, name := range []string{"ssl_chain_cert", "ssl_key", "ssl_verify_mode", "ssl_keyformat", "ssl_ciphers",
+		"ssl_ca_cert", "ssl_wbuf_size", "ssl_session_cache", "ssl_kernel_tls", "ssl_min_version", "num_napi_ids", "memory_file"} {
 		if v, ok := s.cfg.Settings[name]; ok {
 			w.str(name, v)
 		}
 	}
-	w.int("verbosity", int64(s.verbosity.Load()))
-	w.int("oldest", 0)
-	if s.cfg.Cache.NoEvict {
-		w.str("evictions", "off")
-	} else {
-		w.str("evictions", "on")
-	}
-	w.int("num_threads", int64(s.cfg.Threads))
-	w.str("cas_enabled", "yes")
-	w.str("binding_protocol", "binary")
-	if s.cfg.RequireAuth {
-		w.str("auth_enabled_sasl", "yes")
-	} else {
-		w.str("auth_enabled_sasl", "no")
-	}
-	itemMax := s.cfg.Cache.MaxItemSize
-	if itemMax <= 0 {
-		itemMax = cache.DefaultMaxItemSize
-	}
-	w.int("item_size_max", int64(itemMax))
-	w.str("maxconns_fast", "yes")
-	w.str("flush_enabled", "yes")
-	w.int("idle_timeout", int64(s.cfg.IdleTimeout/time.Second))
 }
 
-// itemStats reports the store as memcached's slab class 1: gocache has no
-// slab classes.
+// orDefault returns v, or def for 0 or less.
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// slabChunkMax is memcached's slab_chunk_max: cmd/gocache's -o
+// slab_chunk_max, else half a slab page, within -I.
+func (s *Server) slabChunkMax() int {
+	if v, err := strconv.Atoi(s.setting("slab_chunk_max", "")); err == nil && v > 0 {
+		return v
+	}
+	return min(512<<10, s.itemSizeMax())
+}
+
+// slabClass is the slab class memcached would store an item of size bytes
+// (its item header included) in: classes grow from 96 bytes by 1.25 up to
+// slab_chunk_max, which is the largest (and the class of chunked items).
+func (s *Server) slabClass(size int) (id, chunk int) {
+	max := s.slabChunkMax()
+	c := 96
+	for id = 1; id < 63; id++ {
+		if c >= int(float64(max)/1.25) {
+			break
+		}
+		if c%8 != 0 {
+			c += 8 - c%8
+		}
+		if size <= c {
+			return id, c
+		}
+		c = int(float64(c) * 1.25)
+	}
+	return id, max
+}
+
+// itemClass is the slab class gocache reports its items under: it has no
+// slab classes, so all its items are one class, the one memcached would
+// give an item of their mean size.
+func (s *Server) itemClass(cs *cache.Stats) (id, chunk int) {
+	if cs.CurrItems == 0 {
+		return 1, 96
+	}
+	return s.slabClass(int(requested(cs) / int64(cs.CurrItems)))
+}
+
+// requested is the memory memcached would count for the items: each
+// one's key and value with its 48-byte header, the key's NUL, the value's
+// "\r\n" and the CAS (memcached's ntotal, 59 bytes more; the stored key
+// has one byte more, its collection, and each item ItemOverhead).
+func requested(cs *cache.Stats) int64 {
+	return cs.Bytes - cs.TombstoneBytes - int64(cs.CurrItems)*(cache.ItemOverhead+1-59)
+}
+
+// itemStats reports "stats items": gocache's items as one slab class (see
+// itemClass), with memcached's names.
 func (s *Server) itemStats(w *statWriter, b *bucket) {
 	cs := s.bucketStats(b)
 	if cs.CurrItems == 0 {
 		return
 	}
-	w.uint("items:1:number", cs.CurrItems)
-	w.uint("items:1:evicted", cs.Evictions)
-	w.uint("items:1:outofmemory", cs.StoreNoMemory)
-	w.uint("items:1:reclaimed", cs.Reclaimed)
-	w.uint("items:1:expired_unfetched", cs.ExpiredUnfetched)
-	w.uint("items:1:evicted_unfetched", cs.EvictedUnfetched)
-	w.int("items:1:mem_requested", cs.Bytes-cs.TombstoneBytes)
+	id, _ := s.itemClass(&cs)
+	p := "items:" + strconv.Itoa(id) + ":"
+	w.uint(p+"number", cs.CurrItems)
+	if w.text() {
+		w.uint(p+"number_hot", 0)
+		w.uint(p+"number_warm", 0)
+		w.uint(p+"number_cold", cs.CurrItems)
+		w.uint(p+"age_hot", 0)
+		w.uint(p+"age_warm", 0)
+		w.uint(p+"age", 0)
+	}
+	w.int(p+"mem_requested", requested(&cs))
+	w.uint(p+"evicted", cs.Evictions)
+	if w.text() {
+		w.uint(p+"evicted_nonzero", cs.Evictions)
+		w.uint(p+"evicted_time", 0)
+	}
+	w.uint(p+"outofmemory", cs.StoreNoMemory)
+	if w.text() {
+		w.uint(p+"tailrepairs", 0)
+	}
+	w.uint(p+"reclaimed", cs.Reclaimed)
+	w.uint(p+"expired_unfetched", cs.ExpiredUnfetched)
+	w.uint(p+"evicted_unfetched", cs.EvictedUnfetched)
+	if w.text() {
+		for _, name := range []string{"evicted_active", "crawler_reclaimed", "crawler_items_checked", "lrutail_reflocked",
+			"moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "hits_to_hot", "hits_to_warm"} {
+			w.uint(p+name, 0)
+		}
+		w.uint(p+"hits_to_cold", cs.GetHits)
+		w.uint(p+"hits_to_temp", 0)
+	}
+}
+
+// slabStats reports "stats slabs": gocache's items as one slab class (see
+// itemClass) of 1 MiB pages, as many as its items need, and those pages
+// as total_malloced.
+func (s *Server) slabStats(w *statWriter, b *bucket) {
+	cs := s.bucketStats(b)
+	active, malloced := 0, 0
+	if cs.CurrItems > 0 {
+		active = 1
+		id, chunk := s.itemClass(&cs)
+		p := strconv.Itoa(id) + ":"
+		per := max(1, (1<<20)/chunk)
+		pages := (int(cs.CurrItems) + per - 1) / per
+		w.int(p+"chunk_size", int64(chunk))
+		w.int(p+"chunks_per_page", int64(per))
+		malloced = pages << 20
+		w.int(p+"total_pages", int64(pages))
+		w.int(p+"total_chunks", int64(pages*per))
+		w.uint(p+"used_chunks", cs.CurrItems)
+		w.int(p+"free_chunks", int64(pages*per)-int64(cs.CurrItems))
+		w.int(p+"free_chunks_end", 0)
+		w.uint(p+"get_hits", cs.GetHits)
+		w.uint(p+"cmd_set", cs.CmdSet)
+		w.uint(p+"delete_hits", cs.DeleteHits)
+		w.uint(p+"incr_hits", cs.IncrHits)
+		w.uint(p+"decr_hits", cs.DecrHits)
+		w.uint(p+"cas_hits", cs.CasHits)
+		w.uint(p+"cas_badval", cs.CasBadval)
+		w.uint(p+"touch_hits", cs.TouchHits)
+	}
+	w.int("active_slabs", int64(active))
+	w.int("total_malloced", int64(malloced))
 }
 
 func (s *Server) resetStats(b *bucket) {
@@ -216,4 +497,194 @@ func (s *Server) resetStats(b *bucket) {
 	s.cmdTouch.Store(0)
 	s.authCmds.Store(0)
 	s.authErrs.Store(0)
+	s.textCounters().tooLarge.Store(0)
+	s.textCounters().meta.Store(0)
 }
+
+// textStats serves the text protocol's stats command, as memcached's
+// process_stat answers each sub-command.
+func (h *handler) textStats(w memcached.ResponseWriter, f [][]byte, n int) {
+	s := h.srv
+	b := state(w).bucket
+	sw := newTextStats(w)
+	if n == 2 {
+		s.generalStats(sw, b)
+		sw.end()
+		return
+	}
+	switch string(f[1]) {
+	case "reset":
+		s.resetStats(b)
+		s.detail().reset()
+		w.Write(textReset)
+		return
+	case "detail":
+		if n < 4 {
+			w.Write([]byte("CLIENT_ERROR usage: stats detail on|off|dump\r\n"))
+			return
+		}
+		s.detailCommand(w, f[2])
+		return
+	case "settings":
+		s.settingsStats(sw)
+	case "cachedump":
+		s.cachedump(w, f, n, b)
+		return
+	case "conns":
+		s.connStats(sw, w)
+	case "items":
+		s.itemStats(sw, b)
+	case "slabs":
+		s.slabStats(sw, b)
+	case "extstore":
+		// memcached built with extstore, none configured.
+	case "sizes":
+		s.sizeStats(sw, b, "sizes")
+	case "sizes_enable", "sizes_disable":
+		// memcached ends neither with END.
+		s.sizeStats(sw, b, string(f[1]))
+		return
+	default:
+		w.Write(errText)
+		return
+	}
+	sw.end()
+}
+
+// connStats reports "stats conns" for the asking connection, the one
+// gocache can describe without reaching into the others.
+func (s *Server) connStats(sw *statWriter, w memcached.ResponseWriter) {
+	c := w.Conn()
+	id := "0:"
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		id = strconv.Itoa(a.Port) + ":"
+	}
+	sw.str(id+"addr", "tcp:"+c.RemoteAddr().String())
+	sw.str(id+"listen_addr", "tcp:"+c.LocalAddr().String())
+	sw.str(id+"state", "conn_parse_cmd")
+	sw.int(id+"secs_since_last_cmd", 0)
+}
+
+// cachedump serves "stats cachedump <class> <limit>": the keys of the
+// class gocache reports its items under (itemClass), at most limit (0:
+// every one, within memcached's 2 MB answer), with their value sizes and
+// absolute expiry times.
+func (s *Server) cachedump(w memcached.ResponseWriter, f [][]byte, n int, b *bucket) {
+	if s.setting("dump_enabled", "yes") != "yes" {
+		w.Write([]byte("CLIENT_ERROR stats cachedump not allowed\r\n"))
+		return
+	}
+	if n < 5 {
+		w.Write(errTextStatLine)
+		return
+	}
+	id, ok1 := mctext.ParseUint32(f[2])
+	limit, ok2 := mctext.ParseUint32(f[3])
+	if !ok1 || !ok2 {
+		w.Write(errTextLine)
+		return
+	}
+	if id >= 64 {
+		w.Write([]byte("CLIENT_ERROR Illegal slab id\r\n"))
+		return
+	}
+	if b == nil {
+		w.Write(textEnd)
+		return
+	}
+	cs := b.cache.Stats()
+	if class, _ := s.itemClass(&cs); cs.CurrItems == 0 || int(id) != class {
+		w.Write(textEnd)
+		return
+	}
+	// memcached's answer holds at most 2 MB, over 100000 of the
+	// shortest lines: no more keys are collected.
+	want := int(limit)
+	if want == 0 || want > 100000 {
+		want = min(int(cs.CurrItems), 100000)
+	}
+	sc, err := b.cache.ScanSample(0, []byte{0}, want, 0)
+	if err != nil {
+		w.Write(textEnd)
+		return
+	}
+	out := make([]byte, 0, 256)
+	for {
+		key, it, ok := sc.Next()
+		if !ok {
+			break
+		}
+		if len(key) < 1 || key[0] != 0 {
+			continue
+		}
+		line := append([]byte("ITEM "), key[1:]...)
+		line = strconv.AppendInt(append(line, " ["...), int64(len(docBody(&it))), 10)
+		var exp int64
+		if !it.Expires.IsZero() {
+			exp = it.Expires.Unix()
+		}
+		line = append(strconv.AppendInt(append(line, " b; "...), exp, 10), " s]\r\n"...)
+		if len(out)+len(line)+6 > 2<<20 {
+			break
+		}
+		out = append(out, line...)
+	}
+	w.Write(append(out, textEnd...))
+}
+
+// sizeStats serves stats sizes, sizes_enable and sizes_disable. While
+// enabled (memcached's -o track_sizes, or sizes_enable), "stats sizes" is
+// a histogram of the items' sizes as memcached counts them (key, value
+// and its 59 or 63 bytes of header) in 32-byte buckets, counted over the
+// live items when asked (memcached counts those stored since it was
+// enabled), at most maxSizeScan of them.
+func (s *Server) sizeStats(w *statWriter, b *bucket, cmd string) {
+	on := &s.textCounters().sizes
+	switch cmd {
+	case "sizes_enable":
+		if s.cfg.DisableCAS {
+			w.str("sizes_status", "error")
+			w.str("sizes_error", "cas_support_disabled")
+			return
+		}
+		on.Store(true)
+		w.str("sizes_status", "enabled")
+		return
+	case "sizes_disable":
+		on.Store(false)
+		w.str("sizes_status", "disabled")
+		return
+	}
+	if !on.Load() && s.setting("track_sizes", "no") != "yes" {
+		w.str("sizes_status", "disabled")
+		return
+	}
+	if b == nil {
+		return
+	}
+	hist := map[int]uint64{}
+	if sc, err := b.cache.ScanSample(0, []byte{0}, maxSizeScan, 0); err == nil {
+		for {
+			key, it, ok := sc.Next()
+			if !ok {
+				break
+			}
+			n := len(key) - 1 + len(docBody(&it)) + textItemHeader
+			if it.Flags != 0 {
+				n += 4
+			}
+			hist[(n+31)/32]++
+		}
+	}
+	buckets := make([]int, 0, len(hist))
+	for k := range hist {
+		buckets = append(buckets, k)
+	}
+	slices.Sort(buckets)
+	for _, k := range buckets {
+		w.uint(strconv.Itoa(k*32), hist[k])
+	}
+}
+
+// maxSizeScan bounds the items "stats sizes" reads.
+const maxSizeScan = 1 << 20

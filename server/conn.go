@@ -53,7 +53,6 @@ type Conn struct {
 	// text is dec for a text connection, served by textHandler.
 	text        *textDecoder
 	textHandler TextHandler
-	first       [64]byte // the first bytes the connection sent, which choose its protocol
 
 	req     gomemcached.MCRequest
 	out     []byte // answers not yet sent

@@ -93,60 +93,70 @@ func (d refused) next(*gomemcached.MCRequest) error {
 		Detail: fmt.Sprintf("magic 0x%02x is not a request", d.magic)}
 }
 
-// choose sets the connection's protocol from its first byte, which src
-// yields first.
-func (c *Conn) choose(first byte, src io.Reader) {
+// choose sets the connection's protocol from the first bytes it sent,
+// first (read into a buffer of the connection's read buffer size, which
+// the text decoder keeps as its own).
+func (c *Conn) choose(first []byte) {
 	_, takesResponses := c.srv.Handler.(ResponseHandler)
 	th, speaksText := c.srv.Handler.(TextHandler)
-	binary := first == gomemcached.REQ_MAGIC || first == gomemcached.FLEX_MAGIC ||
-		takesResponses && (first == gomemcached.RES_MAGIC || first == gomemcached.FLEX_RES_MAGIC ||
-			first == gomemcached.ServerResponseMagic) // for a handler that takes its clients' responses
+	b := first[0]
+	binary := b == gomemcached.REQ_MAGIC || b == gomemcached.FLEX_MAGIC ||
+		takesResponses && (b == gomemcached.RES_MAGIC || b == gomemcached.FLEX_RES_MAGIC ||
+			b == gomemcached.ServerResponseMagic) // for a handler that takes its clients' responses
 	switch {
 	case c.srv.Protocol == ProtocolText && speaksText:
-		c.startText(th, src)
+		c.startText(th, first)
 		return
 	case binary && c.srv.Protocol != ProtocolText:
 	case c.srv.Protocol == ProtocolBinary:
-		c.dec = refused{first}
+		c.dec = refused{b}
 		return
 	case speaksText:
-		c.startText(th, src)
+		c.startText(th, first)
 		return
 	case c.srv.textProtocol != nil:
-		p := c.srv.textProtocol(c, src)
+		p := c.srv.textProtocol(c, io.MultiReader(bytes.NewReader(first), c.src))
 		c.dec, c.enc = p.dec, p.enc
 		return
 	default:
-		c.dec = refused{first}
+		c.dec = refused{b}
 		return
 	}
-	size := c.srv.ReadBufferSize
-	if size <= 0 {
-		size = DefaultReadBufferSize
-	}
-	rd := gomemcached.NewReaderSize(src, size)
+	rd := gomemcached.NewReaderSize(io.MultiReader(bytes.NewReader(first), c.src), c.srv.readBufferSize())
 	rd.MaxValue = c.srv.MaxValueSize
 	c.dec = &binaryDecoder{rd}
 }
 
-// startText frames the connection as text, for th.
-func (c *Conn) startText(th TextHandler, src io.Reader) {
-	d := c.newTextDecoder(src)
+// startText frames the connection as text, for th, from the first bytes
+// it sent.
+func (c *Conn) startText(th TextHandler, first []byte) {
+	d := c.newTextDecoder(c.src, first)
 	c.dec, c.text, c.textHandler = d, d, th
 }
 
-// sniff reads what the connection has sent first (at most len(c.first)
-// bytes, blocking a connection that has its own goroutine, as any read
-// does), chooses the protocol by its first byte, and hands what it read to
-// the protocol's buffer.
+// sniff reads what the connection has sent first, as much as a read
+// buffer holds (blocking a connection that has its own goroutine, as any
+// read does), and chooses the protocol by its first byte; what it read
+// goes to the protocol's decoder whole, so that a pipelined first batch
+// is answered as one, like any other.
 func (c *Conn) sniff() (int, error) {
-	n, err := c.src.Read(c.first[:])
+	buf := make([]byte, c.srv.readBufferSize())
+	n, err := c.src.Read(buf)
 	if n == 0 {
 		return 0, err
 	}
-	c.choose(c.first[0], io.MultiReader(bytes.NewReader(c.first[:n]), c.src))
-	if _, ferr := c.dec.fill(); ferr != nil {
-		return n, ferr
+	c.choose(buf[:n])
+	if c.text == nil {
+		if _, ferr := c.dec.fill(); ferr != nil {
+			return n, ferr
+		}
 	}
 	return n, err
+}
+
+func (s *Server) readBufferSize() int {
+	if s.ReadBufferSize > 0 {
+		return s.ReadBufferSize
+	}
+	return DefaultReadBufferSize
 }

@@ -46,6 +46,12 @@ type Server struct {
 	// MaxValueSize refuses packets with a larger value by closing the
 	// connection; 0 means gomemcached.MaxBodyLen.
 	MaxValueSize int
+	// TextMaxValueSize is the longest data block a text-protocol storage
+	// command (set, add, ..., ms) may announce, memcached's item size
+	// (-I): a longer block is skipped, unread, and the command reaches
+	// the handler with TextRequest.TooLarge. 0 means MaxValueSize (or
+	// its default).
+	TextMaxValueSize int
 	// Logger receives connection events; nil means slog.Default().
 	Logger *slog.Logger
 	// ConnContext, if set, is called for each new connection before it is

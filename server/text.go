@@ -34,12 +34,15 @@ type TextRequest struct {
 	// (mctext.DataLen); Data is then the block without its terminator.
 	HasData bool
 	Data    []byte
-	// TooLarge reports a data block longer than Server.MaxValueSize: Data
-	// is nil and the block is skipped, unread, after ServeText returns.
+	// TooLarge reports a data block longer than Server.TextMaxValueSize:
+	// Data is nil and the block is skipped after ServeText returns, read
+	// and dropped through the connection's buffer, never held (memcached's
+	// conn_swallow).
 	TooLarge bool
 	// BadChunk reports a data block not followed by "\r\n" (memcached's
 	// "CLIENT_ERROR bad data chunk"); the two bytes after it are consumed
-	// all the same.
+	// all the same, and what follows them is read as the next command
+	// line, as memcached reads it.
 	BadChunk bool
 }
 
@@ -61,19 +64,36 @@ const (
 
 // Text framing limits, as memcached's.
 const (
-	// textProbe is memcached's 2048: input with no "\n" in this many bytes
-	// is a multi-key get (a line starting, after at most 100 spaces, with
-	// "get " or "gets ") or a reason to close the connection.
+	// textProbe is memcached's 2048: more than this many bytes buffered
+	// with no "\n" among them must be the start of a multi-key get (a
+	// line starting, after at most 100 spaces, with "get " or "gets "),
+	// or the connection is closed, after the answers to the commands
+	// before it, with nothing more sent. (memcached sends only those of
+	// the answers before it that it had flushed: a get's, not a set's
+	// STORED read in the same batch. A longer line whose "\n" is already
+	// buffered is served, as memcached serves it.)
 	textProbe = 2048
-	// MaxTextLine bounds a get or gets line: memcached grows its buffer
-	// without bound for one; a longer line closes the connection.
-	MaxTextLine = 8 << 20
+	// MaxTextLine bounds a get or gets line, and any other. memcached
+	// grows its buffer without bound for a get line; here a longer line
+	// closes the connection, so that a connection's input (the line, and
+	// its split Fields at 24 bytes a key) stays within tens of megabytes.
+	// 2 MiB is over 150000 keys of 10 bytes, ten times the largest get in
+	// memcached's own test suite.
+	MaxTextLine = 2 << 20
+	// maxRetainedFields is the most split fields a connection keeps
+	// between commands.
+	maxRetainedFields = 4096
 )
 
 // ErrLineTooLong closes a text connection that sent a line over memcached's
-// limits (no "\n" in 2048 bytes, other than a multi-key get, or a get line
-// over MaxTextLine).
-var ErrLineTooLong = errors.New("memcached: text line too long")
+// limits (no "\n" in 2048 bytes, other than a multi-key get), or any line
+// over MaxTextLine. It matches gomemcached.ErrProtocol.
+var ErrLineTooLong error = lineTooLong{}
+
+type lineTooLong struct{}
+
+func (lineTooLong) Error() string { return "memcached: text line too long" }
+func (lineTooLong) Unwrap() error { return gomemcached.ErrProtocol }
 
 // textDecoder frames a text connection's input: lines and data blocks in
 // one buffer it reuses.
@@ -109,42 +129,59 @@ type textDecoder struct {
 	fields [][]byte
 }
 
-func (c *Conn) newTextDecoder(src io.Reader) *textDecoder {
-	size := c.srv.ReadBufferSize
-	if size <= 0 {
-		size = DefaultReadBufferSize
+// newTextDecoder returns the decoder of a text connection reading src,
+// whose first bytes, if any, were read into first (whose capacity becomes
+// the decoder's buffer).
+func (c *Conn) newTextDecoder(src io.Reader, first []byte) *textDecoder {
+	size := c.srv.readBufferSize()
+	mv := c.srv.TextMaxValueSize
+	if mv <= 0 {
+		mv = c.srv.MaxValueSize
 	}
-	mv := c.srv.MaxValueSize
 	if mv <= 0 {
 		mv = gomemcached.MaxBodyLen
 	}
-	return &textDecoder{c: c, src: src, buf: make([]byte, size), maxValue: mv, size: size}
+	d := &textDecoder{c: c, src: src, buf: first[:cap(first)], w: len(first), maxValue: mv, size: size}
+	if d.buf == nil {
+		d.buf = make([]byte, size)
+	}
+	return d
 }
 
 // fill reads once into the buffer, first making room for what the request
-// being read needs, or for more of it.
+// being read needs, or for more of it. The buffer grows by doubling, and
+// only once what is buffered fills more than half of it, so that it never
+// outgrows what the client has sent by more than twice (a data block's
+// announced length alone grows nothing); once a large request is done it
+// goes back to its initial size. A too-large block being skipped is read
+// through the buffer as it is.
 func (d *textDecoder) fill() (int, error) {
-	if d.r == d.w && d.skip == 0 {
-		d.r, d.w, d.scan = 0, 0, 0
-	}
-	if d.skip > 0 && d.r == d.w {
+	pending := d.w - d.r
+	if pending == 0 {
 		d.r, d.w = 0, 0
 	}
-	want := max(d.need, d.w-d.r+1)
-	if d.r+want > len(d.buf) {
-		pending := d.w - d.r
-		if want <= len(d.buf) {
-			copy(d.buf, d.buf[d.r:d.w])
-		} else {
-			size := len(d.buf) * 2
-			for size < want {
-				size *= 2
-			}
-			nb := make([]byte, size)
-			copy(nb, d.buf[d.r:d.w])
-			d.buf = nb
+	want := max(d.need, pending+1)
+	var nb []byte
+	switch {
+	case len(d.buf) > maxRetainedOut && want <= d.size:
+		nb = make([]byte, d.size)
+	case d.r+want <= len(d.buf):
+	case want > len(d.buf) && pending > len(d.buf)/2:
+		size := 2 * len(d.buf)
+		if d.need > len(d.buf) {
+			size = min(size, d.need)
 		}
-		d.r, d.w = 0, pending
+		nb = make([]byte, size)
+	default:
+		nb = d.buf
+	}
+	if nb != nil {
+		copy(nb, d.buf[d.r:d.w])
+		d.buf, d.r, d.w = nb, 0, pending
+		if d.need > 0 {
+			// The line is split already: its fields move with it.
+			d.fields = mctext.Fields(d.fields[:0], d.buf[:d.lineEnd])
+		}
 	}
 	n, err := d.src.Read(d.buf[d.w:])
 	d.w += n
@@ -182,6 +219,11 @@ func (d *textDecoder) ready() bool {
 			return false
 		}
 		d.nl = d.scan + i
+		if d.nl > MaxTextLine {
+			// Only a buffer grown for a large block holds one.
+			d.err = ErrLineTooLong
+			return true
+		}
 		d.lineEnd = d.nl
 		if d.nl > 1 && in[d.nl-1] == '\r' {
 			d.lineEnd--
@@ -236,6 +278,10 @@ func (d *textDecoder) serve(h TextHandler) error {
 	d.r += d.end
 	d.found, d.scan, d.need = false, 0, 0
 	err := d.c.handleText(h, &d.req)
+	d.req = TextRequest{}
+	if cap(d.fields) > maxRetainedFields {
+		d.fields = nil
+	}
 	if d.r == d.w && len(d.buf) > maxRetainedOut {
 		d.buf = make([]byte, d.size)
 		d.r, d.w = 0, 0

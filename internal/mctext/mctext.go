@@ -75,15 +75,28 @@ func parse(tok []byte) (mag uint64, neg, overflow bool, end int, digits int) {
 }
 
 // tail reports whether what follows a number is acceptable to memcached's
-// safe_strto*: the end of the token (its NUL) or white space.
+// safe_strto*: the end of the token (or a NUL, where C's string ends) or
+// white space.
 func tail(tok []byte, end int) bool {
-	return end == len(tok) || isspace(tok[end])
+	return end == len(tok) || tok[end] == 0 || isspace(tok[end])
+}
+
+// minus reports whether the token, as a C string (up to a NUL), holds a
+// '-' anywhere: memcached's safe_strtoul and safe_strtoull refuse a value
+// negative as a signed number when it does, even past the number
+// ("18446744073709551615\t-").
+func minus(tok []byte) bool {
+	if i := bytes.IndexByte(tok, 0); i >= 0 {
+		tok = tok[:i]
+	}
+	return bytes.IndexByte(tok, '-') >= 0
 }
 
 // ParseUint64 is memcached's safe_strtoull: a base-10 number that fits in 64
-// bits, with a '-' refused only when the value would be negative as a
-// signed number (strtoull negates "-1" to 2^64-1, which is refused; "-0"
-// is 0).
+// bits, after optional white space and sign, followed by the end or white
+// space. strtoull negates a number after a '-' ("-1" is 2^64-1,
+// "-18446744073709551615" is 1); a result negative as a signed number is
+// refused when the token holds a '-', so "-1" is refused and "-0" is 0.
 func ParseUint64(tok []byte) (uint64, bool) {
 	mag, neg, overflow, end, digits := parse(tok)
 	if overflow || digits == 0 || !tail(tok, end) {
@@ -93,7 +106,7 @@ func ParseUint64(tok []byte) (uint64, bool) {
 	if neg {
 		v = -mag
 	}
-	if int64(v) < 0 && neg {
+	if int64(v) < 0 && minus(tok) {
 		return 0, false
 	}
 	return v, true
@@ -101,8 +114,8 @@ func ParseUint64(tok []byte) (uint64, bool) {
 
 // ParseUint32 is memcached's safe_strtoul on a 64-bit machine: strtoul's
 // unsigned long is 64 bits and the result is truncated to 32 bits, so
-// "4294967296" is 0; a value negative as a signed long is refused when a
-// '-' was given.
+// "4294967296" is 0; a value negative as a signed long is refused when the
+// token holds a '-' (so "-1" is refused, "-18446744073709551615" is 1).
 func ParseUint32(tok []byte) (uint32, bool) {
 	mag, neg, overflow, end, digits := parse(tok)
 	if overflow || digits == 0 || !tail(tok, end) {
@@ -112,7 +125,7 @@ func ParseUint32(tok []byte) (uint32, bool) {
 	if neg {
 		v = -mag
 	}
-	if int64(v) < 0 && neg {
+	if int64(v) < 0 && minus(tok) {
 		return 0, false
 	}
 	return uint32(v), true
