@@ -117,18 +117,8 @@ func ParseUint64(tok []byte) (uint64, bool) {
 // "4294967296" is 0; a value negative as a signed long is refused when the
 // token holds a '-' (so "-1" is refused, "-18446744073709551615" is 1).
 func ParseUint32(tok []byte) (uint32, bool) {
-	mag, neg, overflow, end, digits := parse(tok)
-	if overflow || digits == 0 || !tail(tok, end) {
-		return 0, false
-	}
-	v := mag
-	if neg {
-		v = -mag
-	}
-	if int64(v) < 0 && minus(tok) {
-		return 0, false
-	}
-	return uint32(v), true
+	v, ok := ParseUint64(tok)
+	return uint32(v), ok
 }
 
 // ParseInt64 is memcached's safe_strtoll: a signed base-10 number within
