@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -381,7 +380,7 @@ func (t *tapServer) start(c *memcached.Conn, b *bucket, tc tapConnect, json bool
 	backfill := tc.flags&gm.BACKFILL == 0 || tc.backfill <= uint64(time.Now().Unix())
 	c0 := b.cache
 	for _, id := range vbs {
-		cur, err := c0.Changes(id) // the cursor first: every change after high reaches it
+		cur, err := c0.ChangesFunc(id, p.notify) // the cursor first: every change after high reaches it
 		if err != nil {
 			continue // parseTapConnect checked the ids
 		}
@@ -744,7 +743,6 @@ func (p *tapProducer) end() error {
 
 // live sends the changes as they come, until the connection ends.
 func (p *tapProducer) live() error {
-	var cases []reflect.SelectCase
 	for {
 		progress := false
 		for _, v := range p.vbs {
@@ -767,15 +765,12 @@ func (p *tapProducer) live() error {
 		if err := p.flushHeld(); err != nil {
 			return err
 		}
-		cases = append(cases[:0],
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(p.wake)},
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(p.ctx.Done())},
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(p.c.Done())})
-		for _, v := range p.vbs {
-			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(v.cur.Ready())})
-		}
-		switch i, _, _ := reflect.Select(cases); i {
-		case 1, 2:
+		// Every cursor signals p.wake (ChangesFunc), as acknowledgements do.
+		select {
+		case <-p.wake:
+		case <-p.ctx.Done():
+			return errTapEnded
+		case <-p.c.Done():
 			return errTapEnded
 		}
 		if err := p.pending(); err != nil {
@@ -962,7 +957,7 @@ func (p *tapProducer) lost(v *tapVB) error {
 	}
 	for _, w := range p.vbs {
 		w.cur.Close()
-		cur, err := p.b.cache.Changes(w.id)
+		cur, err := p.b.cache.ChangesFunc(w.id, p.notify)
 		if err != nil {
 			return err
 		}
