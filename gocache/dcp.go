@@ -1436,19 +1436,20 @@ func (p *dcpProducer) readCursor(s *dcpStream) bool {
 	if errors.Is(err, cache.ErrChangesLost) {
 		s.cur.Close()
 		s.cur = nil
-		if !p.rt.cursorDropping {
-			p.log.Warn("dcp: stream too slow, changes lost", "vb", s.vb, "sent", s.sent)
-			s.stop, s.stopReason = true, streamEndSlow
-			return true
-		}
-		// Start again from what is stored, as kv_engine backfills a
-		// stream whose cursor it dropped, unless what it lost is no
-		// longer there to backfill (a flush, purged tombstones): then, as
-		// kv_engine's backfill from below the purge seqno, the stream
-		// ends for the consumer to roll back.
+		// What was lost and is no longer there to backfill (a flush,
+		// purged tombstones) ends the stream for the consumer to roll
+		// back, as kv_engine's backfill from below the purge seqno does;
+		// what is still stored is backfilled again where the consumer
+		// supports cursor dropping, as kv_engine does for a stream whose
+		// cursor it dropped, and ends the stream as too slow otherwise.
 		if purge := c.PurgeSeqno(s.vb); s.read > 0 && purge > s.read && !s.ignorePurged {
 			p.log.Info("dcp: changes lost past the purge seqno, rollback", "vb", s.vb, "read", s.read, "purge", purge)
 			s.stop, s.stopReason = true, streamEndRollback
+			return true
+		}
+		if !p.rt.cursorDropping {
+			p.log.Warn("dcp: stream too slow, changes lost", "vb", s.vb, "sent", s.sent)
+			s.stop, s.stopReason = true, streamEndSlow
 			return true
 		}
 		p.log.Info("dcp: changes lost, backfilling again", "vb", s.vb, "sent", s.sent)

@@ -1,6 +1,7 @@
 package gocache_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -577,6 +578,63 @@ func TestDCPChangesLost(t *testing.T) {
 			}
 			if len(seen) != n {
 				t.Fatalf("%d keys of %d", len(seen), n)
+			}
+		})
+	}
+}
+
+// TestDCPFlushEndsForRollback: a flush takes away what a stream had not
+// sent, and it cannot be backfilled: the stream ends with STREAM_END
+// "rollback" (6), with or without cursor dropping, never "too slow".
+func TestDCPFlushEndsForRollback(t *testing.T) {
+	for _, dropping := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cursor_dropping=%v", dropping), func(t *testing.T) {
+			_, addr := gocachetest.Start(t, gocache.Config{})
+			w := kv(t, addr)
+			d := openDCP(t, addr, "flushed", 0)
+			if dropping {
+				if st := d.control("supports_cursor_dropping_vulcan", "true"); st != 0 {
+					t.Fatal(st)
+				}
+			}
+			if res := d.call(streamReq(0, 0, 0, math.MaxUint64, 0, 0, 0)); res.VBucket != 0 {
+				t.Fatalf("stream: 0x%x", res.VBucket)
+			}
+			if _, err := w.Set(0, "before", 0, 0, []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				pkt, _ := d.must()
+				if pkt.Opcode == gm.UPR_MUTATION {
+					break
+				}
+			}
+			if _, err := w.Set(0, "unsent", 0, 0, []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+			fl, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fl.Close()
+			fl.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(fl, "flush_all\r\n")
+			if line, err := bufio.NewReader(fl).ReadString('\n'); err != nil || line != "OK\r\n" {
+				t.Fatalf("flush_all: %q, %v", line, err)
+			}
+			for {
+				pkt, _ := d.must()
+				switch pkt.Opcode {
+				case gm.UPR_MUTATION, gm.UPR_SNAPSHOT:
+					continue
+				case gm.UPR_STREAMEND:
+					if r := binary.BigEndian.Uint32(pkt.Extras); r != 6 {
+						t.Fatalf("stream end reason %d, want 6 (rollback)", r)
+					}
+					return
+				default:
+					t.Fatalf("got %s", pkt.Opcode)
+				}
 			}
 		})
 	}
