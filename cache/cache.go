@@ -130,10 +130,13 @@ type Cache struct {
 	ticking   atomic.Bool
 	used      atomic.Bool // an operation read coarse since the last tick
 	wake      chan struct{}
-	bytes     atomic.Int64  // memory in use, as the limit counts it
-	cas       atomic.Uint64 // last CAS handed out
-	flushAt   atomic.Int64  // unix nanos of a pending delayed flush, 0 if none
-	evictAt   atomic.Uint64 // round-robin cursor for cross-shard eviction
+	bytes     atomic.Int64    // memory in use, as the limit counts it
+	cas       atomic.Uint64   // last CAS handed out
+	flushAt   atomic.Int64    // unix nanos of a pending delayed flush, 0 if none
+	evictAt   atomic.Uint64   // round-robin cursor for cross-shard reclaiming (NoEvict)
+	tails     []atomic.Uint64 // each shard's LRU tail age, side by side for a quick scan (evict.go)
+	groups    []atomic.Uint64 // the oldest of each group of tailGroup tails
+	deadAge   int64           // how long a sweep leaves dead items (dead.go): a sweep interval
 
 	vbs          []vbucket
 	logSize      int
@@ -194,9 +197,14 @@ func New(cfg Config) *Cache {
 	if cfg.MaxTombstones > 0 {
 		c.tombLimit = max(1, (cfg.MaxTombstones+n-1)/n)
 	}
-	for i := range c.shards {
-		c.shards[i].init()
+	c.deadAge = int64(interval)
+	if interval <= 0 {
+		c.deadAge = int64(time.Second)
 	}
+	for i := range c.shards {
+		c.shards[i].init(&c.cas)
+	}
+	c.initTails()
 	if interval > 0 {
 		go c.sweeper(interval)
 	} else {
@@ -247,7 +255,7 @@ func (c *Cache) now() int64 {
 		}
 	}
 	if at := c.flushAt.Load(); at != 0 && now >= at && c.flushAt.CompareAndSwap(at, 0) {
-		c.clear()
+		c.clear(now)
 	}
 	return now
 }
@@ -278,9 +286,15 @@ func deadline(exp uint32, now int64) int64 {
 }
 
 // fits reports whether an item of this key and value is within the item
-// size limit.
-func (c *Cache) fits(keyLen, valueLen int) bool {
-	return keyLen+valueLen+itemSizeOverhead <= c.maxItem
+// size limit, which counts the key as memcached does: without the
+// collection id it carries with Config.Collections.
+func (c *Cache) fits(key []byte, valueLen int) bool {
+	n := len(key)
+	if c.collections {
+		_, n = collectionOf(key)
+		n = len(key) - n
+	}
+	return n+valueLen+itemSizeOverhead <= c.maxItem
 }
 
 // Flush invalidates every item now (delay 0) or, as memcached's flush_all
@@ -293,33 +307,33 @@ func (c *Cache) fits(keyLen, valueLen int) bool {
 func (c *Cache) Flush(delay uint32) {
 	if delay == 0 {
 		c.flushAt.Store(0)
-		c.clear()
+		c.clear(c.now())
 		return
 	}
 	now := c.now()
 	at := deadline(delay, now) - int64(time.Second)
 	if at <= now {
 		c.flushAt.Store(0)
-		c.clear()
+		c.clear(now)
 		return
 	}
 	c.flushAt.Store(at)
 }
 
-// clear removes every item and tombstone, but those of replica and
-// pending vbuckets, which only their producer changes, and live system
-// events, whose collections a flush keeps (sysevent.go). A flush is not a
-// numbered change: cursors learn that they lost changes.
-func (c *Cache) clear() {
+// clear removes every item and tombstone at now, but those of replica
+// and pending vbuckets, which only their producer changes, and live
+// system events, whose collections a flush keeps (sysevent.go). A flush
+// is not a numbered change: cursors learn that they lost changes. Without
+// replica or pending vbuckets, the items stay in memory, dead, as
+// memcached's do, for its statistics (dead.go).
+func (c *Cache) clear(now int64) {
 	if c.anyFed() {
 		c.removeWhere(func(it *item) bool { return !c.vbs[it.vbucket()].fed() && !it.pinned() })
 	} else {
 		for i := range c.shards {
 			s := &c.shards[i]
 			s.mu.Lock()
-			freed := s.bytes
-			freed -= s.keepSystem()
-			c.unlock(s, freed)
+			c.unlock(s, s.flushToDead(now))
 		}
 	}
 	c.purgeAll()
@@ -378,7 +392,7 @@ func (c *Cache) SweepNow() {
 	// The time is read directly: a sweep must not wake the coarse clock.
 	now := c.clock.Now().UnixNano()
 	if at := c.flushAt.Load(); at != 0 && now >= at && c.flushAt.CompareAndSwap(at, 0) {
-		c.clear()
+		c.clear(now)
 	}
 	for i := range c.shards {
 		c.sweepShard(i, now)

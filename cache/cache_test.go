@@ -300,9 +300,18 @@ func TestExpiry(t *testing.T) {
 	clk.Advance(2 * time.Second)
 	mustMiss(t, c, "ctr")
 
+	// As memcached: a get that finds an item expired counts get_expired
+	// (abs-past, stored already expired, rel, abs, 30d, ctr); a store
+	// over one reclaims its memory.
 	st := c.Stats()
-	if st.GetExpired == 0 || st.Reclaimed == 0 || st.CurrItems != 1 {
+	if st.GetExpired != 5 || st.Reclaimed != 0 || st.CurrItems != 1 {
 		t.Fatalf("stats after expiry: %+v", st)
+	}
+	c.Store(0, Set, k("e"), Write{Value: k("v"), Expiry: 1})
+	clk.Advance(time.Second)
+	c.Store(0, Set, k("e"), Write{Value: k("w")})
+	if st := c.Stats(); st.GetExpired != 5 || st.Reclaimed != 1 || st.ExpiredUnfetched != 1 {
+		t.Fatalf("stats after a store over an expired item: %+v", st)
 	}
 }
 

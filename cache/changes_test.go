@@ -268,7 +268,7 @@ func TestTombstones(t *testing.T) {
 	c.Store(0, Set, k("e"), Write{Value: k("v"), Expiry: 1})
 	clk.Advance(2 * time.Second)
 	mustMiss(t, c, "e")
-	if st := c.Stats(); st.Tombstones != 1 || st.Reclaimed != 1 {
+	if st := c.Stats(); st.Tombstones != 1 || st.GetExpired != 1 {
 		t.Fatalf("after expiry: %+v", st)
 	}
 	clk.Advance(time.Minute)

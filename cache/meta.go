@@ -68,7 +68,7 @@ func (c *Cache) Modify(vb uint16, key []byte, deleted bool, f func(cur *Item) (*
 		switch {
 		case w.Deleted && c.tombstoneTTL <= 0:
 			return outcome{}, ErrNoTombstones
-		case !c.fits(len(key), len(w.Value)):
+		case !c.fits(key, len(w.Value)):
 			s.stats.storeTooLarge++
 			return outcome{}, ErrTooLarge
 		}
@@ -140,7 +140,7 @@ func (c *Cache) StoreMeta(vb uint16, key []byte, value []byte, m Meta, opt MetaO
 			return outcome{}, ErrExists
 		case opt.Add && old != nil:
 			return outcome{}, ErrExists
-		case !c.fits(len(key), len(value)):
+		case !c.fits(key, len(value)):
 			s.stats.storeTooLarge++
 			return outcome{}, ErrTooLarge
 		}

@@ -98,7 +98,7 @@ func (c *Cache) Fetch(vb uint16, key []byte, o *FetchOptions) (f Fetched, found 
 				}
 				return outcome{}, nil
 			}
-			if !c.fits(len(key), 0) {
+			if !c.fits(key, 0) {
 				return outcome{}, ErrTooLarge
 			}
 			it := newItem(key, nil)
@@ -145,7 +145,7 @@ func (c *Cache) Fetch(vb uint16, key []byte, o *FetchOptions) (f Fetched, found 
 			old.markFetched()
 			old.atime = unixSeconds(now)
 			if !old.expired(now) {
-				s.bump(old)
+				s.bump(old, now)
 			}
 		}
 		if !o.Touch {

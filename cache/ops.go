@@ -65,16 +65,14 @@ func (c *Cache) getIn(vb uint16, key []byte, st VBState) (Item, bool) {
 	}
 	s, it := k.s, k.live
 	var out Item
+	k.countGone(false)
 	if it == nil {
-		if k.expired {
-			s.stats.getExpired++
-		}
 		s.stats.getMisses++
 	} else {
 		s.stats.getHits++
 		it.markFetched()
 		it.atime = unixSeconds(k.now)
-		s.bump(it)
+		s.bump(it, k.now)
 		out = it.export()
 	}
 	c.unlock(s, k.freed)
@@ -97,7 +95,7 @@ func (c *Cache) Touch(vb uint16, key []byte, exp uint32, cas uint64) (Item, erro
 		old.markFetched()
 		old.atime = unixSeconds(now)
 		if !old.expired(now) {
-			s.bump(old)
+			s.bump(old, now)
 		}
 		out = old.export()
 		out.Rev++ // the touch is the item's next revision, which update gives it
@@ -170,7 +168,7 @@ func (c *Cache) Store(vb uint16, mode Mode, key []byte, w Write) (Mutation, erro
 // store is Store's mutation.
 func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *Write) (outcome, error) {
 	value, cas := w.Value, w.CAS
-	if !c.fits(len(key), len(value)) {
+	if !c.fits(key, len(value)) {
 		s.stats.storeTooLarge++
 		return outcome{remove: mode == Set}, ErrTooLarge
 	}
@@ -202,7 +200,7 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 		var it *item
 		if xl := xattrLen(old); xl > 0 && w.KeepXattrs && w.Datatype&datatypeXattr == 0 {
 			// As Couchbase: a document's xattrs outlive a store of its body.
-			if !c.fits(len(key), xl+len(value)) {
+			if !c.fits(key, xl+len(value)) {
 				s.stats.storeTooLarge++
 				return outcome{remove: mode == Set}, ErrTooLarge
 			}
@@ -233,7 +231,7 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 		return outcome{store: it, dropOnFail: mode == Set, keepCAS: w.NewCAS != 0}, nil
 	}
 	ov := old.value()
-	if !c.fits(len(key), len(ov)+len(value)) {
+	if !c.fits(key, len(ov)+len(value)) {
 		s.stats.storeTooLarge++
 		return outcome{}, ErrNotStored
 	}

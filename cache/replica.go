@@ -169,7 +169,7 @@ func (c *Cache) replicateLocked(v *vbucket, vb uint16, st VBState, key, value []
 	}
 	stored, err := c.updateAt(vb, k, func(s *shard, old, tomb *item, now int64) (outcome, error) {
 		switch {
-		case !c.fits(len(key), len(value)):
+		case !c.fits(key, len(value)):
 			s.stats.storeTooLarge++
 			return outcome{remove: true}, ErrTooLarge
 		case m.Deleted && c.tombstoneTTL <= 0:

@@ -40,7 +40,9 @@ type item struct {
 	// atime is when the item was last stored or fetched, in unix
 	// seconds (the meta protocol's last-access time).
 	atime uint32
-	_     uint32
+	// stamp orders items last put at the head of an LRU list within
+	// the second of atime (see lruKey).
+	stamp uint32
 }
 
 // outlined is an item whose data is a separate allocation.
@@ -58,6 +60,7 @@ const (
 	tokenBit               // the meta protocol's win token was handed out for it (metaops.go)
 	staleBit               // invalidated: served, marked stale, until a store replaces it (metaops.go)
 	binKeyBit              // stored by a meta command with a base64 key: shown base64 (metaops.go)
+	lateBit                // in the dead set because it was stored already expired, not flushed (dead.go)
 )
 
 // recordSize is the size of an item record, where an inline item's data
@@ -146,10 +149,27 @@ type shard struct {
 	sysHead  *item
 	sys      int
 	sysBytes atomic.Int64
-	_        [16]byte // keep shards' hot fields on separate cache lines (320 bytes)
+	// dead holds the items a flush made invisible and those stored
+	// already expired, until a lookup, a store or a sweep reclaims
+	// them (dead.go); deadBytes is their footprint (read without the
+	// lock).
+	dead      *deadSet
+	deadBytes atomic.Int64
+	// The LRU tail as evictions see it (evict.go): lruTail is the tail
+	// item when its age was published in *tailKey (the shard's slot in
+	// the cache's tails, read without the lock).
+	lruTail   *item
+	deadShown bool // the age published was a shard with dead items'
+	tailKey   *atomic.Uint64
+	group     []atomic.Uint64 // the tails of the shard's group (evict.go), its own among them
+	groupMin  *atomic.Uint64  // the oldest of them
+	clock     *atomic.Uint64  // the cache's CAS counter, for stamps
 }
 
-func (s *shard) init() { s.buckets = make([]*item, minBuckets) }
+func (s *shard) init(clock *atomic.Uint64) {
+	s.buckets = make([]*item, minBuckets)
+	s.clock = clock
+}
 
 // reset drops every item, keeping statistics.
 func (s *shard) reset() {
@@ -160,6 +180,7 @@ func (s *shard) reset() {
 	s.bytes = 0
 	s.sysHead, s.sys = nil, 0
 	s.sysBytes.Store(0)
+	s.lruTail = nil
 }
 
 // slot returns the bucket of a hash.
@@ -246,6 +267,8 @@ func (s *shard) each(f func(*item)) {
 	}
 }
 
+// pushFront makes it the most recently used (its stamp set: see
+// lruKey).
 func (s *shard) pushFront(it *item) {
 	it.prev, it.next = nil, s.head
 	if s.head != nil {
@@ -311,7 +334,12 @@ func (s *shard) unlinkLRU(it *item) {
 	it.prev, it.next = nil, nil
 }
 
-func (s *shard) bump(it *item) {
+// bump makes it, read at now, the most recently used.
+func (s *shard) bump(it *item, now int64) {
+	it.stamp = s.stampAt(now)
+	if it == s.lruTail {
+		s.lruTail = nil // its age changes: published again (publishTail)
+	}
 	if s.head != it && !it.pinned() {
 		s.unlinkLRU(it)
 		s.pushFront(it)
@@ -373,9 +401,16 @@ func (s *shard) pushSys(it *item) {
 	s.sysHead = it
 }
 
-// countExpired records the removal of an expired item.
+// countExpired records the removal of an expired or flushed item whose
+// memory is reclaimed: by a store, an eviction or a sweep (as memcached
+// counts those its LRU reclaims).
 func (s *shard) countExpired(it *item) {
-	if !it.fetched() {
+	s.countReclaimed(it.fetched())
+}
+
+// countReclaimed counts a reclaimed item, fetched or not.
+func (s *shard) countReclaimed(fetched bool) {
+	if !fetched {
 		s.stats.expiredUnfetched++
 	}
 	s.stats.reclaimed++

@@ -9,11 +9,13 @@ type Stats struct {
 	TombstoneBytes   int64  // what tombstones take of Bytes
 	SystemEvents     uint64 // live system events kept now (sysevent.go)
 	SystemBytes      int64  // what they take of Bytes
+	DeadItems        uint64 // items a flush made invisible, or stored already expired, not yet reclaimed (dead.go)
+	DeadBytes        int64  // what they take of Bytes
 	LimitMaxBytes    int64
 	GetHits          uint64
 	GetMisses        uint64
 	GetExpired       uint64 // misses because the item had expired
-	GetFlushed       uint64 // misses because of a flush (0: flushes remove at once)
+	GetFlushed       uint64 // misses because of a flush
 	DeleteHits       uint64
 	DeleteMisses     uint64
 	IncrHits         uint64
@@ -29,7 +31,7 @@ type Stats struct {
 	Evictions        uint64
 	EvictedUnfetched uint64
 	ExpiredUnfetched uint64
-	Reclaimed        uint64 // expired items removed
+	Reclaimed        uint64 // expired or flushed items whose memory a store, an eviction or a sweep reclaimed
 	StoreTooLarge    uint64 // stores refused for size (memcached counts only its ASCII protocol's)
 	StoreNoMemory    uint64
 	SystemNoMemory   uint64 // system events refused for memory (see SystemRoom)
@@ -47,6 +49,10 @@ func (c *Cache) Stats() Stats {
 		st.TombstoneBytes += s.tombBytes.Load()
 		st.SystemEvents += uint64(s.sys)
 		st.SystemBytes += s.sysBytes.Load()
+		if s.dead != nil {
+			st.DeadItems += uint64(s.dead.n)
+		}
+		st.DeadBytes += s.deadBytes.Load()
 		s.mu.Unlock()
 		st.TotalItems += k.totalItems
 		st.GetHits += k.getHits

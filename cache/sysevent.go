@@ -83,7 +83,7 @@ func (c *Cache) SystemRoom() int64 {
 	}
 	room := c.maxBytes/systemShare - c.systemBytes()
 	if c.noEvict {
-		room = min(room, c.maxBytes-c.bytes.Load()+c.tombstoneBytes())
+		room = min(room, c.maxBytes-c.bytes.Load()+c.reclaimableBytes())
 	}
 	return max(room, 0)
 }
@@ -174,7 +174,7 @@ func (c *Cache) recordOne(vb uint16, e *SystemEvent, buf []byte) (Mutation, erro
 func (c *Cache) recordEvent(vb uint16, key, value []byte, deleted bool) (Mutation, error) {
 	return c.update(vb, key, func(s *shard, old, _ *item, now int64) (outcome, error) {
 		switch {
-		case !c.fits(len(key), len(value)):
+		case !c.fits(key, len(value)):
 			return outcome{}, ErrTooLarge
 		case deleted && c.tombstoneTTL <= 0:
 			return outcome{remove: true}, nil
@@ -226,23 +226,4 @@ func (c *Cache) evictable(s *shard, keep *item) *item {
 		victim = victim.prev
 	}
 	return victim
-}
-
-// keepSystem moves the live system events of the locked shard s, which
-// a flush is emptying, into a new table and returns the bytes they take;
-// the shard keeps nothing else.
-func (s *shard) keepSystem() int64 {
-	kept := s.sysHead
-	s.reset()
-	var n int64
-	for it := kept; it != nil; {
-		next := it.next
-		it.hnext = nil
-		s.link(it)
-		s.pushSys(it)
-		n += it.footprint()
-		it = next
-	}
-	s.bytes = n
-	return n
 }

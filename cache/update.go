@@ -60,8 +60,10 @@ func (c *Cache) update(vb uint16, key []byte, f mutation) (Mutation, error) {
 func (c *Cache) updateAt(vb uint16, k located, f mutation) (Mutation, error) {
 	s, h, now, old, tomb, freed := k.s, k.hash, k.now, k.live, k.tomb, k.freed
 	o, err := f(s, old, tomb, now)
+	k.countGone(o.store != nil)
 	var m Mutation
 	stored := false
+	var late *item         // stored already expired: kept dead (dead.go)
 	var removal ChangeKind // what removes the live item, if anything does
 	switch {
 	case o.store != nil:
@@ -90,10 +92,12 @@ func (c *Cache) updateAt(vb uint16, k located, f mutation) (Mutation, error) {
 			}
 		case old != nil:
 			// Stored already expired: the old value is gone, and
-			// nothing new is visible.
+			// nothing new is visible (but for the counts, dead.go).
 			removal = Deleted
+			late = it
 		default:
 			m = c.current(vb)
+			late = it
 		}
 	case o.remove && old != nil:
 		removal = Deleted
@@ -111,9 +115,15 @@ func (c *Cache) updateAt(vb uint16, k located, f mutation) (Mutation, error) {
 		m, n = c.drop(s, old, removal, now, true)
 		freed += n
 	}
+	if late != nil {
+		late.bits |= lateBit
+		s.toDead(late, now)
+		freed -= late.footprint()
+		stored = true // it takes memory too
+	}
 	c.unlock(s, freed)
 	if stored {
-		c.evictElsewhere()
+		c.evictElsewhere(o.store)
 	}
 	return m, err
 }
@@ -126,6 +136,7 @@ func (c *Cache) unlock(s *shard, freed int64) {
 	if c.tombLimit > 0 && s.tombs > c.tombLimit {
 		freed += c.boundTombs(s, nil)
 	}
+	s.publishTail()
 	s.mu.Unlock()
 	if freed != 0 {
 		c.bytes.Add(-freed)
@@ -147,7 +158,12 @@ type located struct {
 	now        int64
 	live, tomb *item
 	expired    bool // the key's item expired as it was looked up
-	freed      int64
+	// gone: the lookup found the key's item expired or flushed (and
+	// removed it), not yet counted (see countGone); goneUnfetched: it had
+	// never been read.
+	gone          goneKind
+	goneUnfetched bool
+	freed         int64
 }
 
 // locate locks the shard of key and looks the key up in vbucket vb (see
@@ -172,7 +188,7 @@ func (c *Cache) locateIn(vb uint16, key []byte, st VBState) (k located, ok bool)
 		k.s.mu.Unlock()
 		return located{}, false
 	}
-	k.live, k.tomb, k.expired, k.freed = c.lookup(k.s, vb, key, k.hash, k.now)
+	c.lookup(&k, vb, key)
 	return k, true
 }
 
@@ -190,27 +206,37 @@ func present(s *shard, old *item, cas uint64, misses *uint64) error {
 	return nil
 }
 
-// lookup finds key in vbucket vb in the locked shard s: its live item, or
-// its tombstone. An item whose time has passed expires (a numbered
-// change, and expired is set), a tombstone whose time has passed is
-// purged; freed is the bytes that released.
-func (c *Cache) lookup(s *shard, vb uint16, key []byte, hash uint32, now int64) (live, tomb *item, expired bool, freed int64) {
+// lookup finds key in vbucket vb in the locked shard k.s at k.now, and
+// sets k.live to its live item, or k.tomb to its tombstone. An item whose
+// time has passed expires (a numbered change; k.expired and k.gone are
+// set), a tombstone whose time has passed is purged, an item in the dead
+// set is reclaimed (k.gone set); k.freed is the bytes that released.
+func (c *Cache) lookup(k *located, vb uint16, key []byte) {
+	s, hash, now := k.s, k.hash, k.now
 	it := s.find(vb, key, hash)
 	switch {
 	case it == nil:
-		return nil, nil, false, 0
-	case it.deleted() && it.expired(now):
-		return nil, nil, false, c.purge(s, it)
-	case it.deleted():
-		return nil, it, false, 0
-	case it.expired(now):
-		freed = c.expire(s, it, now, true)
-		if c.tombstoneTTL > 0 {
-			tomb = s.find(vb, key, hash)
+		if s.dead != nil {
+			if d := s.findDead(vb, key, hash); d != nil {
+				k.gone, k.goneUnfetched, k.freed = goneFlushed, !d.fetched(), d.footprint()
+				if d.bits&lateBit != 0 {
+					k.gone, k.expired = goneExpired, true
+				}
+			}
 		}
-		return nil, tomb, true, freed
+	case it.deleted() && it.expired(now):
+		k.freed = c.purge(s, it)
+	case it.deleted():
+		k.tomb = it
+	case it.expired(now):
+		k.gone, k.goneUnfetched, k.expired = goneExpired, !it.fetched(), true
+		_, k.freed = c.drop(s, it, Expired, now, true)
+		if c.tombstoneTTL > 0 {
+			k.tomb = s.find(vb, key, hash)
+		}
+	default:
+		k.live = it
 	}
-	return it, nil, false, 0
 }
 
 // drop removes the live item it from the locked shard s as a change of
@@ -281,9 +307,9 @@ func (c *Cache) boundTombs(s *shard, keep *item) int64 {
 
 // insert stores it in place of prev (the key's live item or tombstone, or
 // nil) in the locked shard s, numbering the change and giving it a new
-// CAS (unless keepCAS), and keeps memory within the limit: by evicting from s, or, with
-// NoEvict, by refusing with ErrNoMemory (expired items are reclaimed
-// first). A live system event past the system events' share of memory
+// CAS (unless keepCAS). With NoEvict it refuses with ErrNoMemory a store
+// that memory cannot take (expired and dead items are reclaimed first);
+// otherwise the caller evicts once s is unlocked (evictElsewhere). A live system event past the system events' share of memory
 // is refused with ErrNoMemory (sysevent.go). freed is what the operation
 // released before; insert accounts for it.
 func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS bool, patch func([]byte, Mutation)) (Mutation, error) {
@@ -301,10 +327,11 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 	}
 	if c.noEvict && c.bytes.Load()-freed+grow > c.maxBytes {
 		freed += c.reclaimExpired(s, prev, now, reclaimSearch)
-		// Tombstones elsewhere make room too (evictElsewhere purges them
-		// once this store is done): memcached frees a deleted item's
-		// memory at once, and -M must not refuse a store for them.
-		if c.bytes.Load()-freed+grow-c.tombstoneBytes() > c.maxBytes {
+		// Tombstones and dead items elsewhere make room too
+		// (evictElsewhere reclaims them once this store is done):
+		// memcached frees a deleted item's memory at once, and -M must
+		// not refuse a store for them.
+		if c.bytes.Load()-freed+grow-c.reclaimableBytes() > c.maxBytes {
 			s.stats.storeNoMemory++
 			c.bytes.Add(-freed)
 			return Mutation{}, ErrNoMemory
@@ -319,17 +346,13 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 	if it.atime == 0 {
 		it.atime = unixSeconds(now)
 	}
+	it.stamp = s.stampAt(now)
 	if keepCAS {
 		atomicMax(&c.cas, m.CAS) // the cache's own CAS values stay above those it keeps
 	}
-	total := c.bytes.Add(s.put(it, prev) - freed)
-	for total > c.maxBytes && !c.noEvict {
-		n := c.evictOne(s, it, now)
-		if n == 0 {
-			break
-		}
-		total = c.bytes.Add(-n)
-	}
+	// Over the limit, the least recently used items go once s is
+	// unlocked (evictElsewhere), from whichever shards hold them.
+	c.bytes.Add(s.put(it, prev) - freed)
 	return m, nil
 }
 
@@ -338,6 +361,9 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 // Tombstones, which wait at the tail of the LRU list, go first, silently;
 // an expired item counts as an expiry. Nothing evicted leaves a tombstone.
 func (c *Cache) evictOne(s *shard, keep *item, now int64) int64 {
+	if n := s.reclaimDead(); n > 0 {
+		return n
+	}
 	victim := c.evictable(s, keep)
 	switch {
 	case victim == nil:
@@ -353,40 +379,54 @@ func (c *Cache) evictOne(s *shard, keep *item, now int64) int64 {
 	return n
 }
 
-// evictElsewhere evicts from other shards, one item at a time, while memory
-// is over the limit. It runs with no lock held, so shards are never locked
-// two at a time.
-func (c *Cache) evictElsewhere() {
+// evictElsewhere evicts while memory is over the limit, one item at a
+// time, from the shard whose LRU tail is the oldest (evict.go), but keep
+// (the item just stored); with NoEvict it reclaims dead items and purges
+// tombstones, round robin. It runs with no lock held, so shards are never
+// locked two at a time.
+func (c *Cache) evictElsewhere(keep *item) {
 	if c.bytes.Load() <= c.maxBytes {
 		return
 	}
 	idle := 0
 	for c.bytes.Load() > c.maxBytes && idle < len(c.shards) {
-		s := &c.shards[c.evictAt.Add(1)&c.mask]
+		var s *shard
+		if c.noEvict {
+			s = &c.shards[c.evictAt.Add(1)&c.mask]
+		} else if s = c.oldest(); s == nil {
+			return
+		}
 		now := c.now() // before the lock: it may carry out a delayed flush, which locks every shard
 		s.mu.Lock()
 		var n int64
 		switch {
 		case !c.noEvict:
-			n = c.evictOne(s, nil, now)
+			n = c.evictOne(s, keep, now)
+		case s.dead != nil:
+			n = s.reclaimDead() // with NoEvict only dead items and tombstones go
 		case s.tail != nil && s.tail.deleted():
-			n = c.purge(s, s.tail) // with NoEvict only tombstones go
+			n = c.purge(s, s.tail)
 		}
 		c.unlock(s, n)
-		if n == 0 {
-			idle++
-		} else {
+		switch {
+		case n != 0:
 			idle = 0
+		case !c.noEvict && idle > 0:
+			// The oldest tail twice gave nothing (it is keep, alone):
+			// there is nothing older to evict.
+			return
+		default:
+			idle++
 		}
 	}
 }
 
-// tombstoneBytes is the memory tombstones take in all shards, read
-// without their locks.
-func (c *Cache) tombstoneBytes() int64 {
+// reclaimableBytes is the memory tombstones and dead items take in all
+// shards, read without their locks.
+func (c *Cache) reclaimableBytes() int64 {
 	var n int64
 	for i := range c.shards {
-		n += c.shards[i].tombBytes.Load()
+		n += c.shards[i].tombBytes.Load() + c.shards[i].deadBytes.Load()
 	}
 	return n
 }
@@ -400,7 +440,7 @@ const reclaimSearch = 5
 // bytes freed. (Tombstones come last in the list, and go before any live
 // item is refused room.)
 func (c *Cache) reclaimExpired(s *shard, keep *item, now int64, n int) int64 {
-	var freed int64
+	freed := s.dropDead()
 	for it := s.tail; it != nil && n > 0; n-- {
 		prev := it.prev
 		if it != keep && (it.deleted() || it.expired(now)) {
@@ -428,6 +468,9 @@ func (c *Cache) sweepShard(i int, now int64) {
 	s := &c.shards[i]
 	s.mu.Lock()
 	var freed int64
+	if s.dead != nil && now-s.dead.at >= c.deadAge {
+		freed = s.dropDead()
+	}
 	s.each(func(it *item) {
 		if it.expired(now) {
 			freed += c.expire(s, it, now, true)
