@@ -232,7 +232,8 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 	}
 	ov := old.value()
 	if !c.fits(key, len(ov)+len(value)) {
-		s.stats.storeTooLarge++
+		// Not counted as too large: memcached counts only data that is
+		// too large by itself, not what it would grow an item to.
 		return outcome{}, ErrNotStored
 	}
 	it, data := allocItem(len(key) + len(ov) + len(value))
