@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -133,6 +134,11 @@ type Server struct {
 	cmdTouch  atomic.Uint64
 	authCmds  atomic.Uint64
 	authErrs  atomic.Uint64
+	// text holds the counters only the text protocol moves (text.go).
+	text textCounts
+	// crawl is the LRU crawler's state (crawler.go), made on first use.
+	crawlOnce sync.Once
+	crawl     *crawlerState
 }
 
 // New returns a Server configured by cfg, with new, empty buckets. It
@@ -204,7 +210,13 @@ func New(cfg Config) (*Server, error) {
 		EventLoops:  cfg.EventLoops,
 		Protocol:    cfg.Protocol,
 		ConnContext: func(c *memcached.Conn) { c.Data = &connState{bucket: start} },
+		// memcached's -R and its answer to a connection over -c.
+		ReqsPerEvent:     orDefault(cfg.ReqsPerEvent, 20),
+		ConnLimitMessage: []byte("ERROR Too many open connections\r\n"),
 	}
+	s.srv.ResponseLimit, s.srv.ReadBufferLimit = connMemLimits(cfg.ReadBufMemLimit, cfg.Threads)
+	// A text data block longer than an item can be is skipped unread.
+	s.srv.TextMaxValueSize = s.itemSizeMax()
 	return s, nil
 }
 

@@ -164,15 +164,18 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.uint("total_connections", ss.TotalConnections)
 	w.uint("rejected_connections", ss.RejectedConnections)
 	w.int("connection_structures", ss.CurrConnections)
-	for _, name := range []string{"response_obj_oom", "response_obj_count", "response_obj_bytes",
-		"read_buf_count", "read_buf_bytes", "read_buf_bytes_free", "read_buf_oom", "reserved_fds"} {
+	w.uint("response_obj_oom", ss.ResponseOOM)
+	for _, name := range []string{"response_obj_count", "response_obj_bytes",
+		"read_buf_count", "read_buf_bytes", "read_buf_bytes_free"} {
 		w.int(name, 0)
 	}
+	w.uint("read_buf_oom", ss.ReadBufOOM)
+	w.int("reserved_fds", 0)
 	w.uint("cmd_get", cs.GetHits+cs.GetMisses)
 	w.uint("cmd_set", cs.CmdSet)
 	w.uint("cmd_flush", s.cmdFlush.Load())
 	w.uint("cmd_touch", s.cmdTouch.Load())
-	w.uint("cmd_meta", s.textCounters().meta.Load())
+	w.uint("cmd_meta", s.text.meta.Load())
 	w.uint("get_hits", cs.GetHits)
 	w.uint("get_misses", cs.GetMisses)
 	w.uint("get_expired", cs.GetExpired)
@@ -188,10 +191,13 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.uint("cas_badval", cs.CasBadval)
 	w.uint("touch_hits", cs.TouchHits)
 	w.uint("touch_misses", cs.TouchMisses)
-	w.uint("store_too_large", cs.StoreTooLarge+s.textCounters().tooLarge.Load())
+	w.uint("store_too_large", cs.StoreTooLarge+s.text.tooLarge.Load())
 	w.uint("store_no_memory", cs.StoreNoMemory)
 	w.uint("auth_cmds", s.authCmds.Load())
 	w.uint("auth_errors", s.authErrs.Load())
+	if s.cfg.IdleTimeout > 0 {
+		w.uint("idle_kicks", ss.IdleKicks)
+	}
 	w.uint("bytes_read", ss.BytesRead)
 	w.uint("bytes_written", ss.BytesWritten)
 	w.int("limit_maxbytes", cs.LimitMaxBytes)
@@ -199,9 +205,7 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.int("listen_disabled_num", 0)
 	w.int("time_in_listen_disabled_us", 0)
 	w.int("threads", int64(s.cfg.Threads))
-	for _, name := range []string{"conn_yields"} {
-		w.int(name, 0)
-	}
+	w.uint("conn_yields", ss.ConnYields)
 	w.int("hash_power_level", 16)
 	w.int("hash_bytes", 524288)
 	for _, name := range []string{"hash_is_expanding", "slab_reassign_rescues", "slab_reassign_chunk_rescues",
@@ -209,9 +213,13 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 		"slab_reassign_busy_deletes", "slab_reassign_running", "slabs_moved"} {
 		w.int(name, 0)
 	}
-	if s.setting("lru_crawler", "no") == "yes" {
-		w.int("lru_crawler_running", 0)
-		w.int("lru_crawler_starts", 0)
+	if cr := s.crawler(); cr.enabled.Load() {
+		running := 0
+		if cr.running.Load() {
+			running = 1
+		}
+		w.int("lru_crawler_running", int64(running))
+		w.uint("lru_crawler_starts", cr.starts.Load())
 	}
 	if s.setting("lru_maintainer_thread", "no") == "yes" {
 		w.int("lru_maintainer_juggles", 0)
@@ -230,9 +238,11 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 		w.int("evicted_active", 0)
 	}
 	w.uint("evictions", cs.Evictions)
-	w.uint("reclaimed", cs.Reclaimed)
-	w.int("crawler_reclaimed", 0)
-	w.int("crawler_items_checked", 0)
+	crawled, checked := s.crawlStats(b)
+	w.uint("reclaimed", cs.Reclaimed-min(crawled, cs.Reclaimed)) // memcached counts the crawler's apart
+
+	w.uint("crawler_reclaimed", crawled)
+	w.uint("crawler_items_checked", checked)
 	w.int("lrutail_reflocked", 0)
 	if s.setting("lru_maintainer_thread", "no") == "yes" {
 		for _, name := range []string{"moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "lru_bumps_dropped"} {
@@ -323,9 +333,9 @@ func (s *Server) settingsStats(w *statWriter) {
 		{"slab_automove_ratio", s.setting("slab_automove_ratio", "0.80")},
 		{"slab_automove_window", s.setting("slab_automove_window", "30")},
 		{"slab_chunk_max", strconv.Itoa(s.slabChunkMax())},
-		{"lru_crawler", s.setting("lru_crawler", "no")},
-		{"lru_crawler_sleep", s.setting("lru_crawler_sleep", "100")},
-		{"lru_crawler_tocrawl", s.setting("lru_crawler_tocrawl", "0")},
+		{"lru_crawler", yesNo(s.crawler().enabled.Load())},
+		{"lru_crawler_sleep", strconv.FormatUint(uint64(s.crawler().sleep.Load()), 10)},
+		{"lru_crawler_tocrawl", strconv.FormatUint(uint64(s.crawler().tocrawl.Load()), 10)},
 		{"tail_repair_time", "0"},
 		{"flush_enabled", yesNo(!s.cfg.DisableFlush)},
 		{"dump_enabled", s.setting("dump_enabled", "yes")},
@@ -411,7 +421,7 @@ func (s *Server) itemClass(cs *cache.Stats) (id, chunk int) {
 // "\r\n" and the CAS (memcached's ntotal, 59 bytes more; the stored key
 // has one byte more, its collection, and each item ItemOverhead).
 func requested(cs *cache.Stats) int64 {
-	return cs.Bytes - cs.TombstoneBytes - int64(cs.CurrItems)*(cache.ItemOverhead+1-59)
+	return cs.Bytes - cs.TombstoneBytes - cs.DeadBytes - int64(cs.CurrItems)*(cache.ItemOverhead+1-59)
 }
 
 // itemStats reports "stats items": gocache's items as one slab class (see
@@ -442,12 +452,15 @@ func (s *Server) itemStats(w *statWriter, b *bucket) {
 	if w.text() {
 		w.uint(p+"tailrepairs", 0)
 	}
-	w.uint(p+"reclaimed", cs.Reclaimed)
+	crawled, checked := s.crawlStats(b)
+	w.uint(p+"reclaimed", cs.Reclaimed-min(crawled, cs.Reclaimed))
 	w.uint(p+"expired_unfetched", cs.ExpiredUnfetched)
 	w.uint(p+"evicted_unfetched", cs.EvictedUnfetched)
 	if w.text() {
-		for _, name := range []string{"evicted_active", "crawler_reclaimed", "crawler_items_checked", "lrutail_reflocked",
-			"moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "hits_to_hot", "hits_to_warm"} {
+		w.uint(p+"evicted_active", 0)
+		w.uint(p+"crawler_reclaimed", crawled)
+		w.uint(p+"crawler_items_checked", checked)
+		for _, name := range []string{"lrutail_reflocked", "moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "hits_to_hot", "hits_to_warm"} {
 			w.uint(p+name, 0)
 		}
 		w.uint(p+"hits_to_cold", cs.GetHits)
@@ -461,12 +474,15 @@ func (s *Server) itemStats(w *statWriter, b *bucket) {
 func (s *Server) slabStats(w *statWriter, b *bucket) {
 	cs := s.bucketStats(b)
 	active, malloced := 0, 0
-	if cs.CurrItems > 0 {
+	// Once items have been stored the class stays, as memcached keeps
+	// its slab pages: with none left (expired, crawled), it shows a page
+	// of free chunks.
+	if cs.CurrItems > 0 || cs.TotalItems > 0 {
 		active = 1
 		id, chunk := s.itemClass(&cs)
 		p := strconv.Itoa(id) + ":"
 		per := max(1, (1<<20)/chunk)
-		pages := (int(cs.CurrItems) + per - 1) / per
+		pages := max(1, (int(cs.CurrItems)+per-1)/per)
 		w.int(p+"chunk_size", int64(chunk))
 		w.int(p+"chunks_per_page", int64(per))
 		malloced = pages << 20
@@ -491,14 +507,15 @@ func (s *Server) slabStats(w *statWriter, b *bucket) {
 func (s *Server) resetStats(b *bucket) {
 	if b != nil {
 		b.cache.ResetStats()
+		s.crawler().resetCounts(b)
 	}
 	s.srv.ResetStats()
 	s.cmdFlush.Store(0)
 	s.cmdTouch.Store(0)
 	s.authCmds.Store(0)
 	s.authErrs.Store(0)
-	s.textCounters().tooLarge.Store(0)
-	s.textCounters().meta.Store(0)
+	s.text.tooLarge.Store(0)
+	s.text.meta.Store(0)
 }
 
 // textStats serves the text protocol's stats command, as memcached's
@@ -639,7 +656,7 @@ func (s *Server) cachedump(w memcached.ResponseWriter, f [][]byte, n int, b *buc
 // live items when asked (memcached counts those stored since it was
 // enabled), at most maxSizeScan of them.
 func (s *Server) sizeStats(w *statWriter, b *bucket, cmd string) {
-	on := &s.textCounters().sizes
+	on := &s.text.sizes
 	switch cmd {
 	case "sizes_enable":
 		if s.cfg.DisableCAS {

@@ -49,6 +49,9 @@ var (
 	errTextAuthFail = []byte("CLIENT_ERROR authentication failure\r\n")
 )
 
+// errTextGetMemory answers a get over read_buf_mem_limit (textGet).
+var errTextGetMemory = []byte("SERVER_ERROR out of memory writing get response\r\n")
+
 // maxVerbosity is memcached's MAX_VERBOSITY_LEVEL.
 const maxVerbosity = 2
 
@@ -190,7 +193,7 @@ func (h *handler) serveTextCommand(w memcached.ResponseWriter, req *memcached.Te
 	case "slabs":
 		h.textSlabs(w, f, n)
 	case "lru_crawler":
-		h.textCrawler(w, f, n)
+		h.lruCrawler(w, f, n)
 	case "lru":
 		if want(3, -1) {
 			textLRU(w, f, n)
@@ -278,6 +281,13 @@ func (h *handler) textGet(w memcached.ResponseWriter, f [][]byte, withCAS, touch
 			break
 		}
 	}
+	// memcached takes a response object per key (the command's own is
+	// the first): over read_buf_mem_limit it answers an error instead,
+	// here before any key is looked up.
+	if !w.Reserve(min(bad, len(keys)-1)) {
+		w.Write(errTextGetMemory)
+		return
+	}
 	answer := bad == len(keys)
 	detail := h.srv.detail()
 	for _, k := range keys[:bad] {
@@ -362,7 +372,7 @@ func (h *handler) textStore(w memcached.ResponseWriter, req *memcached.TextReque
 		wr.Flags, wr.Expiry, wr.KeepXattrs = flags, textExpiry(&d, exptime), true
 	}
 	_, err := d.b.cache.Store(0, mode, d.key, wr)
-	if err == nil && h.srv.cfg.DisableCAS && time.Now().Unix() <= h.srv.textCounters().flushedSecond.Load() {
+	if err == nil && h.srv.cfg.DisableCAS && time.Now().Unix() <= h.srv.text.flushedSecond.Load() {
 		d.b.cache.Delete(0, d.key, 0) // stored, and flushed with its second (textFlush)
 	}
 	switch {
@@ -387,7 +397,7 @@ func (h *handler) textStore(w memcached.ResponseWriter, req *memcached.TextReque
 // store_too_large. As memcached, a set (not a cas) that fails so removes
 // the key's present value.
 func (h *handler) textTooLarge(w memcached.ResponseWriter, d *doc, unlink, quiet bool) {
-	h.srv.textCounters().tooLarge.Add(1)
+	h.srv.text.tooLarge.Add(1)
 	if unlink {
 		d.b.cache.Delete(0, d.key, 0)
 	}
@@ -518,7 +528,7 @@ func (h *handler) textFlush(w memcached.ResponseWriter, f [][]byte, n int) {
 		// Without CAS memcached's flush cliff is a whole second:
 		// whatever is stored in the second of the flush is flushed too
 		// (textStore).
-		h.srv.textCounters().flushedSecond.Store(time.Now().Unix())
+		h.srv.text.flushedSecond.Store(time.Now().Unix())
 	}
 	textOut(w, quiet, textOK)
 }
@@ -704,75 +714,6 @@ func textExtstore(w memcached.ResponseWriter, f [][]byte, n int) {
 	}
 }
 
-// textCrawler serves lru_crawler. gocache's crawler is its expiry
-// sweeper, on when Config.Settings has lru_crawler "yes": a crawl
-// removes what has expired now; metadump is refused
-// (gocache does not dump item metadata); the tunables are checked and
-// accepted.
-func (h *handler) textCrawler(w memcached.ResponseWriter, f [][]byte, n int) {
-	on := h.srv.setting("lru_crawler", "no") == "yes"
-	switch {
-	case n == 4 && string(f[1]) == "crawl":
-		if !on {
-			w.Write([]byte("CLIENT_ERROR lru crawler disabled\r\n"))
-			return
-		}
-		if !crawlClasses(f[2]) {
-			w.Write([]byte("BADCLASS invalid class id\r\n"))
-			return
-		}
-		for _, b := range h.srv.buckets {
-			b.cache.SweepNow()
-		}
-		w.Write(textOK)
-	case n == 4 && string(f[1]) == "metadump":
-		if !on {
-			w.Write([]byte("CLIENT_ERROR lru crawler disabled\r\n"))
-			return
-		}
-		w.Write([]byte("ERROR metadump not allowed\r\n"))
-	case n == 4 && (string(f[1]) == "tocrawl" || string(f[1]) == "sleep"):
-		v, ok := mctext.ParseUint32(f[2])
-		switch {
-		case !ok:
-			w.Write(errTextLine)
-		case string(f[1]) == "sleep" && v > 1000000:
-			w.Write([]byte("CLIENT_ERROR sleep must be one second or less\r\n"))
-		default:
-			w.Write(textOK)
-		}
-	case n == 3 && (string(f[1]) == "enable" || string(f[1]) == "disable"):
-		w.Write(textOK)
-	default:
-		w.Write(errText)
-	}
-}
-
-// crawlClasses checks an lru_crawler crawl argument as memcached does:
-// "all" or "hash", or class ids separated by commas.
-func crawlClasses(arg []byte) bool {
-	if string(arg) == "all" || string(arg) == "hash" {
-		return true
-	}
-	for len(arg) > 0 {
-		i := 0
-		for i < len(arg) && arg[i] != ',' {
-			i++
-		}
-		if i > 0 {
-			v, ok := mctext.ParseUint32(arg[:i])
-			if !ok || v < 1 || v > maxSlabClass {
-				return false
-			}
-		}
-		if i == len(arg) {
-			break
-		}
-		arg = arg[i+1:]
-	}
-	return true
-}
-
 // textAuth serves a connection that has not authenticated, as memcached's
 // ascii authentication (-Y) does: the only command is a set (key, flags
 // and exptime ignored) whose data is "user password".
@@ -849,23 +790,30 @@ type textCounts struct {
 	tooLarge atomic.Uint64
 }
 
-// textCounters holds each Server's textCounts. (A stopgap: they belong in
-// Server, whose file this one does not own.)
-var textCounters sync.Map // *Server → *textCounts
-
-func (s *Server) textCounters() *textCounts {
-	if c, ok := textCounters.Load(s); ok {
-		return c.(*textCounts)
+// connMemLimits turns memcached's read_buf_mem_limit (bytes; 0 for none)
+// and worker count into the server's ResponseLimit and ReadBufferLimit.
+// memcached splits the limit between its worker threads, each a pool of
+// 16 KiB buffers (at least one), each buffer a connection's read buffer or
+// a bundle of 13 response objects (MAX_RESP_PER_BUNDLE of a 64-bit
+// build), one per answer queued unsent (a multi-key get takes one per
+// key). Here a connection may queue the response objects of a worker's
+// buffers but the one it reads into (at least one bundle's: memcached with
+// a single buffer per thread refuses every command), and as many
+// connections at once as the workers have buffers may hold input.
+func connMemLimits(limit int64, threads int) (responses, readBuffers int) {
+	if limit <= 0 {
+		return 0, 0
 	}
-	c, _ := textCounters.LoadOrStore(s, new(textCounts))
-	return c.(*textCounts)
+	const bufferSize, perBundle = 16 << 10, 13
+	buffers := max(1, limit/int64(max(threads, 1))/bufferSize)
+	return int(max(1, buffers-1) * perBundle), int(min(buffers*int64(max(threads, 1)), 1<<30))
 }
 
 // countMeta counts a meta command in cmd_meta.
-func (s *Server) countMeta() { s.textCounters().meta.Add(1) }
+func (s *Server) countMeta() { s.text.meta.Add(1) }
 
 // detail returns the server's "stats detail" counters.
-func (s *Server) detail() *detailStats { return &s.textCounters().detail }
+func (s *Server) detail() *detailStats { return &s.text.detail }
 
 // detailStats are memcached's per-prefix statistics ("stats detail"):
 // while enabled, gets, hits, sets and deletes of keys with a ':' are

@@ -397,9 +397,8 @@ func TestTextItemSize(t *testing.T) {
 		{"set s1 0 0 1\r\nx\r\n", "STORED\r\n"},
 		// key 2 + value + 59 <= 1024.
 		{"set s1 0 0 965\r\n" + v(965) + "\r\n", "SERVER_ERROR object too large for cache\r\n"},
-		// (At 963, memcached's limit, gocache's store refuses: it counts
-		// the key's collection byte.)
-		{"set s1 0 0 962\r\n" + v(962) + "\r\n", "STORED\r\n"},
+		{"set s1 0 0 964\r\n" + v(964) + "\r\n", "SERVER_ERROR object too large for cache\r\n"},
+		{"set s1 0 0 963\r\n" + v(963) + "\r\n", "STORED\r\n"},
 		{"set s1 0 0 965\r\n" + v(965) + "\r\nget s1\r\n", "SERVER_ERROR object too large for cache\r\nEND\r\n"},
 		{"set s1 1 0 959\r\n" + v(959) + "\r\n", "STORED\r\n"},
 		{"set s1 1 0 960\r\n" + v(960) + "\r\n", "SERVER_ERROR object too large for cache\r\n"},
@@ -421,14 +420,18 @@ func TestTextItemSize(t *testing.T) {
 				}
 			}
 			got := tpStat(t, s, "stats", "store_too_large")
-			if got != "7" {
-				t.Errorf("store_too_large %s, want 7", got)
+			if got != "8" {
+				t.Errorf("store_too_large %s, want 8", got)
 			}
 			// Each part fits, the whole does not.
 			st := tpStep{"set s2 0 0 10\r\n" + v(10) + "\r\nappend s2 0 0 954\r\n" + v(954) + "\r\nget s2\r\n",
 				"STORED\r\nNOT_STORED\r\nVALUE s2 0 10\r\n" + v(10) + "\r\nEND\r\n"}
 			if got := s.do(st.send); got != st.want {
 				t.Errorf("%.60q:\n got  %q\n want %q", st.send, got, st.want)
+			}
+			// An item that would grow too large is not counted as too large.
+			if got := tpStat(t, s, "stats", "store_too_large"); got != "8" {
+				t.Errorf("after the append: store_too_large %s, want 8", got)
 			}
 		})
 }

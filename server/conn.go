@@ -57,8 +57,16 @@ type Conn struct {
 	req     gomemcached.MCRequest
 	out     []byte // answers not yet sent
 	closing bool
-	werr    error
-	sendq   atomic.Pointer[sendQueue]
+	// yielded: the last step stopped after Server.ReqsPerEvent requests
+	// with more buffered; the transport serves the rest before reading.
+	yielded bool
+	// responses are the answers queued and not yet sent, counted while
+	// Server.ResponseLimit is set.
+	responses int
+	// holdsInput: the connection counts in Server.ReadBufferLimit.
+	holdsInput bool
+	werr       error
+	sendq      atomic.Pointer[sendQueue]
 	// killReason is Close's reason, for the log.
 	killReason atomic.Pointer[error]
 	qmu        sync.Mutex // for making sendq, and ended
@@ -247,6 +255,7 @@ func (c *Conn) flush() error {
 // sent drops the output once it is all written, and a buffer that grew
 // past maxRetainedOut with it.
 func (c *Conn) sent() {
+	c.responses = 0
 	c.out = c.out[:0]
 	if cap(c.out) > maxRetainedOut {
 		c.out = nil
@@ -282,7 +291,31 @@ var errMidPacket = &gomemcached.ProtocolError{Kind: gomemcached.ErrTruncated, De
 // it are sent), a handler that panicked, or a failed write.
 func (c *Conn) step() error {
 	var stop error
+	c.yielded = false
+	if c.srv.ReadBufferLimit > 0 && !c.holdInput() {
+		c.closing = true
+		return errReadBufferLimit
+	}
+	limit, served := c.srv.ReqsPerEvent, 0
 	for c.t.serving() && !c.closing && c.dec != nil && c.dec.ready() {
+		if limit > 0 {
+			if served == limit {
+				// memcached's conn_yields: answer these, let the
+				// others run, then go on.
+				c.yielded = true
+				c.srv.yields.Add(1)
+				break
+			}
+			served++
+		}
+		if c.srv.ResponseLimit > 0 && !c.reserve(1) {
+			// No answer can be queued: memcached closes, dropping
+			// what was queued.
+			c.out = c.out[:0]
+			c.responses = 0
+			c.closing, stop = true, errResponseLimit
+			break
+		}
 		if c.text != nil {
 			if err := c.text.serve(c.textHandler); err != nil {
 				c.closing, stop = true, err
@@ -327,7 +360,54 @@ func (c *Conn) step() error {
 	if err := c.flush(); err != nil {
 		return err
 	}
+	if c.holdsInput && c.buffered() == 0 {
+		c.releaseReadBuffer()
+	}
 	return stop
+}
+
+// Errors that close a connection: idle too long, or over the server's
+// memory limits.
+var (
+	errIdleTimeout     = errors.New("idle timeout")
+	errResponseLimit   = errors.New("memcached: too many answers queued (ResponseLimit)")
+	errReadBufferLimit = errors.New("memcached: too many connections holding input (ReadBufferLimit)")
+)
+
+// reserve takes n answers from the connection's Server.ResponseLimit;
+// false, counted in Stats.ResponseOOM, when fewer are left.
+func (c *Conn) reserve(n int) bool {
+	if c.responses+n > c.srv.ResponseLimit {
+		c.srv.respOOM.Add(1)
+		return false
+	}
+	c.responses += n
+	return true
+}
+
+// holdInput counts the connection in Server.ReadBufferLimit while it has
+// input buffered; false, counted in Stats.ReadBufOOM, when the limit is
+// reached.
+func (c *Conn) holdInput() bool {
+	if c.holdsInput || c.buffered() == 0 {
+		return true
+	}
+	if c.srv.readBufs.Add(1) > int64(c.srv.ReadBufferLimit) {
+		c.srv.readBufs.Add(-1)
+		c.srv.readBufOOM.Add(1)
+		return false
+	}
+	c.holdsInput = true
+	return true
+}
+
+// releaseReadBuffer stops counting the connection in
+// Server.ReadBufferLimit.
+func (c *Conn) releaseReadBuffer() {
+	if c.holdsInput {
+		c.holdsInput = false
+		c.srv.readBufs.Add(-1)
+	}
 }
 
 // handle runs the handler on the current request; a panic closes only this

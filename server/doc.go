@@ -15,7 +15,11 @@
 // it to the handler, flush the answers. The protocol is chosen by the
 // connection's first byte; a protocol is a decoder of requests and a
 // ResponseWriter that encodes answers, so that a handler answers without
-// knowing which.
+// knowing which. memcached's limits on that step are Server fields, off by
+// default: ReqsPerEvent (-R: serve so many, answer, yield), ResponseLimit
+// and ReadBufferLimit (read_buf_mem_limit's response objects and read
+// buffers), IdleTimeout, MaxConns with ConnLimitMessage; Stats counts what
+// each did.
 //
 // The request passed to ServeMC, and every slice in it, is valid only
 // during the call: a handler that keeps data (a store, say) copies it.

@@ -152,6 +152,9 @@ func (l *loop) accept(lfd int) {
 		}
 		lc := l.newConn(nfd, raddr, laddr)
 		if err := s.register(lc.c); err != nil {
+			if err == errConnLimit && len(s.ConnLimitMessage) > 0 {
+				syscall.Write(nfd, s.ConnLimitMessage) // a new socket takes it
+			}
 			syscall.Close(nfd)
 			if err == ErrServerClosed {
 				return

@@ -41,6 +41,10 @@ type loop struct {
 	muted     map[int32]int64
 	paused    map[*loopConn]struct{}
 	nextScan  int64 // next check of idle and write timeouts
+	// yielded are the connections that stopped after ReqsPerEvent
+	// requests with more buffered: served again once the loop has seen
+	// to the others' events (spare is the other slice, for reuse).
+	yielded, spare []*loopConn
 
 	mu       sync.Mutex
 	commands []func()
@@ -181,6 +185,7 @@ func (l *loop) run() {
 			}
 		}
 		l.timers(now)
+		l.resumeYielded(now)
 		if l.draining && len(l.conns) == 0 && len(l.listeners) == 0 && len(l.muted) == 0 {
 			return
 		}
@@ -188,6 +193,34 @@ func (l *loop) run() {
 }
 
 func (l *loop) hasListener(fd int32) bool { _, ok := l.listeners[fd]; return ok }
+
+// yield queues lc, which stopped after ReqsPerEvent requests with more
+// buffered, to be served again after the others' events.
+func (l *loop) yield(lc *loopConn) {
+	if !lc.yieldq {
+		lc.yieldq = true
+		l.yielded = append(l.yielded, lc)
+	}
+}
+
+// resumeYielded serves the next part of what the yielded connections have
+// buffered; those that yield again wait for the next round.
+func (l *loop) resumeYielded(now int64) {
+	if len(l.yielded) == 0 {
+		return
+	}
+	ys := l.yielded
+	l.yielded = l.spare[:0]
+	for i, lc := range ys {
+		ys[i] = nil
+		lc.yieldq = false
+		if l.conns[int32(lc.fd)] == lc && !lc.blocked && lc.resumeAt == 0 {
+			lc.active = now
+			l.process(lc)
+		}
+	}
+	l.spare = ys[:0]
+}
 
 // runCommands runs what other goroutines posted, and sends what they
 // queued for the loop's connections. sends is a buffer to reuse, which it

@@ -25,7 +25,10 @@ type loopConn struct {
 	// read or handled until it has, and the loop waits for EPOLLOUT.
 	blocked   bool
 	blockedAt int64 // when blocked became true (unix nanos)
-	reason    error // why the connection is closing, for the log
+	// yieldq: the connection is in its loop's yielded list; it reads
+	// nothing more until what it has buffered is served.
+	yieldq bool
+	reason error // why the connection is closing, for the log
 }
 
 var _ transport = (*loopConn)(nil)
@@ -82,7 +85,7 @@ func (lc *loopConn) ready(events uint32, now int64) {
 
 // readable reads once and serves what arrived.
 func (lc *loopConn) readable(now int64) {
-	if lc.resumeAt != 0 || lc.blocked {
+	if lc.resumeAt != 0 || lc.blocked || lc.yieldq {
 		return // not reading now
 	}
 	n, err := lc.c.fill()
@@ -128,6 +131,8 @@ func (l *loop) process(lc *loopConn) {
 		lc.watch(syscall.EPOLLOUT)
 	case c.closing || l.draining && !(c.dec != nil && c.dec.ready()):
 		l.drop(lc, lc.reason)
+	case c.yielded:
+		l.yield(lc)
 	case lc.eof:
 		var err error
 		if c.buffered() > 0 {

@@ -34,7 +34,8 @@ type Server struct {
 	MaxConns int
 	// IdleTimeout closes a connection that sends nothing for this long
 	// while the server waits for its next request; 0 means never. It also
-	// bounds a client that stalls in mid-packet.
+	// bounds a client that stalls in mid-packet. Each such close counts in
+	// Stats.IdleKicks.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds each write to a client: a connection whose
 	// output has waited this long to be sent is closed. 0 means no bound.
@@ -79,6 +80,33 @@ type Server struct {
 	// Protocol fixes the protocol every connection speaks, as memcached's
 	// -B does; the zero value, ProtocolAuto, chooses by the first byte.
 	Protocol Protocol
+	// ReqsPerEvent is memcached's -R: a connection with more requests
+	// buffered than this serves this many, sends their answers (one
+	// write) and yields, letting the other connections of its event loop
+	// (or, with a goroutine per connection, the other goroutines) run
+	// before it goes on with the rest. Each yield counts in
+	// Stats.ConnYields. 0 (the default) means no limit: a connection
+	// serves all it has buffered before it answers.
+	ReqsPerEvent int
+	// ResponseLimit bounds the answers a connection may hold queued and
+	// not yet sent, as memcached's response objects under
+	// read_buf_mem_limit: every request served takes one until the output
+	// is sent, and a handler that answers with many (a multi-key get)
+	// takes more with ResponseWriter.Reserve. A request that finds none
+	// left closes the connection, what was queued for it dropped; each
+	// refusal counts in Stats.ResponseOOM. 0 (the default) means no limit.
+	ResponseLimit int
+	// ReadBufferLimit bounds the connections that may hold received input
+	// not yet served at once (a request in progress, or one arriving), as
+	// memcached's read buffers under read_buf_mem_limit: a connection
+	// that receives input when that many others hold some is closed, and
+	// counted in Stats.ReadBufOOM. 0 (the default) means no limit.
+	ReadBufferLimit int
+	// ConnLimitMessage, if set, is written to a connection refused over
+	// MaxConns before it is closed, as memcached writes "ERROR Too many
+	// open connections\r\n" (not to TLS connections, whose handshake
+	// has not begun).
+	ConnLimitMessage []byte
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -95,6 +123,12 @@ type Server struct {
 	bytesIn  atomic.Uint64 // of closed connections
 	bytesOut atomic.Uint64
 	writes   atomic.Uint64 // write calls on connections, counted as they start
+
+	yields     atomic.Uint64 // ReqsPerEvent yields
+	idleKicks  atomic.Uint64 // connections closed by IdleTimeout
+	respOOM    atomic.Uint64 // requests over ResponseLimit
+	readBufOOM atomic.Uint64 // connections over ReadBufferLimit
+	readBufs   atomic.Int64  // connections holding input (ReadBufferLimit)
 
 	loops     *loopSet // event loops, started by the first Serve that uses them
 	loopsOnce sync.Once
@@ -117,6 +151,18 @@ type Stats struct {
 	RejectedConnections uint64
 	BytesRead           uint64
 	BytesWritten        uint64
+	// ConnYields counts the times a connection yielded after
+	// ReqsPerEvent requests (memcached's conn_yields).
+	ConnYields uint64
+	// IdleKicks counts the connections closed for IdleTimeout
+	// (memcached's idle_kicks).
+	IdleKicks uint64
+	// ResponseOOM counts requests and reservations refused over
+	// ResponseLimit (memcached's response_obj_oom).
+	ResponseOOM uint64
+	// ReadBufOOM counts connections closed over ReadBufferLimit
+	// (memcached's read_buf_oom).
+	ReadBufOOM uint64
 }
 
 // Stats returns the server's counters.
@@ -127,6 +173,10 @@ func (s *Server) Stats() Stats {
 		RejectedConnections: s.rejected.Load(),
 		BytesRead:           s.bytesIn.Load(),
 		BytesWritten:        s.bytesOut.Load(),
+		ConnYields:          s.yields.Load(),
+		IdleKicks:           s.idleKicks.Load(),
+		ResponseOOM:         s.respOOM.Load(),
+		ReadBufOOM:          s.readBufOOM.Load(),
 	}
 	s.mu.Lock()
 	for c := range s.conns {
@@ -142,6 +192,10 @@ func (s *Server) Stats() Stats {
 func (s *Server) ResetStats() {
 	s.total.Store(0)
 	s.rejected.Store(0)
+	s.yields.Store(0)
+	s.idleKicks.Store(0)
+	s.respOOM.Store(0)
+	s.readBufOOM.Store(0)
 	s.mu.Lock()
 	s.bytesIn.Store(0)
 	s.bytesOut.Store(0)
@@ -240,6 +294,9 @@ func (s *Server) Serve(l net.Listener) error {
 		delay = 0
 		t := s.newStream(nc)
 		if err := s.register(t.c); err != nil {
+			if err == errConnLimit {
+				s.refuseStream(nc)
+			}
 			nc.Close()
 			if err == ErrServerClosed {
 				return err
@@ -248,6 +305,20 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		go t.serve()
 	}
+}
+
+// refuseStream writes ConnLimitMessage to a connection refused over
+// MaxConns. A new socket's buffer takes it at once; the deadline only
+// bounds the accept loop's wait should it not.
+func (s *Server) refuseStream(nc net.Conn) {
+	if len(s.ConnLimitMessage) == 0 {
+		return
+	}
+	if _, isTLS := nc.(*tls.Conn); isTLS {
+		return
+	}
+	nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	nc.Write(s.ConnLimitMessage)
 }
 
 func isTemporary(err error) bool {
@@ -310,6 +381,7 @@ func (s *Server) forget(c *Conn) {
 	s.bytesIn.Add(c.bytesIn.Load())
 	s.bytesOut.Add(c.bytesOut.Load())
 	s.mu.Unlock()
+	c.releaseReadBuffer()
 	c.end()
 	s.current.Add(-1)
 	s.wg.Done()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,6 +205,13 @@ func (t *stream) loop() error {
 		if err := c.step(); err != nil || c.closing {
 			return err
 		}
+		if c.yielded {
+			// ReqsPerEvent: the answers are sent; let the other
+			// goroutines run, then serve the rest of what is
+			// buffered.
+			runtime.Gosched()
+			continue
+		}
 		if srv.shuttingDown() {
 			return nil
 		}
@@ -215,8 +223,14 @@ func (t *stream) loop() error {
 		}
 		if _, err := c.fill(); err != nil {
 			// Serve what arrived before the error, then end.
-			if serr := c.step(); serr != nil {
-				return serr
+			for {
+				if serr := c.step(); serr != nil {
+					return serr
+				}
+				if !c.yielded || c.closing {
+					break
+				}
+				runtime.Gosched()
 			}
 			switch {
 			case srv.shuttingDown():
@@ -226,7 +240,8 @@ func (t *stream) loop() error {
 			case err == io.EOF:
 				return nil
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				return errors.New("idle timeout")
+				srv.idleKicks.Add(1)
+				return errIdleTimeout
 			}
 			return err
 		}

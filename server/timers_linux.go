@@ -34,6 +34,9 @@ func (l *loop) timeout() int {
 			consider(l.nextScan)
 		}
 	}
+	if len(l.yielded) > 0 {
+		return 0 // yielded connections have requests buffered
+	}
 	if next == 0 {
 		return -1
 	}
@@ -72,7 +75,8 @@ func (l *loop) timers(now int64) {
 					l.drop(lc, errors.New("write timeout"))
 				}
 			case idle > 0 && now-lc.active >= idle:
-				l.drop(lc, errors.New("idle timeout"))
+				l.srv.idleKicks.Add(1)
+				l.drop(lc, errIdleTimeout)
 			}
 		}
 		period := int64(time.Second)

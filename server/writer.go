@@ -77,6 +77,24 @@ func (w ResponseWriter) Write(p []byte) (int, error) { return w.c.write(p) }
 // when it can, and a paused connection sends nothing until its pause ends.
 func (w ResponseWriter) Flush() error { return w.c.flush() }
 
+// Reserve takes n more answers than the request's own from the
+// connection's Server.ResponseLimit, for a handler about to queue many (a
+// multi-key get takes one per key, as memcached's response objects). It
+// reports false, counted in Stats.ResponseOOM, when fewer are left: the
+// handler then answers with an error instead. Without a limit it always
+// succeeds. What is reserved is given back once the output is sent.
+func (w ResponseWriter) Reserve(n int) bool {
+	c := w.c
+	if c.srv.ResponseLimit <= 0 || n <= 0 {
+		return true
+	}
+	return c.reserve(n)
+}
+
+// Buffered returns how many bytes of answers are queued and not yet sent
+// on the connection.
+func (w ResponseWriter) Buffered() int { return len(w.c.out) }
+
 // Close closes the connection once the answers queued so far are sent.
 func (w ResponseWriter) Close() { w.c.closing = true }
 

@@ -729,6 +729,9 @@ func configure(o *options) (gocache.Config, []listenSpec, error) {
 	for name, value := range ext.settings {
 		settings[name] = value
 	}
+	if settings["lru_crawler"] == "" {
+		settings["lru_crawler"] = "yes"
+	}
 	settings["growth_factor"] = strconv.FormatFloat(o.factor, 'f', 2, 64)
 	settings["chunk_size"] = strconv.Itoa(o.chunkSize)
 	settings["tcp_backlog"] = strconv.Itoa(o.backlog)
@@ -773,6 +776,14 @@ func configure(o *options) (gocache.Config, []listenSpec, error) {
 		ReqsPerEvent:    o.reqsPerEvent,
 		ReadBufMemLimit: ext.readBufMemLimit,
 	}
+	if settings["lru_crawler"] == "no" {
+		// Started without its LRU crawler, memcached reclaims expired
+		// items only as it meets them: gocache's sweeper stays idle too
+		// (it still keeps the coarse clock), so that what expires
+		// waits for a lookup, a store's need of memory or an
+		// "lru_crawler crawl".
+		cfg.Cache.SweepInterval = idleSweep
+	}
 	cfg.ReplicaReads = ext.replicaReads
 	if ext.replicaOf != "" {
 		cfg.Replicator = &replication.Replicator{Primary: ext.replicaOf}
@@ -782,6 +793,10 @@ func configure(o *options) (gocache.Config, []listenSpec, error) {
 	}
 	return cfg, listens, nil
 }
+
+// idleSweep is the sweep interval of a cache whose sweeper must not
+// sweep: a century.
+const idleSweep = 100 * 365 * 24 * time.Hour
 
 // extendedOptions are the -o settings.
 type extendedOptions struct {
@@ -846,13 +861,21 @@ func parseExtended(values []string) (extendedOptions, error) {
 			// memcached's tuning of slabs, LRUs, threads and logs: checked
 			// as memcached checks them; gocache has none of these parts.
 			case "maxconns_fast", "no_maxconns_fast", "no_hashexpand", "slab_reassign", "no_slab_reassign",
-				"no_slab_automove", "lru_crawler", "no_lru_crawler", "track_sizes", "inline_ascii_resp",
+				"no_slab_automove", "track_sizes", "inline_ascii_resp",
 				"no_inline_ascii_resp", "modern", "no_chunked_items", "drop_privileges", "no_drop_privileges",
 				"relaxed_privileges":
 				// no_drop_privileges is named only in builds that have
 				// drop_privileges; relaxed_privileges only in debug builds.
 				if key == "no_chunked_items" && !e.slabChunkSet {
 					e.slabChunkMax = slabPageSize
+				}
+			case "lru_crawler", "no_lru_crawler":
+				// memcached starts its LRU crawler unless told not to
+				// (the last of these and no_modern wins).
+				if key == "lru_crawler" {
+					set("lru_crawler", "yes")
+				} else {
+					set("lru_crawler", "no")
 				}
 			case "no_lru_maintainer":
 				e.lruMaintainer = false
@@ -863,6 +886,7 @@ func parseExtended(values []string) (extendedOptions, error) {
 					e.slabChunkMax = slabPageSize
 				}
 				e.lruMaintainer = false
+				set("lru_crawler", "no")
 			case "resp_obj_mem_limit":
 				fmt.Fprintln(os.Stderr, "DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,")
 			case "hashpower":
