@@ -284,6 +284,9 @@ func (c *conn) retire() bool {
 // isRetired reports whether err is that of a call refused, unsent, by a
 // retired connection.
 func isRetired(err error) bool {
+	if err == nil {
+		return false
+	}
 	var ce *ConnError
 	return errors.As(err, &ce) && ce.Err == errRetired
 }
