@@ -103,6 +103,22 @@ type Config struct {
 	// Couchbase's protocol encodes it (see CollectionKey): the cache then
 	// keeps each collection's seqnos and can drop a collection.
 	Collections bool
+	// LRU is how items are ordered for eviction: Flat (the zero value:
+	// every fetch moves an item to the head, memcached's no_modern) or
+	// Segmented (memcached's HOT, WARM, COLD and TEMP lists: see lru.go).
+	LRU LRUMode
+	// TempTTL, with a Segmented LRU, puts items whose time to live is at
+	// most TempTTL in the TEMP list, never evicted (memcached's
+	// temporary_ttl); 0 means no TEMP list.
+	TempTTL time.Duration
+	// HotLRUPct and WarmLRUPct are the shares of a shard's bytes HOT and
+	// WARM keep before their tails go to COLD; 0 means memcached's 20 and
+	// 40.
+	HotLRUPct, WarmLRUPct int
+	// HotMaxFactor and WarmMaxFactor: HOT's and WARM's tails go to COLD
+	// once older than these times the age of COLD's; 0 means memcached's
+	// 0.2 and 2.0.
+	HotMaxFactor, WarmMaxFactor float64
 }
 
 // Clock is the source of time for expiry.
@@ -123,6 +139,8 @@ type Cache struct {
 	maxBytes int64
 	maxItem  int
 	noEvict  bool
+	// segmented: memcached's segmented LRU (lru.go).
+	segmented bool
 	// With the system clock, the sweeper keeps coarse to clockTick while
 	// operations use it (ticking), and parks it when they stop.
 	useCoarse bool
@@ -194,6 +212,8 @@ func New(cfg Config) *Cache {
 		c.maxItem = DefaultMaxItemSize
 	}
 	c.purges = make([]atomic.Uint64, len(c.vbs))
+	lru := newLRUConfig(&cfg)
+	c.segmented = lru.segmented
 	if cfg.MaxTombstones > 0 {
 		c.tombLimit = max(1, (cfg.MaxTombstones+n-1)/n)
 	}
@@ -202,7 +222,7 @@ func New(cfg Config) *Cache {
 		c.deadAge = int64(time.Second)
 	}
 	for i := range c.shards {
-		c.shards[i].init(&c.cas)
+		c.shards[i].init(&c.cas, lru)
 	}
 	c.initTails()
 	if interval > 0 {

@@ -39,6 +39,7 @@ func (s *shard) toDead(it *item, now int64) {
 	b := &d.buckets[it.hash&uint32(len(d.buckets)-1)]
 	it.hnext = *b
 	*b = it
+	it.stamp &^= stampLow // in no list of the LRU's
 	it.prev, it.next = nil, d.head
 	if d.head != nil {
 		d.head.prev = it

@@ -22,23 +22,24 @@ import "sync/atomic"
 
 // stampAt is the stamp (see lruKey) of an item put at the head of its
 // list at now (unix nanos): 10 bits of the millisecond (the nanoseconds
-// within the second over 2^20), 22 of the CAS counter.
+// within the second over 2^20), 19 of the CAS counter, and 3 bits
+// (stampLow) left for the item's list and ACTIVE mark (lru.go).
 func (s *shard) stampAt(now int64) uint32 {
 	ms := uint32(now%1e9) >> 20
-	return ms<<22 | uint32(s.clock.Load())&(1<<22-1)
+	return ms<<22 | (uint32(s.clock.Load())&(1<<19-1))<<stampShift
 }
 
 // emptyTail is the tailKey of a shard with nothing to evict.
 const emptyTail = 1<<64 - 1
 
 // lruKey is the age of it as eviction compares ages: smaller is older.
-func lruKey(it *item) uint64 { return uint64(it.atime)<<32 | uint64(it.stamp) }
+func lruKey(it *item) uint64 { return uint64(it.atime)<<32 | uint64(it.stamp&^stampLow) }
 
 // tailAge is the age of the locked shard s's tail: 0 (first to go) for
 // a tombstone or when the shard has dead items, emptyTail when there is
 // nothing to evict.
 func (s *shard) tailAge() uint64 {
-	switch t := s.tail; {
+	switch t := s.victim(); {
 	case s.dead != nil:
 		return 0
 	case t == nil:
@@ -53,10 +54,11 @@ func (s *shard) tailAge() uint64 {
 // publishTail publishes the locked shard s's tail age if the tail has
 // changed since it last did.
 func (s *shard) publishTail() {
-	if s.tail == s.lruTail && s.dead == nil && !s.deadShown {
+	v := s.victim()
+	if v == s.lruTail && s.dead == nil && !s.deadShown {
 		return
 	}
-	s.lruTail, s.deadShown = s.tail, s.dead != nil
+	s.lruTail, s.deadShown = v, s.dead != nil
 	age := s.tailAge()
 	was := s.tailKey.Swap(age)
 	// The group's age changes if this tail is now its oldest, or was.

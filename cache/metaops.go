@@ -119,6 +119,7 @@ func (c *Cache) Fetch(vb uint16, key []byte, o *FetchOptions) (f Fetched, found 
 		found = true
 		f = old.fetchedView()
 		c.countFetch(s, o)
+		s.stats.hitsTo[seg(old)]++
 		exp := old.exp
 		if o.Touch {
 			exp = deadline(o.Expiry, now)
@@ -142,10 +143,11 @@ func (c *Cache) Fetch(vb uint16, key []byte, o *FetchOptions) (f Fetched, found 
 			old.bits |= tokenBit
 		}
 		if !o.NoBump {
-			old.markFetched()
-			old.atime = unixSeconds(now)
 			if !old.expired(now) {
-				s.bump(old, now)
+				s.hit(old, now)
+			} else {
+				old.markFetched()
+				old.atime = unixSeconds(now)
 			}
 		}
 		if !o.Touch {

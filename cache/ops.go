@@ -70,9 +70,8 @@ func (c *Cache) getIn(vb uint16, key []byte, st VBState) (Item, bool) {
 		s.stats.getMisses++
 	} else {
 		s.stats.getHits++
-		it.markFetched()
-		it.atime = unixSeconds(k.now)
-		s.bump(it, k.now)
+		s.stats.hitsTo[seg(it)]++
+		s.hit(it, k.now)
 		out = it.export()
 	}
 	c.unlock(s, k.freed)
@@ -92,10 +91,11 @@ func (c *Cache) Touch(vb uint16, key []byte, exp uint32, cas uint64) (Item, erro
 		}
 		s.stats.touchHits++
 		old.exp = deadline(exp, now)
-		old.markFetched()
-		old.atime = unixSeconds(now)
 		if !old.expired(now) {
-			s.bump(old, now)
+			s.hit(old, now)
+		} else {
+			old.markFetched()
+			old.atime = unixSeconds(now)
 		}
 		out = old.export()
 		out.Rev++ // the touch is the item's next revision, which update gives it

@@ -41,7 +41,8 @@ type item struct {
 	// seconds (the meta protocol's last-access time).
 	atime uint32
 	// stamp orders items last put at the head of an LRU list within
-	// the second of atime (see lruKey).
+	// the second of atime (see lruKey); its low bits (stampLow) are the
+	// item's list and ACTIVE mark (lru.go).
 	stamp uint32
 }
 
@@ -126,6 +127,10 @@ type counters struct {
 	evictions, evictedUnfetched, expiredUnfetched uint64
 	reclaimed, storeTooLarge, storeNoMemory       uint64
 	sysNoMemory                                   uint64
+	// The segmented LRU's (lru.go).
+	movesToCold, movesToWarm, movesWithinLRU, evictedActive uint64
+	juggles                                                 uint64
+	hitsTo                                                  [nSegs]uint64
 }
 
 // minBuckets is a new shard's hash table size.
@@ -136,11 +141,13 @@ const minBuckets = 64
 type shard struct {
 	mu         sync.Mutex
 	buckets    []*item
-	count      int          // items in the table, tombstones included
-	tombs      int          // tombstones in the table
-	tombBytes  atomic.Int64 // their footprint (read without the lock when memory is short)
-	head, tail *item
-	tombHead   *item // the newest tombstone; tombstones end the LRU list
+	count      int                // items in the table, tombstones included
+	tombs      int                // tombstones in the table
+	tombBytes  atomic.Int64       // their footprint (read without the lock when memory is short)
+	head, tail *item              // the LRU list: COLD in segmented mode (lru.go)
+	tombHead   *item              // the newest tombstone; tombstones end the LRU list
+	segs       [nSegs - 1]segment // HOT, WARM and TEMP, at their segment less 1 (seg)
+	lru        *lruConfig
 	bytes      int64
 	stats      counters
 	// The live system events, never evicted, are in a list of their own
@@ -164,11 +171,13 @@ type shard struct {
 	group     []atomic.Uint64 // the tails of the shard's group (evict.go), its own among them
 	groupMin  *atomic.Uint64  // the oldest of them
 	clock     *atomic.Uint64  // the cache's CAS counter, for stamps
+	_         [16]byte        // to a whole number of cache lines (TestShardSize)
 }
 
-func (s *shard) init(clock *atomic.Uint64) {
+func (s *shard) init(clock *atomic.Uint64, lru *lruConfig) {
 	s.buckets = make([]*item, minBuckets)
 	s.clock = clock
+	s.lru = lru
 }
 
 // reset drops every item, keeping statistics.
@@ -177,6 +186,7 @@ func (s *shard) reset() {
 	s.count, s.tombs = 0, 0
 	s.tombBytes.Store(0)
 	s.head, s.tail, s.tombHead = nil, nil, nil
+	s.segs = [nSegs - 1]segment{}
 	s.bytes = 0
 	s.sysHead, s.sys = nil, 0
 	s.sysBytes.Store(0)
@@ -283,6 +293,7 @@ func (s *shard) pushFront(it *item) {
 // follow every live item in the LRU list, newest first: the tail is the
 // oldest tombstone, the first to go.
 func (s *shard) pushTomb(it *item) {
+	it.stamp &^= stampLow // in COLD
 	at := s.tombHead
 	s.tombHead = it
 	if at == nil {
@@ -318,6 +329,10 @@ func (s *shard) unlinkLRU(it *item) {
 		it.prev, it.next = nil, nil
 		return
 	}
+	if seg(it) != segCold {
+		s.unlinkSeg(it)
+		return
+	}
 	if it == s.tombHead {
 		s.tombHead = it.next
 	}
@@ -334,9 +349,10 @@ func (s *shard) unlinkLRU(it *item) {
 	it.prev, it.next = nil, nil
 }
 
-// bump makes it, read at now, the most recently used.
+// bump makes it, read at now, the most recently used (flat mode: see
+// hit).
 func (s *shard) bump(it *item, now int64) {
-	it.stamp = s.stampAt(now)
+	it.stamp = s.stampAt(now) | it.stamp&stampLow
 	if it == s.lruTail {
 		s.lruTail = nil // its age changes: published again (publishTail)
 	}
@@ -379,7 +395,7 @@ func (s *shard) put(it, old *item) int64 {
 	case it.pinned():
 		s.pushSys(it)
 	default:
-		s.pushFront(it)
+		s.pushSeg(it)
 	}
 	n := it.footprint()
 	if old != nil {
@@ -394,6 +410,7 @@ func (s *shard) put(it, old *item) int64 {
 
 // pushSys adds the live system event it to the shard's list of them.
 func (s *shard) pushSys(it *item) {
+	it.stamp &^= stampLow
 	it.prev, it.next = nil, s.sysHead
 	if s.sysHead != nil {
 		s.sysHead.prev = it

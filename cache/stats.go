@@ -1,5 +1,7 @@
 package cache
 
+import "time"
+
 // Stats are the store's counters, named after memcached's statistics.
 type Stats struct {
 	CurrItems        uint64 // items stored now (documents: system events are not counted)
@@ -35,15 +37,36 @@ type Stats struct {
 	StoreTooLarge    uint64 // stores refused for size (memcached counts only its ASCII protocol's)
 	StoreNoMemory    uint64
 	SystemNoMemory   uint64 // system events refused for memory (see SystemRoom)
+	// LRU is the segmented LRU's lists and moves (lru.go); in flat mode
+	// every item is in Cold.
+	LRU LRUStats
 }
 
 // Stats returns a snapshot of the counters.
 func (c *Cache) Stats() Stats {
 	st := Stats{LimitMaxBytes: c.maxBytes, Bytes: c.bytes.Load()}
+	secs := int64(unixSeconds(c.clock.Now().UnixNano()))
+	age := func(t *item, d *time.Duration) {
+		if t != nil {
+			*d = max(*d, time.Duration(max(0, secs-int64(t.atime)))*time.Second)
+		}
+	}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
 		k := s.stats
+		hot, warm, temp := s.segment(segHot), s.segment(segWarm), s.segment(segTemp)
+		st.LRU.Hot += uint64(hot.n)
+		st.LRU.Warm += uint64(warm.n)
+		st.LRU.Temp += uint64(temp.n)
+		st.LRU.Cold += uint64(s.count - s.tombs - s.sys - hot.n - warm.n - temp.n)
+		age(hot.tail, &st.LRU.AgeHot)
+		age(warm.tail, &st.LRU.AgeWarm)
+		cold := s.tail
+		if s.tombHead != nil {
+			cold = s.tombHead.prev
+		}
+		age(cold, &st.LRU.AgeCold)
 		st.CurrItems += uint64(s.count - s.tombs - s.sys)
 		st.Tombstones += uint64(s.tombs)
 		st.TombstoneBytes += s.tombBytes.Load()
@@ -78,6 +101,15 @@ func (c *Cache) Stats() Stats {
 		st.StoreTooLarge += k.storeTooLarge
 		st.StoreNoMemory += k.storeNoMemory
 		st.SystemNoMemory += k.sysNoMemory
+		st.LRU.MovesToCold += k.movesToCold
+		st.LRU.MovesToWarm += k.movesToWarm
+		st.LRU.MovesWithinLRU += k.movesWithinLRU
+		st.LRU.EvictedActive += k.evictedActive
+		st.LRU.Juggles += k.juggles
+		st.LRU.HitsToHot += k.hitsTo[segHot]
+		st.LRU.HitsToWarm += k.hitsTo[segWarm]
+		st.LRU.HitsToCold += k.hitsTo[segCold]
+		st.LRU.HitsToTemp += k.hitsTo[segTemp]
 	}
 	return st
 }

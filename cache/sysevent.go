@@ -219,11 +219,16 @@ func (v *vbucket) addCollections(evs []SystemEvent) {
 
 // evictable returns the least recently used item of the locked shard s
 // that may be evicted, other than keep, nil if there is none. (Live
-// system events are in no LRU list.)
+// system events are in no LRU list.) In segmented mode that is COLD's
+// tail, else HOT's, else WARM's (lru.go).
 func (c *Cache) evictable(s *shard, keep *item) *item {
-	victim := s.tail
-	if victim == keep && victim != nil {
-		victim = victim.prev
+	for _, t := range [...]*item{s.tail, s.segment(segHot).tail, s.segment(segWarm).tail} {
+		if t == keep && t != nil {
+			t = t.prev
+		}
+		if t != nil {
+			return t
+		}
 	}
-	return victim
+	return nil
 }

@@ -346,13 +346,16 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 	if it.atime == 0 {
 		it.atime = unixSeconds(now)
 	}
-	it.stamp = s.stampAt(now)
+	it.stamp = s.stampAt(now) | s.segFor(it, now)
 	if keepCAS {
 		atomicMax(&c.cas, m.CAS) // the cache's own CAS values stay above those it keeps
 	}
 	// Over the limit, the least recently used items go once s is
 	// unlocked (evictElsewhere), from whichever shards hold them.
 	c.bytes.Add(s.put(it, prev) - freed)
+	if c.segmented {
+		c.juggle(s, now, jugglePulls)
+	}
 	return m, nil
 }
 
@@ -374,6 +377,9 @@ func (c *Cache) evictOne(s *shard, keep *item, now int64) int64 {
 	s.stats.evictions++
 	if !victim.fetched() {
 		s.stats.evictedUnfetched++
+	}
+	if victim.active() {
+		s.stats.evictedActive++
 	}
 	_, n := c.drop(s, victim, Evicted, now, false)
 	return n
@@ -441,7 +447,7 @@ const reclaimSearch = 5
 // item is refused room.)
 func (c *Cache) reclaimExpired(s *shard, keep *item, now int64, n int) int64 {
 	freed := s.dropDead()
-	for it := s.tail; it != nil && n > 0; n-- {
+	for it := s.victim(); it != nil && n > 0; n-- {
 		prev := it.prev
 		if it != keep && (it.deleted() || it.expired(now)) {
 			freed += c.expire(s, it, now, false)
@@ -476,5 +482,9 @@ func (c *Cache) sweepShard(i int, now int64) {
 			freed += c.expire(s, it, now, true)
 		}
 	})
+	if c.segmented {
+		c.juggle(s, now, sweepPulls)
+		s.stats.juggles++
+	}
 	c.unlock(s, freed)
 }

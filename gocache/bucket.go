@@ -69,6 +69,7 @@ type connState struct {
 	failures int           // failed authentications in a row
 	features gm.FeatureSet // negotiated with HELLO
 	dcp      *dcpProducer  // set by DCP_OPEN (dcp.go)
+	cluster  clusterConn   // the cluster map it knows, its subscription (cluster.go)
 	keyBuf   [1 + maxKeyLen]byte
 }
 
@@ -97,6 +98,7 @@ func (h *handler) selectBucket(w memcached.ResponseWriter, req *gm.MCRequest) {
 	name := string(req.Key)
 	if name == noBucket {
 		st.bucket = nil
+		st.cluster.setBucket(nil)
 		succeeded(w, req)
 		return
 	}
@@ -110,5 +112,6 @@ func (h *handler) selectBucket(w memcached.ResponseWriter, req *gm.MCRequest) {
 		return
 	}
 	st.bucket = b
+	st.cluster.setBucket(b)
 	succeeded(w, req)
 }

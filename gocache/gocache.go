@@ -113,6 +113,14 @@ type Config struct {
 	// ReplicaReads makes GET, GETQ, GETK and GETKQ read a replica
 	// vbucket as GET_REPLICA does, rather than answer NOT_MY_VBUCKET.
 	ReplicaReads bool
+	// Cluster, if set, is the static cluster this node is part of
+	// (cluster.go): GET_CLUSTER_CONFIG answers each bucket's terse
+	// config, NOT_MY_VBUCKET answers carry it, SET_VBUCKET updates it and
+	// pushes it to the connections that asked (HELLO Duplex and
+	// ClustermapChangeNotification). Without a Replicator, each bucket's
+	// vbuckets start in the map's states for this node: active, replica,
+	// or dead where it holds no copy. Its map must have a row per vbucket.
+	Cluster *ClusterConfig
 }
 
 // Tombstone defaults of a bucket (see Config.Cache).
@@ -139,6 +147,8 @@ type Server struct {
 	// crawl is the LRU crawler's state (crawler.go), made on first use.
 	crawlOnce sync.Once
 	crawl     *crawlerState
+	// cluster is the cluster map (cluster.go), nil without Config.Cluster.
+	cluster *clusterState
 }
 
 // New returns a Server configured by cfg, with new, empty buckets. It
@@ -196,6 +206,14 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.buckets[name] = b
 	}
+	cluster, err := newClusterState(cfg.Cluster, s.buckets, cfg.Replicator == nil)
+	if err != nil {
+		for _, b := range s.buckets {
+			b.cache.Close()
+		}
+		return nil, err
+	}
+	s.cluster = cluster
 	s.verbosity.Store(uint32(cfg.Verbosity))
 	if cfg.Replicator != nil {
 		s.startReplication()

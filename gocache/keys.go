@@ -110,8 +110,10 @@ func (h *handler) vbIn(w memcached.ResponseWriter, req *gm.MCRequest, b *bucket,
 	return vb, true
 }
 
-// notMyVBucket answers NOT_MY_VBUCKET. gocache serves no cluster map, so
-// the body is empty.
+// notMyVBucket answers NOT_MY_VBUCKET, with the bucket's cluster config
+// as its value when there is one (cluster.go).
 func (h *handler) notMyVBucket(w memcached.ResponseWriter, req *gm.MCRequest) {
-	w.WriteStatus(req, gm.NOT_MY_VBUCKET, nil)
+	body, datatype := h.notMyVBucketConfig(w)
+	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: gm.NOT_MY_VBUCKET, Body: body, DataType: datatype}
+	w.WriteResponse(&res)
 }

@@ -222,7 +222,7 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 		w.uint("lru_crawler_starts", cr.starts.Load())
 	}
 	if s.setting("lru_maintainer_thread", "no") == "yes" {
-		w.int("lru_maintainer_juggles", 0)
+		w.uint("lru_maintainer_juggles", cs.LRU.Juggles)
 	}
 	for _, name := range []string{"malloc_fails", "log_worker_dropped", "log_worker_written", "log_watcher_skipped",
 		"log_watcher_sent", "log_watchers", "unexpected_napi_ids", "round_robin_fallback"} {
@@ -235,7 +235,7 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.uint("expired_unfetched", cs.ExpiredUnfetched)
 	w.uint("evicted_unfetched", cs.EvictedUnfetched)
 	if s.setting("lru_maintainer_thread", "no") == "yes" {
-		w.int("evicted_active", 0)
+		w.uint("evicted_active", cs.LRU.EvictedActive)
 	}
 	w.uint("evictions", cs.Evictions)
 	crawled, checked := s.crawlStats(b)
@@ -245,9 +245,11 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 	w.uint("crawler_items_checked", checked)
 	w.int("lrutail_reflocked", 0)
 	if s.setting("lru_maintainer_thread", "no") == "yes" {
-		for _, name := range []string{"moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "lru_bumps_dropped"} {
-			w.int(name, 0)
-		}
+		w.uint("moves_to_cold", cs.LRU.MovesToCold)
+		w.uint("moves_to_warm", cs.LRU.MovesToWarm)
+		w.uint("moves_within_lru", cs.LRU.MovesWithinLRU)
+		w.int("direct_reclaims", 0)
+		w.int("lru_bumps_dropped", 0)
 	}
 	if b != nil && !w.text() {
 		// The collections' system events (dcp_events.go), which are no
@@ -341,7 +343,7 @@ func (s *Server) settingsStats(w *statWriter) {
 		{"dump_enabled", s.setting("dump_enabled", "yes")},
 		{"hash_algorithm", s.setting("hash_algorithm", "murmur3")},
 		{"lru_maintainer_thread", s.setting("lru_maintainer_thread", "no")},
-		{"lru_segmented", s.setting("lru_segmented", "no")},
+		{"lru_segmented", s.setting("lru_segmented", yesNo(s.cfg.Cache.LRU == cache.Segmented))},
 		{"hot_lru_pct", s.setting("hot_lru_pct", "20")},
 		{"warm_lru_pct", s.setting("warm_lru_pct", "40")},
 		{"hot_max_factor", s.setting("hot_max_factor", "0.20")},
@@ -434,13 +436,19 @@ func (s *Server) itemStats(w *statWriter, b *bucket) {
 	id, _ := s.itemClass(&cs)
 	p := "items:" + strconv.Itoa(id) + ":"
 	w.uint(p+"number", cs.CurrItems)
+	l := &cs.LRU
+	if w.text() && s.cfg.Cache.LRU == cache.Segmented {
+		w.uint(p+"number_hot", l.Hot)
+		w.uint(p+"number_warm", l.Warm)
+		w.uint(p+"number_cold", l.Cold)
+		if s.setting("temp_lru", "no") == "yes" {
+			w.uint(p+"number_temp", l.Temp)
+		}
+		w.int(p+"age_hot", int64(l.AgeHot/time.Second))
+		w.int(p+"age_warm", int64(l.AgeWarm/time.Second))
+	}
 	if w.text() {
-		w.uint(p+"number_hot", 0)
-		w.uint(p+"number_warm", 0)
-		w.uint(p+"number_cold", cs.CurrItems)
-		w.uint(p+"age_hot", 0)
-		w.uint(p+"age_warm", 0)
-		w.uint(p+"age", 0)
+		w.int(p+"age", int64(l.AgeCold/time.Second))
 	}
 	w.int(p+"mem_requested", requested(&cs))
 	w.uint(p+"evicted", cs.Evictions)
@@ -457,14 +465,18 @@ func (s *Server) itemStats(w *statWriter, b *bucket) {
 	w.uint(p+"expired_unfetched", cs.ExpiredUnfetched)
 	w.uint(p+"evicted_unfetched", cs.EvictedUnfetched)
 	if w.text() {
-		w.uint(p+"evicted_active", 0)
+		w.uint(p+"evicted_active", l.EvictedActive)
 		w.uint(p+"crawler_reclaimed", crawled)
 		w.uint(p+"crawler_items_checked", checked)
-		for _, name := range []string{"lrutail_reflocked", "moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "hits_to_hot", "hits_to_warm"} {
-			w.uint(p+name, 0)
-		}
-		w.uint(p+"hits_to_cold", cs.GetHits)
-		w.uint(p+"hits_to_temp", 0)
+		w.uint(p+"lrutail_reflocked", 0)
+		w.uint(p+"moves_to_cold", l.MovesToCold)
+		w.uint(p+"moves_to_warm", l.MovesToWarm)
+		w.uint(p+"moves_within_lru", l.MovesWithinLRU)
+		w.uint(p+"direct_reclaims", 0)
+		w.uint(p+"hits_to_hot", l.HitsToHot)
+		w.uint(p+"hits_to_warm", l.HitsToWarm)
+		w.uint(p+"hits_to_cold", l.HitsToCold)
+		w.uint(p+"hits_to_temp", l.HitsToTemp)
 	}
 }
 

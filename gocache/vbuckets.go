@@ -61,6 +61,7 @@ func (h *handler) setVBucket(w memcached.ResponseWriter, req *gm.MCRequest) {
 		return
 	}
 	h.srv.vbucketChanged(b, req.VBucket, st)
+	h.srv.clusterVBucketChanged(b, req.VBucket, st)
 	succeeded(w, req)
 }
 

@@ -304,6 +304,14 @@ const usageText = `gocache %s: a memcached-compatible cache server (binary, text
    - replica_of=HOST:PORT: every vbucket a replica of that gocache's, fed over DCP,
                           read with GET_REPLICA, taking writes once SET_VBUCKET makes it active
    - replica_reads=true:  plain GETs read replica vbuckets too
+   - cluster=FILE:        this node's part in a static vbucket cluster, served to
+                          GET_CLUSTER_CONFIG and NOT_MY_VBUCKET as Couchbase's terse
+                          config, JSON: {"nodes":["127.0.0.1:11211","127.0.0.1:11212"],
+                          "self":0,"replicas":1,"map":[[0,1],[1,0],...],"epoch":1}
+                          (nodes "host:port", "$HOST" left for clients to replace;
+                          self this node's index; map a row per vbucket, active
+                          first, -1 for none; without "map", vbucket i is active
+                          on node i%%N, its replicas on the next ones)
 `
 
 // exitError is a refused command line: the message memcached prints (or
@@ -776,6 +784,18 @@ func configure(o *options) (gocache.Config, []listenSpec, error) {
 		ReqsPerEvent:    o.reqsPerEvent,
 		ReadBufMemLimit: ext.readBufMemLimit,
 	}
+	// memcached's LRU maintainer and segmented LRU go together: on but
+	// with -o no_lru_maintainer or no_modern.
+	settings["lru_maintainer_thread"], settings["lru_segmented"] = "no", "no"
+	if ext.lruMaintainer {
+		settings["lru_maintainer_thread"], settings["lru_segmented"] = "yes", "yes"
+		cfg.Cache.LRU = cache.Segmented
+		cfg.Cache.HotLRUPct, cfg.Cache.WarmLRUPct = ext.hotLRUPct, ext.warmLRUPct
+		cfg.Cache.HotMaxFactor, cfg.Cache.WarmMaxFactor = ext.hotMaxFactor, ext.warmMaxFactor
+		if ext.tempLRU {
+			cfg.Cache.TempTTL = time.Duration(max(0, ext.tempTTL)) * time.Second
+		}
+	}
 	if settings["lru_crawler"] == "no" {
 		// Started without its LRU crawler, memcached reclaims expired
 		// items only as it meets them: gocache's sweeper stays idle too
@@ -785,6 +805,7 @@ func configure(o *options) (gocache.Config, []listenSpec, error) {
 		cfg.Cache.SweepInterval = idleSweep
 	}
 	cfg.ReplicaReads = ext.replicaReads
+	cfg.Cluster = ext.cluster
 	if ext.replicaOf != "" {
 		cfg.Replicator = &replication.Replicator{Primary: ext.replicaOf}
 	}
@@ -810,6 +831,7 @@ type extendedOptions struct {
 	manifest        []byte
 	replicaOf       string
 	replicaReads    bool
+	cluster         *gocache.ClusterConfig
 	idleTimeout     int
 	idleSet         bool
 	readBufMemLimit int64
@@ -818,6 +840,9 @@ type extendedOptions struct {
 	hotLRUPct       int
 	warmLRUPct      int
 	tempLRU         bool
+	tempTTL         int
+	hotMaxFactor    float64
+	warmMaxFactor   float64
 	lruMaintainer   bool
 	// settings are what "stats settings" shows for the options memcached
 	// reports there, in its format (gocache/stats.go reads them).
@@ -978,15 +1003,21 @@ func parseExtended(values []string) (extendedOptions, error) {
 				if !hasValue {
 					return e, missing(key + " argument")
 				}
-				if f, _ := strconv.ParseFloat(val, 64); f <= 0 {
+				f, _ := strconv.ParseFloat(val, 64)
+				if f <= 0 {
 					return e, failErr("%s must be > 0", key)
+				}
+				if key == "hot_max_factor" {
+					e.hotMaxFactor = f
+				} else {
+					e.warmMaxFactor = f
 				}
 				set(key, float(val))
 			case "temporary_ttl":
 				if !hasValue {
 					return e, missing("temporary_ttl argument")
 				}
-				e.tempLRU = true
+				e.tempLRU, e.tempTTL = true, atoi(val)
 				set("temp_lru", "yes")
 				set("temporary_ttl", strconv.Itoa(atoi(val)))
 			case "idle_timeout":
@@ -1099,6 +1130,14 @@ func parseExtended(values []string) (extendedOptions, error) {
 					return e, fmt.Errorf("-o replica_reads=%q: want true or false", val)
 				}
 				e.replicaReads = b
+			case "cluster":
+				data, err := os.ReadFile(val)
+				if err != nil {
+					return e, fmt.Errorf("-o cluster: %w", err)
+				}
+				if e.cluster, err = gocache.ParseClusterConfig(data); err != nil {
+					return e, fmt.Errorf("-o cluster=%s: %s", val, strings.TrimPrefix(err.Error(), "gocache: "))
+				}
 			case "buckets":
 				inBuckets = true
 				if val != "" {
