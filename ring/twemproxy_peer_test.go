@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/f8e615c8/gomemcached/gocache"
+	"github.com/f8e615c8/gomemcached/gocache/gocachetest"
 	"github.com/f8e615c8/gomemcached/internal/peer"
 )
 
 // TestTwemproxyPeer writes keys through a real twemproxy (Debian's
-// nutcracker 0.5.0) in front of three memcached and finds each on the
-// backend a Twemproxy Ring names: two pools, one with server names,
+// nutcracker 0.5.0) in front of three memcached, and in front of three
+// gocache nodes, with bradfitz/gomemcache's text client, and finds each on
+// the backend a Twemproxy Ring names: two pools, one with server names,
 // weights and md5, one with the default hash and a hash tag. Without
 // nutcracker it fails in CI (CI=true) and is skipped loudly elsewhere.
 func TestTwemproxyPeer(t *testing.T) {
@@ -29,7 +32,23 @@ func TestTwemproxyPeer(t *testing.T) {
 		}
 		t.Skip("!!! SKIPPING the comparison with twemproxy: " + msg)
 	}
-	backends := []string{peer.Memcached(t), peer.Memcached(t), peer.Memcached(t)}
+	t.Run("memcached", func(t *testing.T) {
+		twemproxyPlacement(t, bin, []string{peer.Memcached(t), peer.Memcached(t), peer.Memcached(t)})
+	})
+	t.Run("gocache", func(t *testing.T) {
+		var backends []string
+		for range 3 {
+			_, addr := gocachetest.Start(t, gocache.Config{})
+			backends = append(backends, addr)
+		}
+		twemproxyPlacement(t, bin, backends)
+	})
+}
+
+// twemproxyPlacement runs nutcracker (bin) in front of backends and checks
+// every key written through it is on the backend the Ring names.
+func twemproxyPlacement(t *testing.T, bin string, backends []string) {
+	var err error
 	pools := []struct {
 		prefix, hash, tag string
 		entries           []string
