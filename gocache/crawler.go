@@ -135,11 +135,9 @@ func (h *handler) lruCrawler(w memcached.ResponseWriter, f [][]byte, n int) {
 			w.Write(res)
 			return
 		}
-		if !cr.running.CompareAndSwap(false, true) {
-			w.Write(textCrawlerBusy)
+		if !cr.start(w) {
 			return
 		}
-		cr.starts.Add(1)
 		go s.crawlExpired(cr, classes)
 		w.Write(textOK)
 	case n == 4 && string(f[1]) == "metadump":
@@ -160,11 +158,9 @@ func (h *handler) lruCrawler(w memcached.ResponseWriter, f [][]byte, n int) {
 			w.Write(res)
 			return
 		}
-		if !cr.running.CompareAndSwap(false, true) {
-			w.Write(textCrawlerBusy)
+		if !cr.start(w) {
 			return
 		}
-		cr.starts.Add(1)
 		s.metadump(w, cr, state(w).bucket, classes)
 	case n == 4 && string(f[1]) == "tocrawl":
 		v, ok := mctext.ParseUint32(f[2])
@@ -198,6 +194,17 @@ func (h *handler) lruCrawler(w memcached.ResponseWriter, f [][]byte, n int) {
 	default:
 		w.Write(errText)
 	}
+}
+
+// start marks a crawl or metadump as running and counts it
+// (lru_crawler_starts), or answers BUSY to w if one already is.
+func (c *crawlerState) start(w memcached.ResponseWriter) bool {
+	if !c.running.CompareAndSwap(false, true) {
+		w.Write(textCrawlerBusy)
+		return false
+	}
+	c.starts.Add(1)
+	return true
 }
 
 // pending reports that answers to earlier commands of the connection are
