@@ -119,6 +119,11 @@ type Config struct {
 	// once older than these times the age of COLD's; 0 means memcached's
 	// 0.2 and 2.0.
 	HotMaxFactor, WarmMaxFactor float64
+	// Slabs, if not nil, counts memory as memcached's slab allocator
+	// does (slabs.go): MaxBytes in pages of slab classes, each item
+	// charged its class's chunk, and eviction within the class of the
+	// item stored. nil counts each item's own size (footprint).
+	Slabs *SlabConfig
 }
 
 // Clock is the source of time for expiry.
@@ -138,6 +143,7 @@ type Cache struct {
 	clock    Clock
 	maxBytes int64
 	maxItem  int
+	slabs    *slabs // nil without Config.Slabs
 	noEvict  bool
 	// segmented: memcached's segmented LRU (lru.go).
 	segmented bool
@@ -221,10 +227,16 @@ func New(cfg Config) *Cache {
 	if interval <= 0 {
 		c.deadAge = int64(time.Second)
 	}
-	for i := range c.shards {
-		c.shards[i].init(&c.cas, lru)
+	classes := 1
+	if cfg.Slabs != nil {
+		c.slabs = newSlabs(cfg.Slabs, c.maxBytes, c.maxItem)
+		c.slabs.collections = c.collections
+		classes = len(c.slabs.classes)
 	}
-	c.initTails()
+	for i := range c.shards {
+		c.shards[i].init(&c.cas, lru, c.slabs, classes)
+	}
+	c.initTails(classes)
 	if interval > 0 {
 		go c.sweeper(interval)
 	} else {
@@ -416,5 +428,8 @@ func (c *Cache) SweepNow() {
 	}
 	for i := range c.shards {
 		c.sweepShard(i, now)
+	}
+	if c.slabs != nil {
+		c.slabs.rebalance()
 	}
 }

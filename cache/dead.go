@@ -47,9 +47,7 @@ func (s *shard) toDead(it *item, now int64) {
 	d.head = it
 	d.n++
 	d.at = now
-	n := it.footprint()
-	s.bytes += n
-	s.deadBytes.Add(n)
+	s.deadBytes.Add(s.charge(it, 1))
 }
 
 // grow doubles the dead set's table.
@@ -96,9 +94,7 @@ func (s *shard) unlinkDead(it *item) {
 	}
 	it.prev, it.next, it.hnext = nil, nil, nil
 	d.n--
-	n := it.footprint()
-	s.bytes -= n
-	s.deadBytes.Add(-n)
+	s.deadBytes.Add(s.charge(it, -1))
 	if d.n == 0 {
 		s.dead = nil
 	}
@@ -119,7 +115,7 @@ func (s *shard) reclaimDead() int64 {
 	}
 	*p = it.hnext
 	s.unlinkDead(it)
-	s.countReclaimed(it.fetched())
+	s.countExpired(it)
 	return it.footprint()
 }
 
@@ -132,11 +128,10 @@ func (s *shard) dropDead() int64 {
 	}
 	var n int64
 	for it := d.head; it != nil; it = it.next {
-		s.countReclaimed(it.fetched())
-		n += it.footprint()
+		s.countExpired(it)
+		n -= s.charge(it, -1)
 	}
 	s.dead = nil
-	s.bytes -= n
 	s.deadBytes.Add(-n)
 	return n
 }
@@ -170,7 +165,7 @@ func (s *shard) flushToDead(now int64) int64 {
 		next := it.next
 		s.link(it)
 		s.pushSys(it)
-		s.bytes += it.footprint()
+		s.charge(it, 1)
 		it = next
 	}
 	return freed
@@ -194,7 +189,10 @@ func (k *located) countGone(stores bool) {
 	switch {
 	case k.gone == 0:
 	case stores:
-		k.s.countReclaimed(!k.goneUnfetched)
+		if k.goneUnfetched {
+			k.goneClass.stats.expiredUnfetched++
+		}
+		k.goneClass.stats.reclaimed++
 	case k.gone == goneExpired:
 		k.s.stats.getExpired++
 	default:

@@ -1,6 +1,9 @@
 package cache
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // memcached's segmented LRU (items.c, 1.6), per shard: a shard stands
 // for one slab class. New items go to HOT (TEMP when their time to live
@@ -54,11 +57,90 @@ const (
 	sweepPulls  = 500 // and a sweep, per shard and segment (memcached's)
 )
 
-// segment is one of a shard's HOT, WARM or TEMP lists.
+// segment is one of a class's HOT, WARM, COLD or TEMP lists in a shard:
+// COLD ends with the class's tombstones.
 type segment struct {
 	head, tail *item
 	n          int
 	bytes      int64
+}
+
+// lists is one slab class's LRU lists in a shard, with the counters of its
+// items (all items are one class without Config.Slabs).
+type lists struct {
+	segs      [nSegs]segment // by seg
+	tombHead  *item          // the newest tombstone, in COLD
+	tombs     int
+	chunks    int64 // the slab chunks the class's items take in the shard, dead ones included
+	requested int64 // their memcached sizes (ntotal)
+	id        uint8 // the class's index
+	// The class's LRU tail as evictions see it (evict.go): lruTail is
+	// the tail item when its age was published in *tailKey (the shard's
+	// slot in the class's tails, read without the lock).
+	lruTail  *item
+	tailKey  *atomic.Uint64
+	group    []atomic.Uint64 // the tails of the shard's group (evict.go), its own among them
+	groupMin *atomic.Uint64  // the oldest of them
+	stats    counters
+}
+
+// reset empties the lists, keeping counters and tails, and gives back the
+// class's chunks.
+func (l *lists) reset(sl *slabs) {
+	if sl != nil {
+		sl.classes[l.id].used.Add(-l.chunks)
+	}
+	l.segs = [nSegs]segment{}
+	l.tombHead, l.tombs, l.chunks, l.requested, l.lruTail = nil, 0, 0, 0, staleTail
+}
+
+// staleTail is a tail no class has: its age is published again.
+var staleTail = new(item)
+
+// push puts the live item it at the head of the list its stamp names.
+func (l *lists) push(it *item) {
+	g := &l.segs[seg(it)]
+	it.prev, it.next = nil, g.head
+	if g.head != nil {
+		g.head.prev = it
+	} else {
+		g.tail = it
+	}
+	g.head = it
+	g.n++
+	g.bytes += it.footprint()
+}
+
+// unlink takes it out of its list.
+func (l *lists) unlink(it *item) {
+	g := &l.segs[seg(it)]
+	if it == l.tombHead {
+		l.tombHead = it.next
+	}
+	if it.deleted() {
+		l.tombs--
+	}
+	if it.prev != nil {
+		it.prev.next = it.next
+	} else {
+		g.head = it.next
+	}
+	if it.next != nil {
+		it.next.prev = it.prev
+	} else {
+		g.tail = it.prev
+	}
+	it.prev, it.next = nil, nil
+	g.n--
+	g.bytes -= it.footprint()
+}
+
+// coldTail is COLD's last live item, nil if none.
+func (l *lists) coldTail() *item {
+	if l.tombHead != nil {
+		return l.tombHead.prev
+	}
+	return l.segs[segCold].tail
 }
 
 // lruConfig is the cache's LRU settings, shared by its shards.
@@ -90,9 +172,6 @@ func newLRUConfig(cfg *Config) *lruConfig {
 func seg(it *item) int        { return int(it.stamp & segMask) }
 func (it *item) active() bool { return it.stamp&activeStamp != 0 }
 
-// segment returns the locked shard's segment sg (not segCold).
-func (s *shard) segment(sg int) *segment { return &s.segs[sg-1] }
-
 // segFor is the list a new live item stored at now goes to.
 func (s *shard) segFor(it *item, now int64) uint32 {
 	switch l := s.lru; {
@@ -105,97 +184,61 @@ func (s *shard) segFor(it *item, now int64) uint32 {
 	}
 }
 
-// pushSeg puts the live item it at the head of the list its stamp names.
-func (s *shard) pushSeg(it *item) {
-	sg := seg(it)
-	if sg == segCold {
-		s.pushFront(it)
-		return
+// moveTo moves the live item it of lists l to the head of segment to,
+// clearing ACTIVE.
+func (l *lists) moveTo(it *item, to uint32) {
+	if it == l.lruTail {
+		l.lruTail = nil // published again
 	}
-	g := s.segment(sg)
-	it.prev, it.next = nil, g.head
-	if g.head != nil {
-		g.head.prev = it
-	} else {
-		g.tail = it
-	}
-	g.head = it
-	g.n++
-	g.bytes += it.footprint()
-}
-
-// unlinkSeg takes it out of its segment (not COLD).
-func (s *shard) unlinkSeg(it *item) {
-	g := s.segment(seg(it))
-	if it.prev != nil {
-		it.prev.next = it.next
-	} else {
-		g.head = it.next
-	}
-	if it.next != nil {
-		it.next.prev = it.prev
-	} else {
-		g.tail = it.prev
-	}
-	it.prev, it.next = nil, nil
-	g.n--
-	g.bytes -= it.footprint()
-}
-
-// moveTo moves the live item it to the head of segment to, clearing
-// ACTIVE.
-func (s *shard) moveTo(it *item, to uint32) {
-	if it == s.lruTail {
-		s.lruTail = nil // published again
-	}
-	s.unlinkLRU(it)
+	l.unlink(it)
 	it.stamp = it.stamp&^stampLow | to
-	s.pushSeg(it)
+	l.push(it)
 }
 
 // hit records a fetch of the live item it at now: memcached's
 // do_item_bump.
 func (s *shard) hit(it *item, now int64) {
-	it.atime = unixSeconds(now)
+	it.setAtime(unixSeconds(now))
 	if !s.lru.segmented {
 		it.markFetched()
 		s.bump(it, now)
 		return
 	}
-	if it == s.lruTail {
-		s.lruTail = nil // its age changed: published again
+	l := s.listOf(it)
+	if it == l.lruTail {
+		l.lruTail = nil // its age changed: published again
 	}
 	switch {
 	case it.active():
 	case !it.fetched():
 		it.markFetched()
 	case seg(it) == segCold:
-		s.stats.movesToWarm++
+		l.stats.movesToWarm++
 		it.stamp = s.stampAt(now) | it.stamp&segMask
-		s.moveTo(it, segWarm)
+		l.moveTo(it, segWarm)
 	default:
 		it.stamp |= activeStamp
 	}
 }
 
-// juggle moves up to n items from the tails of HOT and WARM of the
-// locked shard s at now (memcached's lru_maintainer_juggle), and reports
-// whether it moved any. Their ages are compared with that of the
-// cache's oldest tail (coldAge), which stands for memcached's class's
-// COLD tail.
-func (c *Cache) juggle(s *shard, now int64, n int) bool {
-	if s.segment(segHot).tail == nil && s.segment(segWarm).tail == nil {
+// juggle moves up to n items from the tails of HOT and WARM of class l
+// of the locked shard s at now (memcached's lru_maintainer_juggle), and
+// reports whether it moved any. Their ages are compared with that of the
+// class's oldest tail in all shards (coldAge), which stands for
+// memcached's class's COLD tail.
+func (c *Cache) juggle(s *shard, l *lists, now int64, n int) bool {
+	if l.segs[segHot].tail == nil && l.segs[segWarm].tail == nil {
 		return false
 	}
-	// The shard's bytes but TEMP's: tombstones, system events and dead
-	// items too, which are few (and reading their counts costs a store
-	// more than the rest of the juggle).
-	j := juggler{c: c, s: s, now: now, coldAge: -1, total: s.bytes - s.segment(segTemp).bytes}
-	l := s.lru
+	s.dirty |= 1 << l.id
+	// The class's bytes but TEMP's, tombstones included.
+	total := l.segs[segHot].bytes + l.segs[segWarm].bytes + l.segs[segCold].bytes
+	j := juggler{c: c, s: s, l: l, now: now, coldAge: -1, total: total}
+	cfg := s.lru
 	moved := false
 	for i := 0; i < n; i++ {
-		a := j.pull(segHot, l.hotPct, l.hotFactor)
-		b := j.pull(segWarm, l.warmPct, l.warmFact)
+		a := j.pull(segHot, cfg.hotPct, cfg.hotFactor)
+		b := j.pull(segWarm, cfg.warmPct, cfg.warmFact)
 		if !a && !b {
 			break
 		}
@@ -204,10 +247,19 @@ func (c *Cache) juggle(s *shard, now int64, n int) bool {
 	return moved
 }
 
-// juggler is one juggle of a shard's lists.
+// juggleAll juggles every class of the locked shard s that has items in
+// HOT or WARM (a sweep).
+func (c *Cache) juggleAll(s *shard, now int64, n int) {
+	for i := range s.cls {
+		c.juggle(s, &s.cls[i], now, n)
+	}
+}
+
+// juggler is one juggle of a class's lists in a shard.
 type juggler struct {
 	c          *Cache
 	s          *shard
+	l          *lists
 	now, total int64
 	coldAge    int64 // seconds; -1 until needed
 }
@@ -217,54 +269,56 @@ type juggler struct {
 // A segment's last item is not moved for its size: a shard holds only a
 // part of memcached's class.
 func (j *juggler) pull(sg int, pct int64, factor float64) bool {
-	s := j.s
-	g := s.segment(sg)
+	l := j.l
+	g := &l.segs[sg]
 	t := g.tail
 	switch {
 	case t == nil:
 		return false
 	case t.active():
 		if sg == segWarm {
-			s.stats.movesWithinLRU++
+			l.stats.movesWithinLRU++
 		} else {
-			s.stats.movesToWarm++
+			l.stats.movesToWarm++
 		}
-		s.moveTo(t, segWarm)
+		l.moveTo(t, segWarm)
 		return true
 	case g.bytes > j.total*pct/100 && g.n > 1:
 	default:
 		if j.coldAge < 0 {
-			j.coldAge = j.c.coldAge(j.now)
+			j.coldAge = j.c.coldAge(int(l.id), j.now)
 		}
 		if int64(unixSeconds(j.now))-int64(t.atime) <= int64(float64(j.coldAge)*factor) {
 			return false
 		}
 	}
-	s.stats.movesToCold++
-	s.moveTo(t, segCold)
+	l.stats.movesToCold++
+	j.s.stampMoved(t, j.now)
+	l.moveTo(t, segCold)
 	return true
 }
 
-// coldAge is the age in seconds at now of the oldest tail the shards
-// publish: the COLD tail of memcached's class.
-func (c *Cache) coldAge(now int64) int64 {
-	_, k := oldestOf(c.groups)
-	if k == emptyTail || k == 0 {
+// coldAge is the age in seconds at now of the oldest tail of class k that
+// the shards publish: the COLD tail of memcached's class.
+func (c *Cache) coldAge(k int, now int64) int64 {
+	_, a := oldestOf(c.classGroups(k))
+	sec, ok := coldSeconds(a)
+	if !ok {
 		return 0
 	}
-	return max(0, int64(unixSeconds(now))-int64(k>>32))
+	return max(0, int64(unixSeconds(now))-int64(sec))
 }
 
-// victim is the locked shard's eviction candidate: COLD's tail, else
-// HOT's, else WARM's (never TEMP's).
-func (s *shard) victim() *item {
-	if s.tail != nil {
-		return s.tail
-	}
-	if t := s.segment(segHot).tail; t != nil {
+// victim is the class's eviction candidate in its shard: COLD's tail,
+// else HOT's, else WARM's (never TEMP's).
+func (l *lists) victim() *item {
+	if t := l.segs[segCold].tail; t != nil {
 		return t
 	}
-	return s.segment(segWarm).tail
+	if t := l.segs[segHot].tail; t != nil {
+		return t
+	}
+	return l.segs[segWarm].tail
 }
 
 // LRUStats are the segmented LRU's numbers (memcached's "stats items").

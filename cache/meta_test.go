@@ -220,7 +220,7 @@ func TestTombstoneLimit(t *testing.T) {
 	c.Store(0, Set, k("live"), Write{Value: k("v")})
 	var sum int64
 	s := &c.shards[0]
-	for it := s.head; it != nil; it = it.next {
+	for it := s.cls[0].segs[segCold].head; it != nil; it = it.next {
 		sum += it.footprint()
 	}
 	if st := c.Stats(); st.Bytes != sum || st.CurrItems != 1 {
@@ -299,7 +299,7 @@ func TestInvariantsUnderLoad(t *testing.T) {
 		s := &c.shards[i]
 		s.mu.Lock()
 		n, tombs, inTombs := 0, 0, false
-		for it := s.head; it != nil; it = it.next {
+		for it := s.cls[0].segs[segCold].head; it != nil; it = it.next {
 			n++
 			bytes += it.footprint()
 			if it.deleted() {
@@ -315,7 +315,7 @@ func TestInvariantsUnderLoad(t *testing.T) {
 		if n != s.count || tombs != s.tombs || tombs > c.tombLimit {
 			t.Errorf("shard %d: %d in list (%d tombstones), count %d tombs %d limit %d", i, n, tombs, s.count, s.tombs, c.tombLimit)
 		}
-		if s.tombHead != nil && !s.tombHead.deleted() {
+		if th := s.cls[0].tombHead; th != nil && !th.deleted() {
 			t.Errorf("shard %d: tombstone head is live", i)
 		}
 		s.mu.Unlock()

@@ -113,13 +113,13 @@ func (c *Cache) Fetch(vb uint16, key []byte, o *FetchOptions) (f Fetched, found 
 			f = it.fetchedView()
 			f.Hit, f.TokenSent, f.LastAccess, f.ExpiresBefore = false, false, time.Unix(int64(unixSeconds(now)), 0), time.Time{}
 			f.Won, f.Vivified, found = !o.NoToken, true, true
-			c.countFetch(s, o)
+			c.countFetch(s, it, o)
 			return outcome{store: it, keepCAS: o.NewCAS != 0}, nil
 		}
 		found = true
 		f = old.fetchedView()
-		c.countFetch(s, o)
-		s.stats.hitsTo[seg(old)]++
+		c.countFetch(s, old, o)
+		s.class(old).stats.hitsTo[seg(old)]++
 		exp := old.exp
 		if o.Touch {
 			exp = deadline(o.Expiry, now)
@@ -147,7 +147,7 @@ func (c *Cache) Fetch(vb uint16, key []byte, o *FetchOptions) (f Fetched, found 
 				s.hit(old, now)
 			} else {
 				old.markFetched()
-				old.atime = unixSeconds(now)
+				old.setAtime(unixSeconds(now))
 			}
 		}
 		if !o.Touch {
@@ -174,11 +174,12 @@ func (c *Cache) Fetch(vb uint16, key []byte, o *FetchOptions) (f Fetched, found 
 }
 
 // countFetch counts a fetch that found (or made) an item.
-func (c *Cache) countFetch(s *shard, o *FetchOptions) {
+func (c *Cache) countFetch(s *shard, it *item, o *FetchOptions) {
+	k := &s.class(it).stats
 	if o.Touch {
-		s.stats.touchHits++
+		k.touchHits++
 	} else {
-		s.stats.getHits++
+		k.getHits++
 	}
 }
 

@@ -69,8 +69,9 @@ func (c *Cache) getIn(vb uint16, key []byte, st VBState) (Item, bool) {
 	if it == nil {
 		s.stats.getMisses++
 	} else {
-		s.stats.getHits++
-		s.stats.hitsTo[seg(it)]++
+		ct := &s.class(it).stats
+		ct.getHits++
+		ct.hitsTo[seg(it)]++
 		s.hit(it, k.now)
 		out = it.export()
 	}
@@ -89,13 +90,13 @@ func (c *Cache) Touch(vb uint16, key []byte, exp uint32, cas uint64) (Item, erro
 		if err := present(s, old, cas, &s.stats.touchMisses); err != nil {
 			return outcome{}, err
 		}
-		s.stats.touchHits++
+		s.class(old).stats.touchHits++
 		old.exp = deadline(exp, now)
 		if !old.expired(now) {
 			s.hit(old, now)
 		} else {
 			old.markFetched()
-			old.atime = unixSeconds(now)
+			old.setAtime(unixSeconds(now))
 		}
 		out = old.export()
 		out.Rev++ // the touch is the item's next revision, which update gives it
@@ -172,7 +173,8 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 		s.stats.storeTooLarge++
 		return outcome{remove: mode == Set}, ErrTooLarge
 	}
-	s.stats.cmdSet++
+	nk := &s.classFor(key, len(value), w.Flags).stats // the new item's class, as memcached counts
+	nk.cmdSet++
 	concat := mode == Append || mode == Prepend
 	stale := false
 	switch {
@@ -185,7 +187,7 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 		stale = true // as memcached: the value goes in, stale
 	case cas != 0 && old.cas != cas:
 		if !concat {
-			s.stats.casBadval++
+			s.class(old).stats.casBadval++
 		}
 		return outcome{}, ErrExists
 	case mode == Add && old != nil && cas == 0:
@@ -194,7 +196,7 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 		return outcome{}, ErrNotFound
 	}
 	if cas != 0 {
-		s.stats.casHits++
+		nk.casHits++
 	}
 	if !concat {
 		var it *item
@@ -265,7 +267,7 @@ func (c *Cache) Delete(vb uint16, key []byte, cas uint64) (Mutation, error) {
 		if err := present(s, old, cas, &s.stats.deleteMisses); err != nil {
 			return outcome{}, err
 		}
-		s.stats.deleteHits++
+		s.class(old).stats.deleteHits++
 		return outcome{remove: true}, nil
 	})
 }
@@ -338,7 +340,7 @@ func counter(s *shard, old *item, now int64, key []byte, incr bool, delta, initi
 		it.exp = deadline(exp, now)
 		return initial, outcome{store: it}, nil
 	case cas != 0 && cas != old.cas:
-		s.stats.casBadval++
+		s.class(old).stats.casBadval++
 		return 0, outcome{}, ErrExists
 	}
 	xlen := xattrLen(old)
@@ -349,10 +351,10 @@ func counter(s *shard, old *item, now int64, key []byte, incr bool, delta, initi
 	}
 	var value uint64
 	if incr {
-		s.stats.incrHits++
+		s.class(old).stats.incrHits++
 		value = cur + delta
 	} else {
-		s.stats.decrHits++
+		s.class(old).stats.decrHits++
 		value = cur - min(delta, cur)
 	}
 	digits := strconv.AppendUint(buf[:0], value, 10)

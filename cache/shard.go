@@ -125,6 +125,7 @@ type counters struct {
 	touchHits, touchMisses                        uint64
 	cmdSet, totalItems                            uint64
 	evictions, evictedUnfetched, expiredUnfetched uint64
+	evictedNonzero, evictedTime                   uint64 // evictions of items with an expiry; the last one's seconds since access
 	reclaimed, storeTooLarge, storeNoMemory       uint64
 	sysNoMemory                                   uint64
 	// The segmented LRU's (lru.go).
@@ -137,21 +138,22 @@ type counters struct {
 const minBuckets = 64
 
 // shard is one lock stripe: a chained hash table whose chains run through
-// the items, and an LRU list.
+// the items, and the LRU lists of each slab class (one without
+// Config.Slabs).
 type shard struct {
-	mu         sync.Mutex
-	buckets    []*item
-	count      int                // items in the table, tombstones included
-	tombs      int                // tombstones in the table
-	tombBytes  atomic.Int64       // their footprint (read without the lock when memory is short)
-	head, tail *item              // the LRU list: COLD in segmented mode (lru.go)
-	tombHead   *item              // the newest tombstone; tombstones end the LRU list
-	segs       [nSegs - 1]segment // HOT, WARM and TEMP, at their segment less 1 (seg)
-	lru        *lruConfig
-	bytes      int64
-	stats      counters
+	mu        sync.Mutex
+	buckets   []*item
+	count     int          // items in the table, tombstones included
+	tombs     int          // tombstones in the table
+	tombBytes atomic.Int64 // their footprint (read without the lock when memory is short)
+	cls       []lists      // by slab class (slabs.go)
+	sl        *slabs       // the cache's slab classes; nil for one class
+	dirty     uint64       // the classes whose tails may have changed since published (evict.go)
+	lru       *lruConfig
+	bytes     int64
+	stats     counters // what no one class's item counts: misses, refusals
 	// The live system events, never evicted, are in a list of their own
-	// (through prev and next), out of the LRU list; sys counts them and
+	// (through prev and next), out of the LRU lists; sys counts them and
 	// sysBytes is their footprint (read without the lock).
 	sysHead  *item
 	sys      int
@@ -162,22 +164,20 @@ type shard struct {
 	// lock).
 	dead      *deadSet
 	deadBytes atomic.Int64
-	// The LRU tail as evictions see it (evict.go): lruTail is the tail
-	// item when its age was published in *tailKey (the shard's slot in
-	// the cache's tails, read without the lock).
-	lruTail   *item
-	deadShown bool // the age published was a shard with dead items'
-	tailKey   *atomic.Uint64
-	group     []atomic.Uint64 // the tails of the shard's group (evict.go), its own among them
-	groupMin  *atomic.Uint64  // the oldest of them
-	clock     *atomic.Uint64  // the cache's CAS counter, for stamps
-	_         [16]byte        // to a whole number of cache lines (TestShardSize)
+	deadShown bool           // the ages published were a shard with dead items' (evict.go)
+	clock     *atomic.Uint64 // the cache's CAS counter, for stamps
+	_         [64]byte       // to a whole number of cache lines (TestShardSize)
 }
 
-func (s *shard) init(clock *atomic.Uint64, lru *lruConfig) {
+func (s *shard) init(clock *atomic.Uint64, lru *lruConfig, sl *slabs, classes int) {
 	s.buckets = make([]*item, minBuckets)
 	s.clock = clock
 	s.lru = lru
+	s.sl = sl
+	s.cls = make([]lists, classes)
+	for i := range s.cls {
+		s.cls[i].id = uint8(i)
+	}
 }
 
 // reset drops every item, keeping statistics.
@@ -185,12 +185,13 @@ func (s *shard) reset() {
 	s.buckets = make([]*item, minBuckets)
 	s.count, s.tombs = 0, 0
 	s.tombBytes.Store(0)
-	s.head, s.tail, s.tombHead = nil, nil, nil
-	s.segs = [nSegs - 1]segment{}
+	for i := range s.cls {
+		s.cls[i].reset(s.sl)
+	}
+	s.dirty = 1<<len(s.cls) - 1
 	s.bytes = 0
 	s.sysHead, s.sys = nil, 0
 	s.sysBytes.Store(0)
-	s.lruTail = nil
 }
 
 // slot returns the bucket of a hash.
@@ -277,44 +278,91 @@ func (s *shard) each(f func(*item)) {
 	}
 }
 
-// pushFront makes it the most recently used (its stamp set: see
-// lruKey).
-func (s *shard) pushFront(it *item) {
-	it.prev, it.next = nil, s.head
-	if s.head != nil {
-		s.head.prev = it
-	} else {
-		s.tail = it
-	}
-	s.head = it
+// listOf returns the lists of it's slab class, marking them changed.
+func (s *shard) listOf(it *item) *lists {
+	l := s.class(it)
+	s.dirty |= 1 << l.id
+	return l
 }
 
-// pushTomb puts the tombstone it at the head of the tombstones, which
-// follow every live item in the LRU list, newest first: the tail is the
+// class returns the lists of it's slab class, for its counters.
+func (s *shard) class(it *item) *lists {
+	if s.sl == nil {
+		return &s.cls[0]
+	}
+	k, _ := s.sl.classOf(it)
+	return &s.cls[k]
+}
+
+// classFor returns the lists of the slab class of an item of this key,
+// value length and flags.
+func (s *shard) classFor(key []byte, valueLen int, flags uint32) *lists {
+	if s.sl == nil {
+		return &s.cls[0]
+	}
+	n := len(key) + valueLen
+	if s.sl.collections {
+		_, c := collectionOf(key)
+		n -= c
+	}
+	k, _ := s.sl.classOf(&item{size: uint32(min(n, 1<<31)), flags: flags})
+	return &s.cls[k]
+}
+
+// charge counts it (sign 1) or stops counting it (sign -1) in the shard's
+// bytes and, if it is no tombstone, in its slab class's chunks, and
+// returns the change in bytes. (Tombstones, which memcached has not, count
+// only against the bytes: memcached's items fit in the same pages.)
+func (s *shard) charge(it *item, sign int64) int64 {
+	n := sign * it.footprint()
+	s.bytes += n
+	if s.sl != nil && !it.deleted() {
+		s.chunk(it, sign)
+	}
+	return n
+}
+
+// chunk counts (sign 1) or stops counting (sign -1) the slab chunks of it.
+func (s *shard) chunk(it *item, sign int64) {
+	k, ch := s.sl.classOf(it)
+	l := &s.cls[k]
+	l.chunks += sign * ch
+	l.requested += sign * s.sl.ntotal(it)
+	s.sl.classes[k].used.Add(sign * ch)
+}
+
+// pushTomb puts the tombstone it at the head of its class's tombstones,
+// which follow every live item in COLD, newest first: the tail is the
 // oldest tombstone, the first to go.
 func (s *shard) pushTomb(it *item) {
+	l := s.listOf(it)
 	it.stamp &^= stampLow // in COLD
-	at := s.tombHead
-	s.tombHead = it
+	l.tombs++
+	g := &l.segs[segCold]
+	g.n++
+	g.bytes += it.footprint()
+	at := l.tombHead
+	l.tombHead = it
 	if at == nil {
-		if s.tail == nil {
-			s.pushFront(it)
-			return
+		it.prev, it.next = g.tail, nil
+		if g.tail != nil {
+			g.tail.next = it
+		} else {
+			g.head = it
 		}
-		it.prev, it.next = s.tail, nil
-		s.tail.next, s.tail = it, it
+		g.tail = it
 		return
 	}
 	it.prev, it.next = at.prev, at
 	if at.prev != nil {
 		at.prev.next = it
 	} else {
-		s.head = it
+		g.head = it
 	}
 	at.prev = it
 }
 
-// unlinkLRU takes it out of its list: the LRU list, or a live system
+// unlinkLRU takes it out of its list: its class's, or a live system
 // event's.
 func (s *shard) unlinkLRU(it *item) {
 	if it.pinned() {
@@ -329,36 +377,23 @@ func (s *shard) unlinkLRU(it *item) {
 		it.prev, it.next = nil, nil
 		return
 	}
-	if seg(it) != segCold {
-		s.unlinkSeg(it)
-		return
-	}
-	if it == s.tombHead {
-		s.tombHead = it.next
-	}
-	if it.prev != nil {
-		it.prev.next = it.next
-	} else {
-		s.head = it.next
-	}
-	if it.next != nil {
-		it.next.prev = it.prev
-	} else {
-		s.tail = it.prev
-	}
-	it.prev, it.next = nil, nil
+	s.listOf(it).unlink(it)
 }
 
 // bump makes it, read at now, the most recently used (flat mode: see
 // hit).
 func (s *shard) bump(it *item, now int64) {
 	it.stamp = s.stampAt(now) | it.stamp&stampLow
-	if it == s.lruTail {
-		s.lruTail = nil // its age changes: published again (publishTail)
+	if it.pinned() {
+		return
 	}
-	if s.head != it && !it.pinned() {
-		s.unlinkLRU(it)
-		s.pushFront(it)
+	l := s.listOf(it)
+	if it == l.lruTail {
+		l.lruTail = nil // its age changes: published again (publishTail)
+	}
+	if l.segs[seg(it)].head != it {
+		l.unlink(it)
+		l.push(it)
 	}
 }
 
@@ -367,9 +402,7 @@ func (s *shard) bump(it *item, now int64) {
 func (s *shard) remove(it *item) int64 {
 	s.unlink(it)
 	s.unlinkLRU(it)
-	n := it.footprint()
-	s.bytes -= n
-	return n
+	return -s.charge(it, -1)
 }
 
 // put stores it in place of old (nil if the key has no item), which keeps
@@ -395,15 +428,14 @@ func (s *shard) put(it, old *item) int64 {
 	case it.pinned():
 		s.pushSys(it)
 	default:
-		s.pushSeg(it)
+		s.listOf(it).push(it)
 	}
-	n := it.footprint()
+	n := s.charge(it, 1)
 	if old != nil {
-		n -= old.footprint()
+		n += s.charge(old, -1)
 	}
-	s.bytes += n
 	if !it.deleted() && !it.pinned() {
-		s.stats.totalItems++
+		s.listOf(it).stats.totalItems++
 	}
 	return n
 }
@@ -422,13 +454,9 @@ func (s *shard) pushSys(it *item) {
 // memory is reclaimed: by a store, an eviction or a sweep (as memcached
 // counts those its LRU reclaims).
 func (s *shard) countExpired(it *item) {
-	s.countReclaimed(it.fetched())
-}
-
-// countReclaimed counts a reclaimed item, fetched or not.
-func (s *shard) countReclaimed(fetched bool) {
-	if !fetched {
-		s.stats.expiredUnfetched++
+	k := &s.class(it).stats
+	if !it.fetched() {
+		k.expiredUnfetched++
 	}
-	s.stats.reclaimed++
+	k.reclaimed++
 }

@@ -32,6 +32,8 @@ type Stats struct {
 	CmdSet           uint64 // stores tried, but of values over the item size limit (as memcached's binary protocol)
 	Evictions        uint64
 	EvictedUnfetched uint64
+	EvictedNonzero   uint64 // evictions of items that had an expiry
+	EvictedTime      uint64 // seconds since the last access of the last item evicted (the largest of the shards')
 	ExpiredUnfetched uint64
 	Reclaimed        uint64 // expired or flushed items whose memory a store, an eviction or a sweep reclaimed
 	StoreTooLarge    uint64 // stores refused for size (memcached counts only its ASCII protocol's)
@@ -45,6 +47,35 @@ type Stats struct {
 // Stats returns a snapshot of the counters.
 func (c *Cache) Stats() Stats {
 	st := Stats{LimitMaxBytes: c.maxBytes, Bytes: c.bytes.Load()}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		st.Tombstones += uint64(s.tombs)
+		st.TombstoneBytes += s.tombBytes.Load()
+		st.SystemEvents += uint64(s.sys)
+		st.SystemBytes += s.sysBytes.Load()
+		if s.dead != nil {
+			st.DeadItems += uint64(s.dead.n)
+		}
+		st.DeadBytes += s.deadBytes.Load()
+		st.add(&s.stats)
+		s.mu.Unlock()
+	}
+	c.gather(&st, -1)
+	return st
+}
+
+// classStats returns the counters and lists of slab class k: CurrItems is
+// its live items, Bytes their memcached size (mem_requested).
+func (c *Cache) classStats(k int) Stats {
+	var st Stats
+	c.gather(&st, k)
+	return st
+}
+
+// gather adds to st the lists and counters of class k, or of every class
+// for k < 0, locking one shard at a time.
+func (c *Cache) gather(st *Stats, k int) {
 	secs := int64(unixSeconds(c.clock.Now().UnixNano()))
 	age := func(t *item, d *time.Duration) {
 		if t != nil {
@@ -54,64 +85,67 @@ func (c *Cache) Stats() Stats {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		k := s.stats
-		hot, warm, temp := s.segment(segHot), s.segment(segWarm), s.segment(segTemp)
-		st.LRU.Hot += uint64(hot.n)
-		st.LRU.Warm += uint64(warm.n)
-		st.LRU.Temp += uint64(temp.n)
-		st.LRU.Cold += uint64(s.count - s.tombs - s.sys - hot.n - warm.n - temp.n)
-		age(hot.tail, &st.LRU.AgeHot)
-		age(warm.tail, &st.LRU.AgeWarm)
-		cold := s.tail
-		if s.tombHead != nil {
-			cold = s.tombHead.prev
+		cls := s.cls
+		if k >= 0 {
+			cls = cls[k : k+1]
 		}
-		age(cold, &st.LRU.AgeCold)
-		st.CurrItems += uint64(s.count - s.tombs - s.sys)
-		st.Tombstones += uint64(s.tombs)
-		st.TombstoneBytes += s.tombBytes.Load()
-		st.SystemEvents += uint64(s.sys)
-		st.SystemBytes += s.sysBytes.Load()
-		if s.dead != nil {
-			st.DeadItems += uint64(s.dead.n)
+		for j := range cls {
+			l := &cls[j]
+			hot, warm, cold, temp := &l.segs[segHot], &l.segs[segWarm], &l.segs[segCold], &l.segs[segTemp]
+			st.LRU.Hot += uint64(hot.n)
+			st.LRU.Warm += uint64(warm.n)
+			st.LRU.Temp += uint64(temp.n)
+			st.LRU.Cold += uint64(cold.n - l.tombs)
+			age(hot.tail, &st.LRU.AgeHot)
+			age(warm.tail, &st.LRU.AgeWarm)
+			age(l.coldTail(), &st.LRU.AgeCold)
+			st.CurrItems += uint64(hot.n + warm.n + temp.n + cold.n - l.tombs)
+			if k >= 0 {
+				st.Bytes += l.requested
+			}
+			st.add(&l.stats)
 		}
-		st.DeadBytes += s.deadBytes.Load()
 		s.mu.Unlock()
-		st.TotalItems += k.totalItems
-		st.GetHits += k.getHits
-		st.GetMisses += k.getMisses
-		st.GetExpired += k.getExpired
-		st.GetFlushed += k.getFlushed
-		st.DeleteHits += k.deleteHits
-		st.DeleteMisses += k.deleteMisses
-		st.IncrHits += k.incrHits
-		st.IncrMisses += k.incrMisses
-		st.DecrHits += k.decrHits
-		st.DecrMisses += k.decrMisses
-		st.CasHits += k.casHits
-		st.CasMisses += k.casMisses
-		st.CasBadval += k.casBadval
-		st.TouchHits += k.touchHits
-		st.TouchMisses += k.touchMisses
-		st.CmdSet += k.cmdSet
-		st.Evictions += k.evictions
-		st.EvictedUnfetched += k.evictedUnfetched
-		st.ExpiredUnfetched += k.expiredUnfetched
-		st.Reclaimed += k.reclaimed
-		st.StoreTooLarge += k.storeTooLarge
-		st.StoreNoMemory += k.storeNoMemory
-		st.SystemNoMemory += k.sysNoMemory
-		st.LRU.MovesToCold += k.movesToCold
-		st.LRU.MovesToWarm += k.movesToWarm
-		st.LRU.MovesWithinLRU += k.movesWithinLRU
-		st.LRU.EvictedActive += k.evictedActive
-		st.LRU.Juggles += k.juggles
-		st.LRU.HitsToHot += k.hitsTo[segHot]
-		st.LRU.HitsToWarm += k.hitsTo[segWarm]
-		st.LRU.HitsToCold += k.hitsTo[segCold]
-		st.LRU.HitsToTemp += k.hitsTo[segTemp]
 	}
-	return st
+}
+
+// add adds the counters k to st.
+func (st *Stats) add(k *counters) {
+	st.TotalItems += k.totalItems
+	st.GetHits += k.getHits
+	st.GetMisses += k.getMisses
+	st.GetExpired += k.getExpired
+	st.GetFlushed += k.getFlushed
+	st.DeleteHits += k.deleteHits
+	st.DeleteMisses += k.deleteMisses
+	st.IncrHits += k.incrHits
+	st.IncrMisses += k.incrMisses
+	st.DecrHits += k.decrHits
+	st.DecrMisses += k.decrMisses
+	st.CasHits += k.casHits
+	st.CasMisses += k.casMisses
+	st.CasBadval += k.casBadval
+	st.TouchHits += k.touchHits
+	st.TouchMisses += k.touchMisses
+	st.CmdSet += k.cmdSet
+	st.Evictions += k.evictions
+	st.EvictedUnfetched += k.evictedUnfetched
+	st.EvictedNonzero += k.evictedNonzero
+	st.EvictedTime = max(st.EvictedTime, k.evictedTime)
+	st.ExpiredUnfetched += k.expiredUnfetched
+	st.Reclaimed += k.reclaimed
+	st.StoreTooLarge += k.storeTooLarge
+	st.StoreNoMemory += k.storeNoMemory
+	st.SystemNoMemory += k.sysNoMemory
+	st.LRU.MovesToCold += k.movesToCold
+	st.LRU.MovesToWarm += k.movesToWarm
+	st.LRU.MovesWithinLRU += k.movesWithinLRU
+	st.LRU.EvictedActive += k.evictedActive
+	st.LRU.Juggles += k.juggles
+	st.LRU.HitsToHot += k.hitsTo[segHot]
+	st.LRU.HitsToWarm += k.hitsTo[segWarm]
+	st.LRU.HitsToCold += k.hitsTo[segCold]
+	st.LRU.HitsToTemp += k.hitsTo[segTemp]
 }
 
 // ResetStats zeroes the counters (not the item counts and sizes), as
@@ -121,6 +155,9 @@ func (c *Cache) ResetStats() {
 		s := &c.shards[i]
 		s.mu.Lock()
 		s.stats = counters{}
+		for j := range s.cls {
+			s.cls[j].stats = counters{}
+		}
 		s.mu.Unlock()
 	}
 }

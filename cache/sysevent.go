@@ -217,12 +217,12 @@ func (v *vbucket) addCollections(evs []SystemEvent) {
 	v.colls.Store(&n)
 }
 
-// evictable returns the least recently used item of the locked shard s
-// that may be evicted, other than keep, nil if there is none. (Live
-// system events are in no LRU list.) In segmented mode that is COLD's
-// tail, else HOT's, else WARM's (lru.go).
-func (c *Cache) evictable(s *shard, keep *item) *item {
-	for _, t := range [...]*item{s.tail, s.segment(segHot).tail, s.segment(segWarm).tail} {
+// evictable returns the least recently used item of class l in its
+// shard that may be evicted, other than keep, nil if there is none.
+// (Live system events are in no LRU list.) In segmented mode that is
+// COLD's tail, else HOT's, else WARM's (lru.go).
+func evictable(l *lists, keep *item) *item {
+	for _, t := range [...]*item{l.segs[segCold].tail, l.segs[segHot].tail, l.segs[segWarm].tail} {
 		if t == keep && t != nil {
 			t = t.prev
 		}

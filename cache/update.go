@@ -160,9 +160,10 @@ type located struct {
 	expired    bool // the key's item expired as it was looked up
 	// gone: the lookup found the key's item expired or flushed (and
 	// removed it), not yet counted (see countGone); goneUnfetched: it had
-	// never been read.
+	// never been read; goneClass: its slab class's lists.
 	gone          goneKind
 	goneUnfetched bool
+	goneClass     *lists
 	freed         int64
 }
 
@@ -200,7 +201,7 @@ func present(s *shard, old *item, cas uint64, misses *uint64) error {
 		*misses++
 		return ErrNotFound
 	case cas != 0 && cas != old.cas:
-		s.stats.casBadval++
+		s.class(old).stats.casBadval++
 		return ErrExists
 	}
 	return nil
@@ -218,7 +219,7 @@ func (c *Cache) lookup(k *located, vb uint16, key []byte) {
 	case it == nil:
 		if s.dead != nil {
 			if d := s.findDead(vb, key, hash); d != nil {
-				k.gone, k.goneUnfetched, k.freed = goneFlushed, !d.fetched(), d.footprint()
+				k.gone, k.goneUnfetched, k.goneClass, k.freed = goneFlushed, !d.fetched(), s.class(d), d.footprint()
 				if d.bits&lateBit != 0 {
 					k.gone, k.expired = goneExpired, true
 				}
@@ -229,7 +230,7 @@ func (c *Cache) lookup(k *located, vb uint16, key []byte) {
 	case it.deleted():
 		k.tomb = it
 	case it.expired(now):
-		k.gone, k.goneUnfetched, k.expired = goneExpired, !it.fetched(), true
+		k.gone, k.goneUnfetched, k.goneClass, k.expired = goneExpired, !it.fetched(), s.class(it), true
 		_, k.freed = c.drop(s, it, Expired, now, true)
 		if c.tombstoneTTL > 0 {
 			k.tomb = s.find(vb, key, hash)
@@ -269,6 +270,9 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) 
 		// and counted. Not while a cursor follows the vbucket: its log
 		// may still read the item as the value stored.
 		s.unlinkLRU(it)
+		if s.sl != nil {
+			s.chunk(it, -1) // a tombstone takes no chunk
+		}
 		it.bits |= deletedBit | hollowBit
 		it.datatype = 0
 		it.setRev(vb, rev)
@@ -299,8 +303,15 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) 
 // freed.
 func (c *Cache) boundTombs(s *shard, keep *item) int64 {
 	var freed int64
-	for c.tombLimit > 0 && s.tombs > c.tombLimit && s.tail != nil && s.tail.deleted() && s.tail != keep {
-		freed += c.purge(s, s.tail)
+	for i := range s.cls {
+		l := &s.cls[i]
+		for c.tombLimit > 0 && s.tombs > c.tombLimit && l.tombHead != nil {
+			t := l.segs[segCold].tail
+			if t == keep {
+				break
+			}
+			freed += c.purge(s, t)
+		}
 	}
 	return freed
 }
@@ -325,8 +336,24 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 			return Mutation{}, ErrNoMemory
 		}
 	}
-	if c.noEvict && c.bytes.Load()-freed+grow > c.maxBytes {
-		freed += c.reclaimExpired(s, prev, now, reclaimSearch)
+	switch {
+	case c.slabs != nil && c.noEvict:
+		// A store whose class has no room and can get no page is
+		// refused, once the shard's expired items of the class and its
+		// dead ones are reclaimed (memcached's -M). The item it
+		// replaces does not count: memcached allocates the new one
+		// first.
+		k, need := c.slabs.classOf(it)
+		if !c.slabs.fits(k, need) {
+			freed += c.reclaimExpired(s, &s.cls[k], prev, now, reclaimSearch)
+			if !c.slabs.fits(k, need) {
+				s.cls[k].stats.storeNoMemory++
+				c.bytes.Add(-freed)
+				return Mutation{}, ErrNoMemory
+			}
+		}
+	case c.noEvict && c.bytes.Load()-freed+grow > c.maxBytes:
+		freed += c.reclaimExpired(s, s.listOf(it), prev, now, reclaimSearch)
 		// Tombstones and dead items elsewhere make room too
 		// (evictElsewhere reclaims them once this store is done):
 		// memcached frees a deleted item's memory at once, and -M must
@@ -353,33 +380,41 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 	// Over the limit, the least recently used items go once s is
 	// unlocked (evictElsewhere), from whichever shards hold them.
 	c.bytes.Add(s.put(it, prev) - freed)
-	if c.segmented {
-		c.juggle(s, now, jugglePulls)
+	if c.segmented && !it.pinned() {
+		c.juggle(s, s.class(it), now, jugglePulls)
 	}
 	return m, nil
 }
 
-// evictOne removes the least recently used item of the locked shard s,
-// other than keep, and returns the bytes freed (0 if there was none).
-// Tombstones, which wait at the tail of the LRU list, go first, silently;
-// an expired item counts as an expiry. Nothing evicted leaves a tombstone.
-func (c *Cache) evictOne(s *shard, keep *item, now int64) int64 {
+// evictOne removes the least recently used item of class l of the
+// locked shard s, other than keep, and returns the bytes freed (0 if there
+// was none). Dead items go first, then tombstones, which wait at the tail
+// of COLD, silently; an expired item counts as an expiry. Nothing evicted
+// leaves a tombstone.
+func (c *Cache) evictOne(s *shard, l *lists, keep *item, now int64) int64 {
 	if n := s.reclaimDead(); n > 0 {
 		return n
 	}
-	victim := c.evictable(s, keep)
+	victim := evictable(l, keep)
 	switch {
 	case victim == nil:
 		return 0
 	case victim.deleted(), victim.expired(now):
 		return c.expire(s, victim, now, false)
 	}
-	s.stats.evictions++
+	k := &l.stats
+	k.evictions++
 	if !victim.fetched() {
-		s.stats.evictedUnfetched++
+		k.evictedUnfetched++
 	}
 	if victim.active() {
-		s.stats.evictedActive++
+		k.evictedActive++
+	}
+	if victim.exp != 0 {
+		k.evictedNonzero++
+	}
+	if t := int64(unixSeconds(now)) - int64(victim.atime); t > 0 {
+		k.evictedTime = uint64(t)
 	}
 	_, n := c.drop(s, victim, Evicted, now, false)
 	return n
@@ -388,30 +423,42 @@ func (c *Cache) evictOne(s *shard, keep *item, now int64) int64 {
 // evictElsewhere evicts while memory is over the limit, one item at a
 // time, from the shard whose LRU tail is the oldest (evict.go), but keep
 // (the item just stored); with NoEvict it reclaims dead items and purges
-// tombstones, round robin. It runs with no lock held, so shards are never
-// locked two at a time.
+// tombstones, round robin. With slabs, memory is over when keep's class
+// has more chunks taken than pages and can get no more, and the items
+// evicted are of its class. It runs with no lock held, so shards are
+// never locked two at a time.
 func (c *Cache) evictElsewhere(keep *item) {
-	if c.bytes.Load() <= c.maxBytes {
+	k := 0
+	over := func() bool { return c.bytes.Load() > c.maxBytes }
+	if c.slabs != nil {
+		if keep.pinned() {
+			return
+		}
+		k, _ = c.slabs.classOf(keep)
+		over = func() bool { return c.slabs.over(k) }
+	}
+	if !over() {
 		return
 	}
 	idle := 0
-	for c.bytes.Load() > c.maxBytes && idle < len(c.shards) {
+	for over() && idle < len(c.shards) {
 		var s *shard
 		if c.noEvict {
 			s = &c.shards[c.evictAt.Add(1)&c.mask]
-		} else if s = c.oldest(); s == nil {
+		} else if s = c.oldest(k); s == nil {
 			return
 		}
 		now := c.now() // before the lock: it may carry out a delayed flush, which locks every shard
 		s.mu.Lock()
+		l := &s.cls[k]
 		var n int64
 		switch {
 		case !c.noEvict:
-			n = c.evictOne(s, keep, now)
+			n = c.evictOne(s, l, keep, now)
 		case s.dead != nil:
 			n = s.reclaimDead() // with NoEvict only dead items and tombstones go
-		case s.tail != nil && s.tail.deleted():
-			n = c.purge(s, s.tail)
+		case l.tombHead != nil:
+			n = c.purge(s, l.segs[segCold].tail)
 		}
 		c.unlock(s, n)
 		switch {
@@ -441,13 +488,13 @@ func (c *Cache) reclaimableBytes() int64 {
 // expired ones when memory is full and eviction is off (memcached: 5).
 const reclaimSearch = 5
 
-// reclaimExpired removes tombstones and expired items among the n least
-// recently used of the locked shard s, other than keep, and returns the
-// bytes freed. (Tombstones come last in the list, and go before any live
-// item is refused room.)
-func (c *Cache) reclaimExpired(s *shard, keep *item, now int64, n int) int64 {
+// reclaimExpired removes the dead items of the locked shard s, and the
+// tombstones and expired items among the n least recently used of its
+// class l, other than keep, and returns the bytes freed. (Tombstones come
+// last in the list, and go before any live item is refused room.)
+func (c *Cache) reclaimExpired(s *shard, l *lists, keep *item, now int64, n int) int64 {
 	freed := s.dropDead()
-	for it := s.victim(); it != nil && n > 0; n-- {
+	for it := l.victim(); it != nil && n > 0; n-- {
 		prev := it.prev
 		if it != keep && (it.deleted() || it.expired(now)) {
 			freed += c.expire(s, it, now, false)
@@ -483,7 +530,7 @@ func (c *Cache) sweepShard(i int, now int64) {
 		}
 	})
 	if c.segmented {
-		c.juggle(s, now, sweepPulls)
+		c.juggleAll(s, now, sweepPulls)
 		s.stats.juggles++
 	}
 	c.unlock(s, freed)

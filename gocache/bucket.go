@@ -41,6 +41,9 @@ type bucket struct {
 func newBucket(name string, cfg cache.Config, m *manifest, log *slog.Logger) (*bucket, error) {
 	cfg.Collections = true
 	cfg.TombstoneValue = systemXattrs
+	if cfg.Slabs == nil {
+		cfg.Slabs = &cache.SlabConfig{} // memcached's memory model, its defaults
+	}
 	b := &bucket{name: name, cache: cache.New(cfg), log: log}
 	if m == nil {
 		m = defaultManifest()

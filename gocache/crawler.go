@@ -57,8 +57,8 @@ type crawlerState struct {
 
 // crawlCounts are a bucket's crawler statistics.
 type crawlCounts struct {
-	reclaimed atomic.Uint64 // crawler_reclaimed
-	checked   atomic.Uint64 // crawler_items_checked
+	reclaimed [maxSlabClass + 1]atomic.Uint64 // crawler_reclaimed, by class
+	checked   [maxSlabClass + 1]atomic.Uint64 // crawler_items_checked, by class
 }
 
 // crawlBatch is how many items a crawl visits under one shard lock;
@@ -103,7 +103,20 @@ func (s *Server) crawlStats(b *bucket) (reclaimed, checked uint64) {
 		return 0, 0
 	}
 	n := s.crawler().countsFor(b)
-	return n.reclaimed.Load(), n.checked.Load()
+	for i := range n.reclaimed {
+		reclaimed += n.reclaimed[i].Load()
+		checked += n.checked[i].Load()
+	}
+	return reclaimed, checked
+}
+
+// crawlClassStats is crawlStats for slab class id.
+func (s *Server) crawlClassStats(b *bucket, id int) (reclaimed, checked uint64) {
+	if b == nil || id < 0 || id > maxSlabClass {
+		return 0, 0
+	}
+	n := s.crawler().countsFor(b)
+	return n.reclaimed[id].Load(), n.checked[id].Load()
 }
 
 // Answers of lru_crawler, as memcached words them.
@@ -261,6 +274,12 @@ func crawlTargets(arg []byte, dump bool) (crawlSet, []byte) {
 
 // itemSize is an item's size as memcached counts it (its ntotal): key,
 // value and textItemHeader, 4 more with flags.
+// itemClassID is the slab class of it in b: its engine's (memcached's for
+// the same key, value and flags).
+func itemClassID(b *bucket, it *cache.CrawlItem) int {
+	return b.cache.SlabClassOf(len(it.Key)-1, it.ValueLen, it.Flags) // the stored key has its collection first
+}
+
 func itemSize(it *cache.CrawlItem) int {
 	n := len(it.Key) - 1 + it.ValueLen + textItemHeader // the stored key has its collection first
 	if it.Flags != 0 {
@@ -279,33 +298,27 @@ func (s *Server) crawlExpired(cr *crawlerState, classes crawlSet) {
 	for _, b := range s.buckets {
 		counts := cr.countsFor(b)
 		var seen [maxSlabClass + 1]uint64
-		var checked, reclaimed uint64
 		visited := 0
 		visit := func(it *cache.CrawlItem) bool {
 			visited++
-			id, _ := s.slabClass(itemSize(it))
+			id := itemClassID(b, it)
 			if classes != nil && !classes[id] || limit > 0 && seen[id] >= limit {
 				return false
 			}
 			seen[id]++
-			checked++
+			counts.checked[id].Add(1)
 			if it.Expired {
-				reclaimed++
+				counts.reclaimed[id].Add(1)
 			}
 			return true
 		}
 		c := b.cache.NewCrawler()
 		for c.Crawl(crawlBatch, visit) {
-			counts.checked.Add(checked)
-			counts.reclaimed.Add(reclaimed)
-			checked, reclaimed = 0, 0
 			if d := cr.sleep.Load(); d > 0 && visited >= crawlBatch {
 				visited = 0
 				time.Sleep(time.Duration(d) * time.Microsecond)
 			}
 		}
-		counts.checked.Add(checked)
-		counts.reclaimed.Add(reclaimed)
 	}
 }
 
@@ -320,7 +333,7 @@ func (s *Server) crawlExpired(cr *crawlerState, classes crawlSet) {
 func (s *Server) metadump(w memcached.ResponseWriter, cr *crawlerState, b *bucket, classes crawlSet) {
 	d := &dumper{s: s, classes: classes, buf: make([]byte, 0, dumpChunk+512)}
 	if b != nil {
-		d.c = b.cache.NewCrawler()
+		d.c, d.b = b.cache.NewCrawler(), b
 		d.counts = cr.countsFor(b)
 	}
 	if w.Conn().NetConn() != nil {
@@ -357,10 +370,10 @@ const (
 type dumper struct {
 	s       *Server
 	c       *cache.Crawler // nil: no bucket, nothing to list
+	b       *bucket
 	counts  *crawlCounts
 	classes crawlSet
 	buf     []byte
-	checked uint64
 }
 
 // run sends the dump through send, a chunk at a time, and END after it,
@@ -380,7 +393,6 @@ func (d *dumper) run(send func([]byte) error, first bool) bool {
 				}
 			}
 		}
-		d.counts.checked.Add(d.checked)
 	}
 	send(append(d.buf[:0], textEnd...))
 	return true
@@ -392,12 +404,12 @@ func (d *dumper) line(it *cache.CrawlItem) bool {
 	if len(it.Key) == 0 || it.Key[0] != 0 {
 		return false
 	}
-	id, _ := d.s.slabClass(itemSize(it))
+	id := itemClassID(d.b, it)
 	if d.classes != nil {
 		if !d.classes[id] {
 			return false
 		}
-		d.checked++ // memcached counts the items of its LRU walks, not of a hash walk
+		d.counts.checked[id].Add(1) // memcached counts the items of its LRU walks, not of a hash walk
 	}
 	if it.Expired {
 		return false
@@ -449,6 +461,8 @@ var _ memcached.Packet = textChunk(nil)
 // resetCounts zeroes b's crawler statistics (stats reset).
 func (c *crawlerState) resetCounts(b *bucket) {
 	n := c.countsFor(b)
-	n.reclaimed.Store(0)
-	n.checked.Store(0)
+	for i := range n.reclaimed {
+		n.reclaimed[i].Store(0)
+		n.checked[i].Store(0)
+	}
 }

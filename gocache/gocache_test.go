@@ -167,7 +167,9 @@ func TestLimits(t *testing.T) {
 				if string(last.Body) != "Out of memory allocating item" {
 					t.Fatalf("ENOMEM body %q", last.Body)
 				}
-				app := do(t, c, r, gm.MCRequest{Opcode: gm.APPEND, Key: []byte("0"), Body: value})
+				// One byte more keeps the item in its full slab class
+				// (a class of its own would get its first page).
+				app := do(t, c, r, gm.MCRequest{Opcode: gm.APPEND, Key: []byte("0"), Body: []byte("v")})
 				if app.Status != gm.ENOMEM || string(app.Body) != "Out of memory allocating item" {
 					t.Fatalf("append when full: %v %q", app.Status, app.Body)
 				}

@@ -228,10 +228,19 @@ func (s *Server) generalStats(w *statWriter, b *bucket) {
 		"log_watcher_sent", "log_watchers", "unexpected_napi_ids", "round_robin_fallback"} {
 		w.int(name, 0)
 	}
-	w.int("bytes", cs.Bytes-cs.TombstoneBytes) // memcached's: the items'
+	bytes, pool := cs.Bytes-cs.TombstoneBytes, int64(0)
+	if b != nil {
+		if classes, tot := b.cache.Slabs(); classes != nil {
+			bytes, pool = 0, tot.Pool
+			for i := range classes {
+				bytes += classes[i].Requested // memcached's: its items' sizes
+			}
+		}
+	}
+	w.int("bytes", bytes)
 	w.uint("curr_items", cs.CurrItems)
 	w.uint("total_items", cs.TotalItems)
-	w.int("slab_global_page_pool", 0)
+	w.int("slab_global_page_pool", pool)
 	w.uint("expired_unfetched", cs.ExpiredUnfetched)
 	w.uint("evicted_unfetched", cs.EvictedUnfetched)
 	if s.setting("lru_maintainer_thread", "no") == "yes" {
@@ -408,100 +417,85 @@ func (s *Server) slabClass(size int) (id, chunk int) {
 	return id, max
 }
 
-// itemClass is the slab class gocache reports its items under: it has no
-// slab classes, so all its items are one class, the one memcached would
-// give an item of their mean size.
-func (s *Server) itemClass(cs *cache.Stats) (id, chunk int) {
-	if cs.CurrItems == 0 {
-		return 1, 96
-	}
-	return s.slabClass(int(requested(cs) / int64(cs.CurrItems)))
-}
-
-// requested is the memory memcached would count for the items: each
-// one's key and value with its 48-byte header, the key's NUL, the value's
-// "\r\n" and the CAS (memcached's ntotal, 59 bytes more; the stored key
-// has one byte more, its collection, and each item ItemOverhead).
-func requested(cs *cache.Stats) int64 {
-	return cs.Bytes - cs.TombstoneBytes - cs.DeadBytes - int64(cs.CurrItems)*(cache.ItemOverhead+1-59)
-}
-
-// itemStats reports "stats items": gocache's items as one slab class (see
-// itemClass), with memcached's names.
+// itemStats reports "stats items": each slab class that holds items, with
+// memcached's names.
 func (s *Server) itemStats(w *statWriter, b *bucket) {
-	cs := s.bucketStats(b)
-	if cs.CurrItems == 0 {
+	if b == nil {
 		return
 	}
-	id, _ := s.itemClass(&cs)
-	p := "items:" + strconv.Itoa(id) + ":"
-	w.uint(p+"number", cs.CurrItems)
-	l := &cs.LRU
-	if w.text() && s.cfg.Cache.LRU == cache.Segmented {
-		w.uint(p+"number_hot", l.Hot)
-		w.uint(p+"number_warm", l.Warm)
-		w.uint(p+"number_cold", l.Cold)
-		if s.setting("temp_lru", "no") == "yes" {
-			w.uint(p+"number_temp", l.Temp)
+	classes, _ := b.cache.Slabs()
+	segmented := s.cfg.Cache.LRU == cache.Segmented
+	for i := range classes {
+		k := &classes[i]
+		cs := &k.Counters
+		if k.Items == 0 {
+			continue
 		}
-		w.int(p+"age_hot", int64(l.AgeHot/time.Second))
-		w.int(p+"age_warm", int64(l.AgeWarm/time.Second))
-	}
-	if w.text() {
-		w.int(p+"age", int64(l.AgeCold/time.Second))
-	}
-	w.int(p+"mem_requested", requested(&cs))
-	w.uint(p+"evicted", cs.Evictions)
-	if w.text() {
-		w.uint(p+"evicted_nonzero", cs.Evictions)
-		w.uint(p+"evicted_time", 0)
-	}
-	w.uint(p+"outofmemory", cs.StoreNoMemory)
-	if w.text() {
-		w.uint(p+"tailrepairs", 0)
-	}
-	crawled, checked := s.crawlStats(b)
-	w.uint(p+"reclaimed", cs.Reclaimed-min(crawled, cs.Reclaimed))
-	w.uint(p+"expired_unfetched", cs.ExpiredUnfetched)
-	w.uint(p+"evicted_unfetched", cs.EvictedUnfetched)
-	if w.text() {
-		w.uint(p+"evicted_active", l.EvictedActive)
-		w.uint(p+"crawler_reclaimed", crawled)
-		w.uint(p+"crawler_items_checked", checked)
-		w.uint(p+"lrutail_reflocked", 0)
-		w.uint(p+"moves_to_cold", l.MovesToCold)
-		w.uint(p+"moves_to_warm", l.MovesToWarm)
-		w.uint(p+"moves_within_lru", l.MovesWithinLRU)
-		w.uint(p+"direct_reclaims", 0)
-		w.uint(p+"hits_to_hot", l.HitsToHot)
-		w.uint(p+"hits_to_warm", l.HitsToWarm)
-		w.uint(p+"hits_to_cold", l.HitsToCold)
-		w.uint(p+"hits_to_temp", l.HitsToTemp)
+		p := "items:" + strconv.Itoa(k.ID) + ":"
+		w.uint(p+"number", k.Items)
+		l := &cs.LRU
+		if w.text() && segmented {
+			w.uint(p+"number_hot", l.Hot)
+			w.uint(p+"number_warm", l.Warm)
+			w.uint(p+"number_cold", l.Cold)
+			if s.setting("temp_lru", "no") == "yes" {
+				w.uint(p+"number_temp", l.Temp)
+			}
+			w.int(p+"age_hot", int64(l.AgeHot/time.Second))
+			w.int(p+"age_warm", int64(l.AgeWarm/time.Second))
+		}
+		if w.text() {
+			w.int(p+"age", int64(l.AgeCold/time.Second))
+		}
+		w.int(p+"mem_requested", k.Requested)
+		w.uint(p+"evicted", cs.Evictions)
+		if w.text() {
+			w.uint(p+"evicted_nonzero", cs.EvictedNonzero)
+			w.uint(p+"evicted_time", cs.EvictedTime)
+		}
+		w.uint(p+"outofmemory", cs.StoreNoMemory)
+		if w.text() {
+			w.uint(p+"tailrepairs", 0)
+		}
+		crawled, checked := s.crawlClassStats(b, k.ID)
+		w.uint(p+"reclaimed", cs.Reclaimed-min(crawled, cs.Reclaimed))
+		w.uint(p+"expired_unfetched", cs.ExpiredUnfetched)
+		w.uint(p+"evicted_unfetched", cs.EvictedUnfetched)
+		if w.text() {
+			w.uint(p+"evicted_active", l.EvictedActive)
+			w.uint(p+"crawler_reclaimed", crawled)
+			w.uint(p+"crawler_items_checked", checked)
+			w.uint(p+"lrutail_reflocked", 0)
+			w.uint(p+"moves_to_cold", l.MovesToCold)
+			w.uint(p+"moves_to_warm", l.MovesToWarm)
+			w.uint(p+"moves_within_lru", l.MovesWithinLRU)
+			w.uint(p+"direct_reclaims", 0)
+			w.uint(p+"hits_to_hot", l.HitsToHot)
+			w.uint(p+"hits_to_warm", l.HitsToWarm)
+			w.uint(p+"hits_to_cold", l.HitsToCold)
+			w.uint(p+"hits_to_temp", l.HitsToTemp)
+		}
 	}
 }
 
-// slabStats reports "stats slabs": gocache's items as one slab class (see
-// itemClass) of 1 MiB pages, as many as its items need, and those pages
-// as total_malloced.
+// slabStats reports "stats slabs": each slab class that has pages, then
+// active_slabs and total_malloced, as memcached's.
 func (s *Server) slabStats(w *statWriter, b *bucket) {
-	cs := s.bucketStats(b)
-	active, malloced := 0, 0
-	// Once items have been stored the class stays, as memcached keeps
-	// its slab pages: with none left (expired, crawled), it shows a page
-	// of free chunks.
-	if cs.CurrItems > 0 || cs.TotalItems > 0 {
-		active = 1
-		id, chunk := s.itemClass(&cs)
-		p := strconv.Itoa(id) + ":"
-		per := max(1, (1<<20)/chunk)
-		pages := max(1, (int(cs.CurrItems)+per-1)/per)
-		w.int(p+"chunk_size", int64(chunk))
-		w.int(p+"chunks_per_page", int64(per))
-		malloced = pages << 20
-		w.int(p+"total_pages", int64(pages))
-		w.int(p+"total_chunks", int64(pages*per))
-		w.uint(p+"used_chunks", cs.CurrItems)
-		w.int(p+"free_chunks", int64(pages*per)-int64(cs.CurrItems))
+	var classes []cache.SlabStats
+	var tot cache.SlabTotals
+	if b != nil {
+		classes, tot = b.cache.Slabs()
+	}
+	for i := range classes {
+		k := &classes[i]
+		cs := &k.Counters
+		p := strconv.Itoa(k.ID) + ":"
+		w.int(p+"chunk_size", k.ChunkSize)
+		w.int(p+"chunks_per_page", k.ChunksPerPage)
+		w.int(p+"total_pages", k.Pages)
+		w.int(p+"total_chunks", k.Pages*k.ChunksPerPage)
+		w.int(p+"used_chunks", k.UsedChunks)
+		w.int(p+"free_chunks", max(0, k.Pages*k.ChunksPerPage-k.UsedChunks))
 		w.int(p+"free_chunks_end", 0)
 		w.uint(p+"get_hits", cs.GetHits)
 		w.uint(p+"cmd_set", cs.CmdSet)
@@ -512,8 +506,8 @@ func (s *Server) slabStats(w *statWriter, b *bucket) {
 		w.uint(p+"cas_badval", cs.CasBadval)
 		w.uint(p+"touch_hits", cs.TouchHits)
 	}
-	w.int("active_slabs", int64(active))
-	w.int("total_malloced", int64(malloced))
+	w.int("active_slabs", int64(len(classes)))
+	w.int("total_malloced", tot.Malloced)
 }
 
 func (s *Server) resetStats(b *bucket) {
@@ -621,8 +615,14 @@ func (s *Server) cachedump(w memcached.ResponseWriter, f [][]byte, n int, b *buc
 		w.Write(textEnd)
 		return
 	}
-	cs := b.cache.Stats()
-	if class, _ := s.itemClass(&cs); cs.CurrItems == 0 || int(id) != class {
+	var items uint64
+	classes, _ := b.cache.Slabs()
+	for i := range classes {
+		if classes[i].ID == int(id) {
+			items = classes[i].Items
+		}
+	}
+	if items == 0 {
 		w.Write(textEnd)
 		return
 	}
@@ -630,33 +630,29 @@ func (s *Server) cachedump(w memcached.ResponseWriter, f [][]byte, n int, b *buc
 	// shortest lines: no more keys are collected.
 	want := int(limit)
 	if want == 0 || want > 100000 {
-		want = min(int(cs.CurrItems), 100000)
-	}
-	sc, err := b.cache.ScanSample(0, []byte{0}, want, 0)
-	if err != nil {
-		w.Write(textEnd)
-		return
+		want = 100000
 	}
 	out := make([]byte, 0, 256)
-	for {
-		key, it, ok := sc.Next()
-		if !ok {
-			break
+	dumped := 0
+	cr := b.cache.NewCrawler()
+	full := false
+	visit := func(it *cache.CrawlItem) bool {
+		if full || it.Expired || len(it.Key) < 1 || it.Key[0] != 0 || itemClassID(b, it) != int(id) {
+			return false
 		}
-		if len(key) < 1 || key[0] != 0 {
-			continue
-		}
-		line := append([]byte("ITEM "), key[1:]...)
-		line = strconv.AppendInt(append(line, " ["...), int64(len(docBody(&it))), 10)
-		var exp int64
-		if !it.Expires.IsZero() {
-			exp = it.Expires.Unix()
-		}
-		line = append(strconv.AppendInt(append(line, " b; "...), exp, 10), " s]\r\n"...)
+		line := append([]byte("ITEM "), it.Key[1:]...)
+		line = strconv.AppendInt(append(line, " ["...), int64(it.ValueLen), 10)
+		line = append(strconv.AppendInt(append(line, " b; "...), it.Expires/1e9, 10), " s]\r\n"...)
 		if len(out)+len(line)+6 > 2<<20 {
-			break
+			full = true
+			return false
 		}
 		out = append(out, line...)
+		dumped++
+		full = dumped >= want
+		return false
+	}
+	for !full && cr.Crawl(1000, visit) {
 	}
 	w.Write(append(out, textEnd...))
 }

@@ -764,7 +764,9 @@ func configure(o *options) (gocache.Config, []listenSpec, error) {
 	}
 	cfg = gocache.Config{
 		Cache: cache.Config{MaxBytes: mem, MaxItemSize: int(item), NoEvict: o.noEvict,
-			VBuckets: ext.vbuckets, TombstoneTTL: ext.tombstoneTTL, MaxTombstones: ext.tombstones},
+			VBuckets: ext.vbuckets, TombstoneTTL: ext.tombstoneTTL, MaxTombstones: ext.tombstones,
+			Slabs: &cache.SlabConfig{ChunkSize: o.chunkSize, Factor: o.factor, PageSize: slabPageSize,
+				ChunkMax: chunkMax, Malloced: initialMalloc()}},
 		Manifest:        ext.manifest,
 		MaxConns:        o.maxConns,
 		Threads:         o.threads,
@@ -1188,6 +1190,17 @@ func tlsSettings(e extendedOptions) (*tls.Config, error) {
 
 // memoryLimit is the Go heap limit for an item memory of maxBytes: a
 // quarter more, for buffers and garbage, and 64 MiB for the rest.
+// initialMalloc is the memory memcached's test hook T_MEMD_INITIAL_MALLOC
+// says is already allocated (memcached's slabs.c reads it in every build;
+// its test suite's 64bit.t sets it), 0 if unset.
+func initialMalloc() int64 {
+	n, err := strconv.ParseInt(os.Getenv("T_MEMD_INITIAL_MALLOC"), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
 func memoryLimit(maxBytes int64) int64 { return maxBytes + maxBytes/4 + 64<<20 }
 
 // parseSize reads a number with an optional k, m or g suffix; a bare
