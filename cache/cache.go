@@ -126,6 +126,10 @@ type Config struct {
 	Slabs *SlabConfig
 }
 
+// tombShare: with Config.Slabs, tombstones keep at most 1/tombShare of
+// MaxBytes.
+const tombShare = 8
+
 // Clock is the source of time for expiry.
 type Clock interface {
 	Now() time.Time
@@ -165,7 +169,8 @@ type Cache struct {
 	vbs          []vbucket
 	logSize      int
 	tombstoneTTL time.Duration
-	tombLimit    int // per shard; 0 none
+	tombLimit    int   // per shard; 0 none
+	tombBytes    int64 // with slabs, the tombstones' bytes per shard (tombShare of the limit); 0 none
 	tombValue    func([]byte) []byte
 	collections  bool
 	purges       []atomic.Uint64 // each vbucket's purge seqno (purge.go)
@@ -231,6 +236,9 @@ func New(cfg Config) *Cache {
 	if cfg.Slabs != nil {
 		c.slabs = newSlabs(cfg.Slabs, c.maxBytes, c.maxItem)
 		c.slabs.collections = c.collections
+		// Tombstones take no slab chunk (memcached has none): their
+		// own share of the limit bounds them.
+		c.tombBytes = max(1, c.maxBytes/tombShare/int64(n))
 		classes = len(c.slabs.classes)
 	}
 	for i := range c.shards {

@@ -70,9 +70,11 @@ func (cr *Crawler) Crawl(batch int, visit func(*CrawlItem) bool) bool {
 		cr.dead = true
 		if s.dead != nil {
 			all := true
-			for it := s.dead.head; it != nil; it = it.next {
-				all = cr.show(it, true, visit) && all
-				n++
+			for _, h := range s.dead.heads {
+				for it := h; it != nil; it = it.next {
+					all = cr.show(it, true, visit) && all
+					n++
+				}
 			}
 			if all {
 				freed += s.dropDead()

@@ -16,10 +16,11 @@ package cache
 // those left: memory a flush frees is free again within two intervals.
 
 // deadSet is a shard's dead items: chained through hnext in buckets,
-// listed through prev and next from head.
+// listed through prev and next from the head of their slab class's list
+// (heads, one without slabs), newest first.
 type deadSet struct {
 	buckets []*item
-	head    *item
+	heads   []*item
 	n       int
 	at      int64 // when the last item went in (unix nanos)
 }
@@ -30,7 +31,7 @@ type deadSet struct {
 func (s *shard) toDead(it *item, now int64) {
 	d := s.dead
 	if d == nil {
-		d = &deadSet{buckets: make([]*item, minBuckets)}
+		d = &deadSet{buckets: make([]*item, minBuckets), heads: make([]*item, len(s.cls))}
 		s.dead = d
 	}
 	if d.n >= 2*len(d.buckets) {
@@ -40,11 +41,12 @@ func (s *shard) toDead(it *item, now int64) {
 	it.hnext = *b
 	*b = it
 	it.stamp &^= stampLow // in no list of the LRU's
-	it.prev, it.next = nil, d.head
-	if d.head != nil {
-		d.head.prev = it
+	h := &d.heads[s.class(it).id]
+	it.prev, it.next = nil, *h
+	if *h != nil {
+		(*h).prev = it
 	}
-	d.head = it
+	*h = it
 	d.n++
 	d.at = now
 	s.deadBytes.Add(s.charge(it, 1))
@@ -87,7 +89,7 @@ func (s *shard) unlinkDead(it *item) {
 	if it.prev != nil {
 		it.prev.next = it.next
 	} else {
-		d.head = it.next
+		d.heads[s.class(it).id] = it.next
 	}
 	if it.next != nil {
 		it.next.prev = it.prev
@@ -107,7 +109,25 @@ func (s *shard) reclaimDead() int64 {
 	if s.dead == nil {
 		return 0
 	}
-	it := s.dead.head
+	for _, it := range s.dead.heads {
+		if it != nil {
+			return s.reclaimDeadItem(it)
+		}
+	}
+	return 0
+}
+
+// reclaimDeadOf reclaims the newest dead item of class l of the locked
+// shard s, and returns the bytes freed (0 if there was none).
+func (s *shard) reclaimDeadOf(l *lists) int64 {
+	if s.dead == nil || s.dead.heads[l.id] == nil {
+		return 0
+	}
+	return s.reclaimDeadItem(s.dead.heads[l.id])
+}
+
+// reclaimDeadItem reclaims the dead item it of the locked shard s.
+func (s *shard) reclaimDeadItem(it *item) int64 {
 	d := s.dead
 	p := &d.buckets[it.hash&uint32(len(d.buckets)-1)]
 	for *p != it {
@@ -127,9 +147,11 @@ func (s *shard) dropDead() int64 {
 		return 0
 	}
 	var n int64
-	for it := d.head; it != nil; it = it.next {
-		s.countExpired(it)
-		n -= s.charge(it, -1)
+	for _, h := range d.heads {
+		for it := h; it != nil; it = it.next {
+			s.countExpired(it)
+			n -= s.charge(it, -1)
+		}
 	}
 	s.dead = nil
 	s.deadBytes.Add(-n)

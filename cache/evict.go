@@ -72,15 +72,15 @@ func lruKey(it *item) uint64 {
 }
 
 // tailAge is the age of class l's tail in the locked shard s as
-// eviction compares it: 0 (first to go) for a tombstone or when the shard
-// has dead items, emptyTail when there is nothing to evict. A COLD tail
+// eviction compares it: 0 (first to go) for a tombstone or, without slabs,
+// when the shard has dead items, emptyTail when there is nothing to evict. A COLD tail
 // is older than any HOT one, which is older than any WARM one (tiers in
 // the top bits over lruKey, whose low bits are 0): as memcached, a class
 // evicts from COLD while any shard has COLD items of it.
 func (s *shard) tailAge(l *lists) uint64 {
 	t := l.victim()
 	switch {
-	case s.dead != nil:
+	case s.dead != nil && s.sl == nil:
 		return 0
 	case t == nil:
 		return emptyTail

@@ -199,6 +199,10 @@ func (l *lists) moveTo(it *item, to uint32) {
 // do_item_bump.
 func (s *shard) hit(it *item, now int64) {
 	it.setAtime(unixSeconds(now))
+	if it.pinned() {
+		it.markFetched() // a live system event is in no LRU list
+		return
+	}
 	if !s.lru.segmented {
 		it.markFetched()
 		s.bump(it, now)

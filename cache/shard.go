@@ -310,13 +310,15 @@ func (s *shard) classFor(key []byte, valueLen int, flags uint32) *lists {
 }
 
 // charge counts it (sign 1) or stops counting it (sign -1) in the shard's
-// bytes and, if it is no tombstone, in its slab class's chunks, and
-// returns the change in bytes. (Tombstones, which memcached has not, count
-// only against the bytes: memcached's items fit in the same pages.)
+// bytes and, if it is neither a tombstone nor a live system event, in its
+// slab class's chunks, and returns the change in bytes. (memcached has
+// neither: its items fit in the same pages. Tombstones are bounded by
+// their own share of the limit, Cache.tombBytes; system events by
+// SystemRoom.)
 func (s *shard) charge(it *item, sign int64) int64 {
 	n := sign * it.footprint()
 	s.bytes += n
-	if s.sl != nil && !it.deleted() {
+	if s.sl != nil && !it.deleted() && !it.pinned() {
 		s.chunk(it, sign)
 	}
 	return n

@@ -165,36 +165,31 @@ func (sl *slabs) classOf(it *item) (int, int64) {
 
 // over reports whether class k has more chunks taken than its pages hold,
 // taking pages while it can.
-func (sl *slabs) over(k int) bool {
-	c := &sl.classes[k]
-	for c.used.Load() > c.capacity() {
-		if !sl.grow(k) {
-			return true
-		}
-	}
-	return false
-}
+func (sl *slabs) over(k int) bool { return !sl.fits(k, 0) }
 
 // fits reports whether class k can take n more chunks, taking pages while
 // it needs them and can.
 func (sl *slabs) fits(k int, n int64) bool {
 	c := &sl.classes[k]
 	for c.used.Load()+n > c.capacity() {
-		if !sl.grow(k) {
+		if !sl.grow(k, n) {
 			return false
 		}
 	}
 	return true
 }
 
-// grow gives class k a page, from the pool or from the limit, and reports
-// whether it could: as memcached's do_slabs_newslab, a class always gets
-// its first page, whatever the limit.
-func (sl *slabs) grow(k int) bool {
+// grow gives class k a page, from the pool or from the limit, unless it
+// has room for n more chunks by now, and reports whether it has room or a
+// new page: as memcached's do_slabs_newslab, a class always gets its first
+// page, whatever the limit.
+func (sl *slabs) grow(k int, n int64) bool {
 	c := &sl.classes[k]
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	switch {
+	case c.used.Load()+n <= c.capacity():
+		return true // another store took a page
 	case sl.pool.Load() > 0:
 		sl.pool.Add(-1)
 	case c.pages.Load() > 0 && sl.malloced.Load()+sl.page > sl.limit:
@@ -264,6 +259,17 @@ func (c *Cache) Slabs() ([]SlabStats, SlabTotals) {
 			UsedChunks: k.used.Load(), Items: st.CurrItems, Requested: st.Bytes, Counters: st})
 	}
 	return out, SlabTotals{Malloced: sl.malloced.Load(), Pool: sl.pool.Load()}
+}
+
+// SlabClassOfKey is SlabClassOf for a key as the cache stores it (with its
+// collection id first under Config.Collections).
+func (c *Cache) SlabClassOfKey(key []byte, valueLen int, flags uint32) int {
+	n := len(key)
+	if c.collections {
+		_, p := collectionOf(key)
+		n -= p
+	}
+	return c.SlabClassOf(n, valueLen, flags)
 }
 
 // SlabClassOf returns memcached's class id for an item of this key, value

@@ -321,3 +321,62 @@ func BenchmarkSetEvictingSlabs(b *testing.B) {
 		})
 	}
 }
+
+// With slabs, tombstones take no chunk but keep within their share of the
+// limit.
+func TestSlabsTombstonesBounded(t *testing.T) {
+	c := New(Config{MaxBytes: 2 << 20, Slabs: &SlabConfig{}, TombstoneTTL: time.Hour, SweepInterval: -1})
+	defer c.Close()
+	v := make([]byte, 200)
+	for i := range 20000 {
+		k := fmt.Appendf(nil, "k%d", i)
+		c.Store(0, Set, k, Write{Value: v})
+		c.Delete(0, k, 0)
+	}
+	st := c.Stats()
+	if st.Tombstones == 0 || st.TombstoneBytes > (2<<20)/tombShare {
+		t.Fatalf("%d tombstones of %d bytes, share %d", st.Tombstones, st.TombstoneBytes, (2<<20)/tombShare)
+	}
+	if classes, _ := c.Slabs(); len(classes) != 1 || classes[0].UsedChunks != 0 {
+		t.Fatalf("tombstones took chunks: %+v", classes)
+	}
+}
+
+// MaxTombstones purges the oldest tombstone whatever its class.
+func TestSlabsOldestTombstoneFirst(t *testing.T) {
+	c := New(Config{Shards: 1, Slabs: &SlabConfig{}, TombstoneTTL: time.Hour, MaxTombstones: 1, SweepInterval: -1})
+	defer c.Close()
+	c.Store(0, Set, []byte("big"), Write{Value: make([]byte, 500)})
+	c.Delete(0, []byte("big"), 0)
+	c.Store(0, Set, []byte("small"), Write{Value: []byte("x")})
+	c.Delete(0, []byte("small"), 0)
+	if _, ok := c.Lookup(0, []byte("small"), true); !ok {
+		t.Fatal("the newest tombstone went")
+	}
+	if _, ok := c.Lookup(0, []byte("big"), true); ok {
+		t.Fatal("the oldest tombstone stayed")
+	}
+}
+
+// A store that evicts reclaims dead items of its own class only.
+func TestSlabsDeadReclaimedInClass(t *testing.T) {
+	c := New(Config{MaxBytes: 3 << 20, Shards: 1, Slabs: &SlabConfig{}, SweepInterval: -1})
+	defer c.Close()
+	big := make([]byte, 66560)
+	for i := range 36 {
+		c.Store(0, Set, fmt.Appendf(nil, "b%d", i), Write{Value: big})
+	}
+	for i := range 1000 {
+		c.Store(0, Set, fmt.Appendf(nil, "s%d", i), Write{Value: []byte("x")})
+	}
+	c.Flush(0)
+	for i := range 37 {
+		c.Store(0, Set, fmt.Appendf(nil, "n%d", i), Write{Value: big})
+	}
+	st := c.Stats()
+	// The 36 dead large items make room for 36 stores, the 37th evicts
+	// the first; the small dead items stay, for a sweep.
+	if st.DeadItems != 1000 || st.Reclaimed != 36 || st.Evictions != 1 {
+		t.Fatalf("dead %d, reclaimed %d, evictions %d", st.DeadItems, st.Reclaimed, st.Evictions)
+	}
+}

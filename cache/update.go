@@ -133,7 +133,7 @@ func (c *Cache) updateAt(vb uint16, k located, f mutation) (Mutation, error) {
 // operation and sweep ends here; bounding in the middle of one could
 // remove an item a walk of the table is about to visit.)
 func (c *Cache) unlock(s *shard, freed int64) {
-	if c.tombLimit > 0 && s.tombs > c.tombLimit {
+	if c.tombLimit > 0 && s.tombs > c.tombLimit || c.tombBytes > 0 && s.tombBytes.Load() > c.tombBytes {
 		freed += c.boundTombs(s, nil)
 	}
 	s.publishTail()
@@ -299,19 +299,24 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) 
 }
 
 // boundTombs purges the oldest tombstones of the locked shard s, other
-// than keep, while it holds more than the limit, and returns the bytes
-// freed.
+// than keep, while it holds more than the limits (MaxTombstones, and with
+// slabs tombBytes), and returns the bytes freed. Each class's tombstones
+// are oldest first at the end of its COLD; the oldest of those goes first.
 func (c *Cache) boundTombs(s *shard, keep *item) int64 {
 	var freed int64
-	for i := range s.cls {
-		l := &s.cls[i]
-		for c.tombLimit > 0 && s.tombs > c.tombLimit && l.tombHead != nil {
-			t := l.segs[segCold].tail
-			if t == keep {
-				break
+	for c.tombLimit > 0 && s.tombs > c.tombLimit || c.tombBytes > 0 && s.tombBytes.Load() > c.tombBytes {
+		var t *item
+		for i := range s.cls {
+			if l := &s.cls[i]; l.tombHead != nil {
+				if x := l.segs[segCold].tail; x != keep && (t == nil || x.exp < t.exp) {
+					t = x
+				}
 			}
-			freed += c.purge(s, t)
 		}
+		if t == nil {
+			break
+		}
+		freed += c.purge(s, t)
 	}
 	return freed
 }
@@ -388,11 +393,19 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 
 // evictOne removes the least recently used item of class l of the
 // locked shard s, other than keep, and returns the bytes freed (0 if there
-// was none). Dead items go first, then tombstones, which wait at the tail
+// was none). Dead items go first (with slabs, those of the class), then tombstones, which wait at the tail
 // of COLD, silently; an expired item counts as an expiry. Nothing evicted
 // leaves a tombstone.
 func (c *Cache) evictOne(s *shard, l *lists, keep *item, now int64) int64 {
-	if n := s.reclaimDead(); n > 0 {
+	var n int64
+	if s.sl != nil {
+		// Only a dead item of the class makes room in it; the others
+		// wait for a sweep.
+		n = s.reclaimDeadOf(l)
+	} else {
+		n = s.reclaimDead()
+	}
+	if n > 0 {
 		return n
 	}
 	victim := evictable(l, keep)
@@ -416,7 +429,7 @@ func (c *Cache) evictOne(s *shard, l *lists, keep *item, now int64) int64 {
 	if t := int64(unixSeconds(now)) - int64(victim.atime); t > 0 {
 		k.evictedTime = uint64(t)
 	}
-	_, n := c.drop(s, victim, Evicted, now, false)
+	_, n = c.drop(s, victim, Evicted, now, false)
 	return n
 }
 

@@ -277,7 +277,7 @@ func crawlTargets(arg []byte, dump bool) (crawlSet, []byte) {
 // itemClassID is the slab class of it in b: its engine's (memcached's for
 // the same key, value and flags).
 func itemClassID(b *bucket, it *cache.CrawlItem) int {
-	return b.cache.SlabClassOf(len(it.Key)-1, it.ValueLen, it.Flags) // the stored key has its collection first
+	return b.cache.SlabClassOfKey(it.Key, it.ValueLen, it.Flags)
 }
 
 func itemSize(it *cache.CrawlItem) int {
