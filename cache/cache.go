@@ -122,7 +122,9 @@ type Config struct {
 	// Slabs, if not nil, counts memory as memcached's slab allocator
 	// does (slabs.go): MaxBytes in pages of slab classes, each item
 	// charged its class's chunk, and eviction within the class of the
-	// item stored. nil counts each item's own size (footprint).
+	// item stored. Tombstones and live system events take no chunk:
+	// tombstones keep at most an eighth of MaxBytes, system events
+	// SystemRoom. nil counts each item's own size (footprint).
 	Slabs *SlabConfig
 }
 
