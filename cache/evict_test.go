@@ -91,10 +91,16 @@ func TestShardSize(t *testing.T) {
 // Stores into a full cache: every store evicts (with the default shards,
 // and with 1024, a 64-core machine's default, for the cost of finding
 // the oldest tail).
-func BenchmarkSetEvicting(b *testing.B) {
+func BenchmarkSetEvicting(b *testing.B) { benchSetEvicting(b, Config{}) }
+
+// benchSetEvicting stores new keys into a full 1 MiB cache of cfg, with
+// the default shards and with 1024.
+func benchSetEvicting(b *testing.B, cfg Config) {
 	for _, shards := range []int{0, 1024} {
 		b.Run(fmt.Sprint("shards=", shards), func(b *testing.B) {
-			c := New(Config{MaxBytes: 1 << 20, Shards: shards})
+			cfg := cfg
+			cfg.MaxBytes, cfg.Shards = 1<<20, shards
+			c := New(cfg)
 			defer c.Close()
 			value := make([]byte, 100)
 			b.ReportAllocs()

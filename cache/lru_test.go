@@ -200,37 +200,6 @@ func TestLRUFlat(t *testing.T) {
 
 // The hot paths with the segmented LRU (gocache's default), beside
 // BenchmarkGetParallel and BenchmarkSetParallel's flat one.
-func BenchmarkGetParallelSegmented(b *testing.B) {
-	c := New(Config{LRU: Segmented})
-	defer c.Close()
-	for i := range 10000 {
-		c.Store(0, Set, fmt.Appendf(nil, "key:%d", i), Write{Value: make([]byte, 100)})
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		key := make([]byte, 0, 16)
-		i := 0
-		for pb.Next() {
-			key = fmt.Appendf(key[:0], "key:%d", i%10000)
-			c.Get(0, key)
-			i++
-		}
-	})
-}
+func BenchmarkGetParallelSegmented(b *testing.B) { benchGetParallel(b, Config{LRU: Segmented}) }
 
-func BenchmarkSetParallelSegmented(b *testing.B) {
-	c := New(Config{LRU: Segmented})
-	defer c.Close()
-	value := make([]byte, 100)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		key := make([]byte, 0, 16)
-		i := 0
-		for pb.Next() {
-			key = fmt.Appendf(key[:0], "key:%d", i%10000)
-			c.Store(0, Set, key, Write{Value: value})
-			i++
-		}
-	})
-}
+func BenchmarkSetParallelSegmented(b *testing.B) { benchSetParallel(b, Config{LRU: Segmented}) }

@@ -266,60 +266,17 @@ func TestSlabsRebalance(t *testing.T) {
 // The hot paths with slabs and the segmented LRU (gocache's default),
 // beside BenchmarkGetParallelSegmented and BenchmarkSetParallelSegmented.
 func BenchmarkGetParallelSlabs(b *testing.B) {
-	c := New(Config{LRU: Segmented, Slabs: &SlabConfig{}})
-	defer c.Close()
-	for i := range 10000 {
-		c.Store(0, Set, fmt.Appendf(nil, "key:%d", i), Write{Value: make([]byte, 100)})
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		key := make([]byte, 0, 16)
-		i := 0
-		for pb.Next() {
-			key = fmt.Appendf(key[:0], "key:%d", i%10000)
-			c.Get(0, key)
-			i++
-		}
-	})
+	benchGetParallel(b, Config{LRU: Segmented, Slabs: &SlabConfig{}})
 }
 
 func BenchmarkSetParallelSlabs(b *testing.B) {
-	c := New(Config{LRU: Segmented, Slabs: &SlabConfig{}})
-	defer c.Close()
-	value := make([]byte, 100)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		key := make([]byte, 0, 16)
-		i := 0
-		for pb.Next() {
-			key = fmt.Appendf(key[:0], "key:%d", i%10000)
-			c.Store(0, Set, key, Write{Value: value})
-			i++
-		}
-	})
+	benchSetParallel(b, Config{LRU: Segmented, Slabs: &SlabConfig{}})
 }
 
 // Stores into a full cache with slabs: every store evicts within its
 // class.
 func BenchmarkSetEvictingSlabs(b *testing.B) {
-	for _, shards := range []int{0, 1024} {
-		b.Run(fmt.Sprint("shards=", shards), func(b *testing.B) {
-			c := New(Config{MaxBytes: 1 << 20, Shards: shards, LRU: Segmented, Slabs: &SlabConfig{}})
-			defer c.Close()
-			value := make([]byte, 100)
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				key := make([]byte, 0, 24)
-				i := 0
-				for pb.Next() {
-					key = fmt.Appendf(key[:0], "key:%p:%d", &key, i)
-					c.Store(0, Set, key, Write{Value: value})
-					i++
-				}
-			})
-		})
-	}
+	benchSetEvicting(b, Config{LRU: Segmented, Slabs: &SlabConfig{}})
 }
 
 // With slabs, tombstones take no chunk but keep within their share of the

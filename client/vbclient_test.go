@@ -256,16 +256,7 @@ func TestVBFollowPush(t *testing.T) {
 		}
 	}
 	moveVB(t, addrs, vb)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if addr, _ := v.Config().Server(vb, 0); addr == addrs[2] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no push followed: stats %+v", v.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitOwner(t, v, vb, addrs[2], "push")
 	key := keyIn(t, vb, "push")
 	if _, err := v.Set(0, key, 0, 0, []byte("v")); err != nil {
 		t.Fatal(err)
@@ -278,6 +269,20 @@ func TestVBFollowPush(t *testing.T) {
 	}
 }
 
+// waitOwner waits up to 5 s for v's config to name addr as vb's active
+// node, which how (a push, a poll) brought.
+func waitOwner(t *testing.T, v *VBClient, vb uint16, addr, how string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if a, _ := v.Config().Server(vb, 0); a == addr {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s followed: stats %+v", how, v.Stats())
+		}
+	}
+}
+
 // With PollInterval, the client follows without a NOT_MY_VBUCKET once a
 // poll reached the promoted node.
 func TestVBFollowPoll(t *testing.T) {
@@ -285,16 +290,7 @@ func TestVBFollowPoll(t *testing.T) {
 	v := newVBClient(t, addrs[:1], VBOptions{Timeout: 2 * time.Second, PollInterval: 50 * time.Millisecond})
 	const vb = 9 // [0 1]
 	moveVB(t, addrs, vb)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if addr, _ := v.Config().Server(vb, 0); addr == addrs[2] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no poll followed: stats %+v", v.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitOwner(t, v, vb, addrs[2], "poll")
 }
 
 // The reference client has no vbucket routing of its own (that lives in

@@ -396,25 +396,19 @@ func (s *Server) slabChunkMax() int {
 	return min(512<<10, s.itemSizeMax())
 }
 
-// slabClass is the slab class memcached would store an item of size bytes
-// (its item header included) in: classes grow from 96 bytes by 1.25 up to
-// slab_chunk_max, which is the largest (and the class of chunked items).
-func (s *Server) slabClass(size int) (id, chunk int) {
-	max := s.slabChunkMax()
-	c := 96
-	for id = 1; id < 63; id++ {
-		if c >= int(float64(max)/1.25) {
+// largestClass is the id of the largest slab class of b, or of any
+// bucket for nil (they share their classes); 0 with no bucket.
+func (s *Server) largestClass(b *bucket) int {
+	for _, x := range s.buckets {
+		if b != nil {
 			break
 		}
-		if c%8 != 0 {
-			c += 8 - c%8
-		}
-		if size <= c {
-			return id, c
-		}
-		c = int(float64(c) * 1.25)
+		b = x
 	}
-	return id, max
+	if b == nil {
+		return 0
+	}
+	return b.cache.SlabClassOf(0, b.cache.MaxItemSize(), 0)
 }
 
 // itemStats reports "stats items": each slab class that holds items, with

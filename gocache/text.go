@@ -583,16 +583,16 @@ func (h *handler) textMemlimit(w memcached.ResponseWriter, f [][]byte) {
 // (memcached's MAX_NUMBER_OF_SLAB_CLASSES-1).
 const maxSlabClass = 63
 
-// textSlabs serves slabs reassign and slabs automove. gocache has no slab
-// pages to move: a reassignment between two of the classes memcached
-// would have (slabClass) finds none spare;
+// textSlabs serves slabs reassign and slabs automove. gocache moves no
+// slab pages on request: a reassignment between two of its classes finds
+// none spare;
 // automove settings are accepted and have nothing to act on.
 func (h *handler) textSlabs(w memcached.ResponseWriter, f [][]byte, n int) {
 	switch {
 	case n == 5 && string(f[1]) == "reassign":
 		src, ok1 := mctext.ParseInt32(f[2])
 		dst, ok2 := mctext.ParseInt32(f[3])
-		largest, _ := h.srv.slabClass(1 << 62)
+		largest := h.srv.largestClass(state(w).bucket)
 		bad := func(c int32) bool { return c < 0 || int(c) > largest }
 		switch {
 		case !ok1 || !ok2:
