@@ -84,7 +84,10 @@ type Config struct {
 	// MaxVBuckets.
 	VBuckets int
 	// ChangeLog is how many recent changes a vbucket keeps while a Cursor
-	// follows it; 0 means DefaultChangeLog.
+	// follows it; 0 means DefaultChangeLog. A log whose slowest cursor
+	// would lose changes doubles, up to 16 times ChangeLog, while the
+	// logs of the whole cache have grown by less than 64 times ChangeLog
+	// entries (each about 48 bytes, and the value it keeps).
 	ChangeLog int
 	// TombstoneTTL is how long a deleted or expired key leaves a tombstone
 	// (its key, seqno, CAS and revision), which counts against MaxBytes
@@ -170,6 +173,7 @@ type Cache struct {
 
 	vbs          []vbucket
 	logSize      int
+	logBudget    atomic.Int64 // entries change logs may still grow by (changes.go)
 	tombstoneTTL time.Duration
 	tombLimit    int   // per shard; 0 none
 	tombBytes    int64 // with slabs, the tombstones' bytes per shard (tombShare of the limit); 0 none
@@ -207,6 +211,7 @@ func New(cfg Config) *Cache {
 		collections:  cfg.Collections,
 		tombValue:    cfg.TombstoneValue,
 	}
+	c.logBudget.Store(int64(logBudget * c.logSize))
 	interval := cfg.SweepInterval
 	if interval == 0 {
 		interval = time.Second

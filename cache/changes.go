@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,7 +46,8 @@ type Change struct {
 // Errors of a Cursor.
 var (
 	// ErrChangesLost: changes the cursor had not read are gone: it fell
-	// more than Config.ChangeLog changes behind, or the cache was flushed.
+	// further behind than its vbucket's change log could grow (see
+	// Config.ChangeLog), or the cache was flushed.
 	// A follower must start again from the items stored now.
 	ErrChangesLost = errors.New("cache: changes lost")
 	// ErrCursorClosed: the cursor was closed.
@@ -74,11 +76,27 @@ type logEntry struct {
 // length. Changes are numbered before they are logged, so they may arrive
 // out of order, and a change numbered may not be there yet: a cursor reads
 // up to the first one missing. It is guarded by the vbucket's lock.
+//
+// The ring starts with Config.ChangeLog entries. When a change would push
+// out one that a cursor has not read, the ring doubles instead, up to
+// logGrowth times its first length, while the cache's budget of grown
+// entries (logBudget times the first length, for all vbuckets) lasts: a
+// reader that falls behind for a moment (not scheduled for a few
+// milliseconds while a writer runs at full speed) does not lose changes,
+// and the memory a log holds stays bounded.
 type changeLog struct {
 	ring    []logEntry
 	first   uint64 // the oldest seqno the ring may still hold
 	cursors []*Cursor
+	base    int           // the ring's first length
+	budget  *atomic.Int64 // the cache's grown entries still to give
 }
+
+// How far change logs grow (see changeLog).
+const (
+	logGrowth = 16
+	logBudget = 64
+)
 
 func (l *changeLog) add(e logEntry) {
 	n := uint64(len(l.ring))
@@ -86,12 +104,66 @@ func (l *changeLog) add(e logEntry) {
 		return // numbered before the log began, or already pushed out
 	}
 	if e.seqno-l.first >= n {
-		l.first = e.seqno - n + 1
+		if l.behind(e.seqno-n+1) && l.grow() {
+			n = uint64(len(l.ring))
+		}
+		if e.seqno-l.first >= n {
+			first := e.seqno - n + 1
+			old := l.first
+			l.first = first
+			// A cursor whose next change is pushed out learns it now:
+			// that change may never be logged.
+			for _, cur := range l.cursors {
+				if cur.next >= old && cur.next < first {
+					cur.notify()
+				}
+			}
+		}
 	}
 	l.ring[e.seqno%n] = e
+	// Only a cursor that reads this change next has something new to read;
+	// the others were told when their next change came.
 	for _, cur := range l.cursors {
-		cur.notify()
+		if cur.next == e.seqno {
+			cur.notify()
+		}
 	}
+}
+
+// behind reports whether a cursor has not read every change before first.
+func (l *changeLog) behind(first uint64) bool {
+	for _, cur := range l.cursors {
+		if !cur.lost && !cur.closed && cur.next < first {
+			return true
+		}
+	}
+	return false
+}
+
+// grow doubles the ring if it may; it reports whether it did.
+func (l *changeLog) grow() bool {
+	n := len(l.ring)
+	if 2*n > logGrowth*l.base {
+		return false
+	}
+	if l.budget.Add(-int64(n)) < 0 {
+		l.budget.Add(int64(n))
+		return false
+	}
+	ring := make([]logEntry, 2*n)
+	for i := range l.ring {
+		if e := &l.ring[i]; e.it != nil && e.seqno >= l.first {
+			ring[e.seqno%uint64(len(ring))] = *e
+		}
+	}
+	l.ring = ring
+	return true
+}
+
+// release gives the entries the ring grew by back to the cache's budget.
+func (l *changeLog) release() {
+	l.budget.Add(int64(len(l.ring) - l.base))
+	l.ring = nil
 }
 
 // at returns the change numbered seqno, nil if it is not in the log (yet).
@@ -137,9 +209,12 @@ func (c *Cache) Changes(vb uint16) (*Cursor, error) {
 }
 
 // ChangesFunc is Changes with a callback: ready, if not nil, is called
-// whenever the cursor's Ready channel is signalled (a change logged,
-// changes lost, the cursor closed), so that one reader of many cursors
-// learns which have something to read without waiting on each. It is
+// when the cursor comes to have something to read (the change it reads
+// next logged, changes lost, the cursor closed, its vbucket's state
+// changed), so that one reader of many cursors learns which have
+// something to read without waiting on each. It is not called again for
+// the changes logged after that one: a reader that leaves changes unread
+// (Next's max) must come back to the cursor without waiting for it. It is
 // called with the vbucket's lock held, on the goroutine that changed the
 // vbucket: it must be quick, must not block, and must not call into the
 // Cache.
@@ -152,7 +227,7 @@ func (c *Cache) ChangesFunc(vb uint16, ready func()) (*Cursor, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.log == nil {
-		v.log = &changeLog{ring: make([]logEntry, c.logSize)}
+		v.log = &changeLog{ring: make([]logEntry, c.logSize), base: c.logSize, budget: &c.logBudget}
 		// Before high is read: a change numbered after that is logged.
 		v.logging.Store(true)
 		v.log.first = v.high.Load() + 1
@@ -253,6 +328,7 @@ func (cur *Cursor) Close() {
 	}
 	if len(l.cursors) == 0 {
 		v.logging.Store(false)
+		l.release()
 		v.log = nil
 	}
 }

@@ -188,18 +188,18 @@ func TestCursorKinds(t *testing.T) {
 	}
 }
 
-// A cursor that falls more than the log's length behind, or whose cache is
-// flushed, has lost changes and says so; Wait wakes for new changes and
-// ends with its context.
+// A cursor that falls further behind than its log can grow, or whose
+// cache is flushed, has lost changes and says so; Wait wakes for new
+// changes and ends with its context.
 func TestCursorLostAndWait(t *testing.T) {
 	c, _ := newTest(t, Config{ChangeLog: 4})
 	slow, _ := c.Changes(0)
 	defer slow.Close()
-	for i := range 5 {
+	for i := range 4*logGrowth + 1 {
 		c.Store(0, Set, fmt.Appendf(nil, "k%d", i), Write{Value: k("v")})
 	}
 	if _, err := slow.Next(nil, 0); !errors.Is(err, ErrChangesLost) {
-		t.Fatalf("5 changes behind a log of 4: %v", err)
+		t.Fatalf("%d changes behind a log of 4 that grows to %d: %v", 4*logGrowth+1, 4*logGrowth, err)
 	}
 	cur, _ := c.Changes(0)
 	defer cur.Close()
@@ -416,4 +416,128 @@ func TestCursorOpenedUnderLoad(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// A cursor that falls behind its log's first length loses nothing: the
+// log doubles, up to logGrowth times, and gives what it grew by back to
+// the cache's budget once no cursor follows the vbucket. A reader that
+// keeps up leaves the log at its first length.
+func TestChangeLogGrows(t *testing.T) {
+	c, _ := newTest(t, Config{ChangeLog: 4})
+	budget := c.logBudget.Load()
+	if budget != 4*logBudget {
+		t.Fatalf("budget %d, want %d", budget, 4*logBudget)
+	}
+	quick, _ := c.Changes(1)
+	for i := range 100 {
+		c.Store(1, Set, fmt.Appendf(nil, "q%d", i), Write{Value: k("v")})
+		if ch, err := quick.Next(nil, 0); err != nil || len(ch) != 1 {
+			t.Fatalf("change %d: %d read, %v", i, len(ch), err)
+		}
+	}
+	if n := len(c.vbs[1].log.ring); n != 4 {
+		t.Fatalf("a log read as it is written grew to %d", n)
+	}
+	quick.Close()
+
+	slow, _ := c.Changes(0)
+	const n = 4 * logGrowth
+	for i := range n {
+		c.Store(0, Set, fmt.Appendf(nil, "k%03d", i), Write{Value: k("v")})
+	}
+	ch, err := slow.Next(nil, 0)
+	if err != nil || len(ch) != n {
+		t.Fatalf("%d changes behind: %d read, %v", n, len(ch), err)
+	}
+	for i := range ch {
+		if want := fmt.Sprintf("k%03d", i); string(ch[i].Key) != want || ch[i].Seqno != uint64(i+1) {
+			t.Fatalf("change %d: %q seqno %d, want %q seqno %d", i, ch[i].Key, ch[i].Seqno, want, i+1)
+		}
+	}
+	if got := len(c.vbs[0].log.ring); got != n {
+		t.Fatalf("the log grew to %d, want %d", got, n)
+	}
+	if got := c.logBudget.Load(); got != budget-(n-4) {
+		t.Fatalf("budget %d after growing by %d, want %d", got, n-4, budget-(n-4))
+	}
+	slow.Close()
+	if got := c.logBudget.Load(); got != budget {
+		t.Fatalf("budget %d once the log is gone, want %d", got, budget)
+	}
+}
+
+// The logs of a cache grow within one budget: once it is spent, a lagging
+// cursor of another vbucket loses its changes at the log's first length,
+// and a log let go of gives its share back for the next.
+func TestChangeLogBudget(t *testing.T) {
+	c, _ := newTest(t, Config{ChangeLog: 4, VBuckets: 64})
+	perLog := int64(4*logGrowth - 4)    // what a log grown all the way took
+	full := int(4 * logBudget / perLog) // logs the budget grows all the way
+	var curs []*Cursor
+	for vb := range full + 2 {
+		cur, _ := c.Changes(uint16(vb))
+		curs = append(curs, cur)
+		for i := range 4 * logGrowth {
+			c.Store(uint16(vb), Set, fmt.Appendf(nil, "k%d-%d", vb, i), Write{Value: k("v")})
+		}
+	}
+	lost := 0
+	for vb, cur := range curs {
+		_, err := cur.Next(nil, 0)
+		switch {
+		case vb < full && err != nil:
+			t.Fatalf("vbucket %d, within the budget: %v", vb, err)
+		case errors.Is(err, ErrChangesLost):
+			lost++
+		}
+	}
+	if lost == 0 {
+		t.Fatal("no log stopped growing once the budget was spent")
+	}
+	if got := c.logBudget.Load(); got < 0 {
+		t.Fatalf("budget overdrawn: %d", got)
+	}
+	curs[0].Close()
+	cur, _ := c.Changes(uint16(full + 2))
+	defer cur.Close()
+	for i := range 4 * logGrowth {
+		c.Store(uint16(full+2), Set, fmt.Appendf(nil, "again%d", i), Write{Value: k("v")})
+	}
+	if ch, err := cur.Next(nil, 0); err != nil || len(ch) != 4*logGrowth {
+		t.Fatalf("after a log gave its share back: %d read, %v", len(ch), err)
+	}
+	for _, cur := range curs[1:] {
+		cur.Close()
+	}
+}
+
+// A cursor waiting for a change numbered but not yet logged is told when
+// the log pushes that change out, and reads ErrChangesLost rather than
+// wait for it for ever.
+func TestCursorToldWhenItsNextIsPushedOut(t *testing.T) {
+	c, _ := newTest(t, Config{ChangeLog: 4})
+	var calls int
+	cur, _ := c.ChangesFunc(0, func() { calls++ })
+	defer cur.Close()
+	v := &c.vbs[0]
+	it := newItem(k("x"), k("v"))
+	v.mu.Lock()
+	// Seqno 1 is numbered but comes late; 2.. arrive first, so the cursor
+	// has nothing to read, and the budget is spent so the log cannot grow.
+	c.logBudget.Store(0)
+	for s := uint64(2); s <= 4; s++ {
+		v.log.add(logEntry{seqno: s, it: it, kind: Mutated})
+	}
+	if calls != 0 {
+		v.mu.Unlock()
+		t.Fatalf("%d calls with the cursor's next change missing", calls)
+	}
+	v.log.add(logEntry{seqno: 5, it: it, kind: Mutated}) // pushes 1 out
+	v.mu.Unlock()
+	if calls != 1 {
+		t.Fatalf("%d calls once the cursor's next change was pushed out, want 1", calls)
+	}
+	if _, err := cur.Next(nil, 0); !errors.Is(err, ErrChangesLost) {
+		t.Fatalf("Next: %v", err)
+	}
 }

@@ -7,7 +7,8 @@ import (
 	"testing"
 )
 
-// TestChangesFunc: a cursor's callback is called for each change logged,
+// TestChangesFunc: a cursor's callback is called when the change it reads
+// next is logged (not for the changes after it, until it has read them),
 // for changes lost, for a state change of its vbucket and for its close;
 // a cursor of another vbucket is not called.
 func TestChangesFunc(t *testing.T) {
@@ -26,14 +27,28 @@ func TestChangesFunc(t *testing.T) {
 	for i := range 3 {
 		c.Store(0, Set, fmt.Appendf(nil, "k%d", i), Write{Value: k("v")})
 	}
-	if n := calls.Load(); n != 3 {
-		t.Fatalf("%d calls after 3 changes", n)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d calls after 3 changes, none read", n)
 	}
-	if ch, err := cur.Next(nil, 0); err != nil || len(ch) != 3 {
+	if ch, err := cur.Next(nil, 2); err != nil || len(ch) != 2 {
+		t.Fatalf("Next: %d changes, %v", len(ch), err)
+	}
+	c.Store(0, Set, k("k3"), Write{Value: k("v")})
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d calls after a change behind one unread", n)
+	}
+	if ch, err := cur.Next(nil, 0); err != nil || len(ch) != 2 {
+		t.Fatalf("Next: %d changes, %v", len(ch), err)
+	}
+	c.Store(0, Set, k("k4"), Write{Value: k("v")})
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d calls after a change with all read, want 2", n)
+	}
+	if ch, err := cur.Next(nil, 0); err != nil || len(ch) != 1 {
 		t.Fatalf("Next: %d changes, %v", len(ch), err)
 	}
 	c.Flush(0)
-	if n := calls.Load(); n != 4 {
+	if n := calls.Load(); n != 3 {
 		t.Fatalf("%d calls after a flush", n)
 	}
 	if _, err := cur.Next(nil, 0); !errors.Is(err, ErrChangesLost) {
@@ -42,7 +57,7 @@ func TestChangesFunc(t *testing.T) {
 	if err := c.SetState(0, Replica); err != nil {
 		t.Fatal(err)
 	}
-	if n := calls.Load(); n != 5 {
+	if n := calls.Load(); n != 4 {
 		t.Fatalf("%d calls after a state change", n)
 	}
 	before := calls.Load()

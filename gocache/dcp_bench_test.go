@@ -321,6 +321,7 @@ func BenchmarkDCPLiveFeeds(b *testing.B) {
 	vbs := envInt("DCP_BENCH_FEED_VBS", 1024)
 	srv := startGocache(b, "-m", "1024", "-t", "2")
 	run := func(round, feeds int) (ops, cpuPerOp, fed float64) {
+		b.Logf("round %d, %d feeds: starts %s", round, feeds, time.Now().Format("15:04:05.000"))
 		var received atomic.Uint64
 		var wg sync.WaitGroup
 		var consumers []*benchConsumer

@@ -545,7 +545,7 @@ func TestDCPChangesLost(t *testing.T) {
 			if res := d.call(streamReq(0, 0, 0, math.MaxUint64, 0, 0, 0)); res.VBucket != 0 {
 				t.Fatalf("stream: 0x%x", res.VBucket)
 			}
-			const n = 200
+			const n = 600 // past the change log, grown as far as it grows (16 × 16)
 			for i := range n {
 				if _, err := w.Set(0, fmt.Sprintf("key-%03d", i), 0, 0, []byte("v")); err != nil {
 					t.Fatal(err)
