@@ -1121,7 +1121,9 @@ type dcpMsgs struct{ free []*gm.MCRequest }
 // dcpMsgsKept is how many sent messages dcpMsgs keeps.
 const dcpMsgsKept = 512
 
-// get returns a message whose extras are n zero bytes.
+// get returns a message whose extras are n zero bytes. A message taken
+// back by put has no field set but Opcode, Cas, Opaque, VBucket, DataType
+// and Extras, which doc sets again.
 func (m *dcpMsgs) get(n int) (*gm.MCRequest, []byte) {
 	var pkt *gm.MCRequest
 	if k := len(m.free); k > 0 {
@@ -1144,7 +1146,9 @@ func (m *dcpMsgs) put(pkt *gm.MCRequest) {
 		return
 	}
 	if len(m.free) < dcpMsgsKept && cap(pkt.Extras) >= 32 {
-		*pkt = gm.MCRequest{Extras: pkt.Extras[:0]} // nothing of the store kept
+		// Nothing of the store kept; what doc sets of a message is all
+		// that is set in it.
+		pkt.Key, pkt.Body, pkt.FramingExtras, pkt.Extras = nil, nil, nil, pkt.Extras[:0]
 		m.free = append(m.free, pkt)
 	}
 }
@@ -1632,7 +1636,10 @@ func (p *dcpProducer) doc(s *dcpStream, kind cache.ChangeKind, key []byte, it *c
 		_, key, _ = cache.SplitKey(key)
 	}
 	pkt, ex := p.msgs.get(31)
-	*pkt = gm.MCRequest{VBucket: s.vb, Opaque: s.opaque, Cas: it.CAS, Key: key, FramingExtras: s.frames}
+	// Field by field: a kept message has only these set (dcpMsgs.put), and
+	// clearing the whole of it costs more than the rest of the encoding.
+	pkt.VBucket, pkt.Opaque, pkt.Cas, pkt.Key, pkt.FramingExtras = s.vb, s.opaque, it.CAS, key, s.frames
+	pkt.Body, pkt.DataType = nil, 0
 	if kind == cache.Mutated {
 		ex = ex[:31]
 		binary.BigEndian.PutUint64(ex[0:], it.Seqno)
