@@ -2,6 +2,7 @@ package memcached
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"sync"
@@ -481,27 +482,129 @@ func (v *VBClient) GetMulti(ctx context.Context, keys []string) (map[string]*gom
 	return out, nil
 }
 
+// SetMulti stores items: grouped by vbucket, each group's quiet sets
+// (SETQ) pipelined behind a NOOP on the vbucket's active node (following
+// the map once on NOT_MY_VBUCKET, as Set does), the groups concurrently.
+// The items that were not stored are in the KeyErrors returned.
+func (v *VBClient) SetMulti(ctx context.Context, items []Item) error {
+	return v.quietMulti(ctx, gomemcached.SETQ, len(items), func(i int) string { return items[i].Key },
+		func(i int, vb uint16, ex []byte) request {
+			it := &items[i]
+			binary.BigEndian.PutUint32(ex[0:4], it.Flags)
+			binary.BigEndian.PutUint32(ex[4:8], it.Exp)
+			return request{opcode: gomemcached.SETQ, vb: vb, key: it.Key, extras: ex, body: it.Value}
+		})
+}
+
+// DeleteMulti deletes keys as SetMulti stores: quiet deletes (DELETEQ)
+// pipelined per vbucket on its active node. A key not found is in the
+// KeyErrors returned, with gomemcached.ErrKeyNotFound, as are the keys
+// that could not be deleted.
+func (v *VBClient) DeleteMulti(ctx context.Context, keys []string) error {
+	return v.quietMulti(ctx, gomemcached.DELETEQ, len(keys), func(i int) string { return keys[i] },
+		func(i int, vb uint16, _ []byte) request {
+			return request{opcode: gomemcached.DELETEQ, vb: vb, key: keys[i]}
+		})
+}
+
+// quietMulti sends n quiet requests, built by req (ex: 8 bytes of extras
+// of its own), grouped by the vbucket of keyOf, each group in one pipeline
+// on its active node; see SetMulti.
+func (v *VBClient) quietMulti(ctx context.Context, op gomemcached.CommandCode, n int, keyOf func(int) string,
+	req func(i int, vb uint16, ex []byte) request) error {
+	if v.isClosed() {
+		return ErrVBClientClosed
+	}
+	errs := KeyErrors{}
+	valid := make([]int, 0, n)
+	for i := range n {
+		if err := checkKey(keyOf(i)); err != nil {
+			errs[keyOf(i)] = err
+		} else {
+			valid = append(valid, i)
+		}
+	}
+	var mu sync.Mutex
+	v.byVBucketIdx(len(valid), func(j int) string { return keyOf(valid[j]) }, func(idx []int) {
+		for j, k := range idx {
+			idx[j] = valid[k]
+		}
+		var kerrs []error
+		ex := make([]byte, 8*len(idx))
+		reqs := make([]request, len(idx))
+		_, err := v.route(ctx, keyOf(idx[0]), 0, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
+			for j, i := range idx {
+				reqs[j] = req(i, vb, ex[8*j:8*j+8:8*j+8])
+				if err := c.c.applyContext(&reqs[j], nil); err != nil {
+					return nil, err
+				}
+			}
+			m := &multiCall{errs: make([]error, len(reqs))}
+			if err := c.c.pipeline(ctx, op, m, reqs, c.c.readDeadline()); err != nil {
+				return nil, err
+			}
+			kerrs = m.errs
+			// The group is one vbucket's: a node that does not hold it
+			// refuses every key, and route follows the map and sends
+			// the group again.
+			for _, e := range kerrs {
+				var se *gomemcached.ServerError
+				if errors.As(e, &se) && se.Status == gomemcached.NOT_MY_VBUCKET {
+					return nil, &gomemcached.MCResponse{Opcode: se.Opcode, Status: se.Status, Opaque: se.Opaque, Body: se.Body}
+				}
+			}
+			return nil, nil
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		for j, i := range idx {
+			switch {
+			case err != nil:
+				errs[keyOf(i)] = err
+			case j < len(kerrs) && kerrs[j] != nil:
+				errs[keyOf(i)] = kerrs[j]
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
 // byVBucket groups keys by vbucket under the config in use and runs f for
 // each group, concurrently (at most 16 at once), waiting for all.
 func (v *VBClient) byVBucket(keys []string, f func(vkeys []string)) {
+	v.byVBucketIdx(len(keys), func(i int) string { return keys[i] }, func(idx []int) {
+		vkeys := make([]string, len(idx))
+		for j, i := range idx {
+			vkeys[j] = keys[i]
+		}
+		f(vkeys)
+	})
+}
+
+// byVBucketIdx is byVBucket for n keys given by keyOf, f getting the
+// indexes of a group.
+func (v *VBClient) byVBucketIdx(n int, keyOf func(int) string, f func(idx []int)) {
 	cfg := v.Config()
-	groups := map[uint16][]string{}
+	groups := map[uint16][]int{}
 	var order []uint16
-	for _, k := range keys {
-		vb := cfg.VBucketForKey(k)
+	for i := range n {
+		vb := cfg.VBucketForKey(keyOf(i))
 		if _, ok := groups[vb]; !ok {
 			order = append(order, vb)
 		}
-		groups[vb] = append(groups[vb], k)
+		groups[vb] = append(groups[vb], i)
 	}
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
 	for _, vb := range order {
 		sem <- struct{}{}
 		wg.Add(1)
-		go func(vkeys []string) {
+		go func(idx []int) {
 			defer func() { <-sem; wg.Done() }()
-			f(vkeys)
+			f(idx)
 		}(groups[vb])
 	}
 	wg.Wait()

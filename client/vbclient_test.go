@@ -2,10 +2,12 @@ package memcached
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -331,5 +333,69 @@ func TestVBRefClient(t *testing.T) {
 				t.Fatalf("NOT_MY_VBUCKET's config: %v", perr)
 			}
 		}
+	}
+}
+
+// SetMulti stores each item on its vbucket's active node, in its vbucket
+// (read back from the nodes directly); after a vbucket moves, the client
+// follows the map for that vbucket's group and stores it on the new
+// owner; DeleteMulti deletes them all, a missing key and a key too long
+// reported in its KeyErrors.
+func TestVBSetDeleteMulti(t *testing.T) {
+	addrs := startVBCluster(t)
+	v := newVBClient(t, addrs[:1], VBOptions{Timeout: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	items := make([]Item, 2000)
+	for i := range items {
+		items[i] = Item{Key: fmt.Sprintf("multi-%d", i), Value: fmt.Appendf(nil, "v%d", i), Flags: uint32(i)}
+	}
+	if err := v.SetMulti(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	direct := make([]*Client, len(addrs))
+	for i, a := range addrs {
+		direct[i] = plain(t, a)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, it := range items {
+			vb := VBucketForKey(it.Key, vbCount)
+			addr, _ := v.Config().Server(vb, 0)
+			n := slices.Index(addrs, addr)
+			res, err := direct[n].Get(vb, it.Key)
+			if err != nil || string(res.Body) != string(it.Value) || len(res.Extras) < 4 || binary.BigEndian.Uint32(res.Extras) != it.Flags {
+				t.Fatalf("%s: %q on node %d, vbucket %d: %v", when, it.Key, n, vb, err)
+			}
+		}
+	}
+	check("after SetMulti")
+
+	const vb = 3 // [0 1]: moved to node 2
+	moveVB(t, addrs, vb)
+	for i := range items {
+		items[i].Value = append(items[i].Value, '!')
+	}
+	if err := v.SetMulti(ctx, items); err != nil {
+		t.Fatalf("SetMulti after the move: %v", err)
+	}
+	if st := v.Stats(); st.NotMyVBucket != 1 {
+		t.Errorf("stats %+v: want one NOT_MY_VBUCKET, for the moved vbucket's group", st)
+	}
+	check("after the move")
+
+	keys := make([]string, 0, len(items)+2)
+	for _, it := range items {
+		keys = append(keys, it.Key)
+	}
+	miss, long := keyIn(t, 5, "never-set"), string(make([]byte, 300))
+	err := v.DeleteMulti(ctx, append(keys, miss, long))
+	var ke KeyErrors
+	if !errors.As(err, &ke) || len(ke) != 2 || !errors.Is(ke[miss], gomemcached.ErrKeyNotFound) || ke[long] == nil {
+		t.Fatalf("DeleteMulti: %v, want the missing and the long key", err)
+	}
+	got, err := v.GetMulti(ctx, keys)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("after DeleteMulti: %d keys left, %v", len(got), err)
 	}
 }
