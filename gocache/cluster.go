@@ -434,8 +434,13 @@ func (h *handler) getClusterConfig(w memcached.ResponseWriter, req *gm.MCRequest
 // bucket's config, or nothing without one or, for a connection that
 // negotiated DedupeNotMyVbucketClustermap, when it has this version.
 func (h *handler) notMyVBucketConfig(w memcached.ResponseWriter) (body []byte, datatype uint8) {
-	st := state(w)
-	m := h.srv.clusterMapOf(st.bucket)
+	return h.notMyVBucketConfigOf(state(w), state(w).bucket)
+}
+
+// notMyVBucketConfigOf is notMyVBucketConfig for the connection of st on
+// bucket b, from any goroutine.
+func (h *handler) notMyVBucketConfigOf(st *connState, b *bucket) (body []byte, datatype uint8) {
+	m := h.srv.clusterMapOf(b)
 	if m == nil {
 		return nil, 0
 	}

@@ -440,8 +440,12 @@ func (rs *rangeScans) create(w memcached.ResponseWriter, req *gm.MCRequest, b *b
 		}
 	}
 	status, body := rs.open(w.Conn(), b, vb, &cfg)
-	if isExtended(status) {
+	switch {
+	case isExtended(status):
 		rs.h.extendedBody(w, req, status, body)
+		return
+	case status == gm.NOT_MY_VBUCKET:
+		rs.h.notMyVBucket(w, req) // with the cluster config, as any key command's
 		return
 	}
 	res := gm.MCResponse{Opcode: req.Opcode, Opaque: req.Opaque, Status: status, Body: body}
@@ -466,14 +470,23 @@ func (rs *rangeScans) createLater(c *memcached.Conn, features gm.FeatureSet, req
 		if status == gm.SUCCESS {
 			status, body = rs.open(c, b, vb, &cfg)
 		}
+		var datatype uint8
 		switch {
+		case status == gm.NOT_MY_VBUCKET:
 		case !isExtended(status) || features.Has(gm.FeatureXError):
 		case status == gm.VBUUID_NOT_EQUAL:
-			status, body = gm.NOT_MY_VBUCKET, nil
+			status = gm.NOT_MY_VBUCKET
 		default:
 			status, body = gm.EINVAL, nil
 		}
-		c.Send(context.Background(), &gm.MCResponse{Opcode: opcode, Opaque: opaque, Status: status, Body: body})
+		if status == gm.NOT_MY_VBUCKET {
+			st, _ := c.Data.(*connState)
+			body, datatype = nil, 0
+			if st != nil {
+				body, datatype = rs.h.notMyVBucketConfigOf(st, b)
+			}
+		}
+		c.Send(context.Background(), &gm.MCResponse{Opcode: opcode, Opaque: opaque, Status: status, Body: body, DataType: datatype})
 	}()
 }
 
@@ -794,7 +807,9 @@ func (rs *rangeScans) run(w memcached.ResponseWriter, req *gm.MCRequest, st *con
 		res.Status, res.Body = status, buf
 		w.WriteResponse(&res)
 	case gm.UNKNOWN_COLLECTION:
-	default: // cancelled, not my vbucket: no data
+	case gm.NOT_MY_VBUCKET:
+		rs.h.notMyVBucket(w, req)
+	default: // cancelled: no data
 		w.WriteStatus(req, status, nil)
 	}
 	if cap(s.buf) > 2*scanSendSize {

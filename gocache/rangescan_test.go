@@ -1167,3 +1167,34 @@ func countRecords(b []byte, keyOnly bool) int {
 	}
 	return n
 }
+
+// In a cluster, a scan of a vbucket the node does not hold, and a
+// continue whose vbucket left the node, answer NOT_MY_VBUCKET with the
+// cluster config, as every key command does, so that a client follows
+// the map.
+func TestRangeScanNotMyVBucketCarriesConfig(t *testing.T) {
+	srv, addr := startScans(t, Config{Cache: cache.Config{VBuckets: 16},
+		Cluster: &ClusterConfig{Nodes: []string{"127.0.0.1:1", "127.0.0.1:2"}}}, nil)
+	c := dialScans(t, addr, allFeatures...)
+	rev := func(res *gm.MCResponse) int64 {
+		t.Helper()
+		var cfg struct {
+			Rev int64 `json:"rev"`
+		}
+		if res.Status != gm.NOT_MY_VBUCKET || json.Unmarshal(res.Body, &cfg) != nil || res.DataType&gm.DatatypeFlagJSON == 0 {
+			t.Fatalf("%v, datatype %d, %q: want NOT_MY_VBUCKET with the config", res.Status, res.DataType, res.Body)
+		}
+		return cfg.Rev
+	}
+	if r := rev(c.create(1, `{}`)); r != 1 { // vbucket 1 is node 1's
+		t.Fatalf("create: rev %d", r)
+	}
+	fill(t, srv, 2, 0, "k")
+	id := c.mustCreate(2, `{}`)
+	if err := srv.Cache(DefaultBucket).SetState(2, cache.Replica); err != nil {
+		t.Fatal(err)
+	}
+	if res := c.cont(2, id, 0, 0, 0); rev(res[0]) != 1 {
+		t.Fatal("continue: another rev")
+	}
+}
