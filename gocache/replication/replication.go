@@ -178,6 +178,7 @@ func (br *bucketRep) newFeed(addr string) *feed {
 		name:     "gocache-replica:" + br.r.id + ":" + b.Name(),
 		manifest: make(chan struct{}, 1),
 		changed:  make(chan struct{}, 1),
+		refused:  make(chan struct{}, 1),
 		streams:  map[uint16]bool{},
 	}
 	f.log = b.Logger().With("replica_of", addr, "bucket", b.Name())
@@ -197,8 +198,9 @@ type feed struct {
 	// owner is the bucket's: the feed of each vbucket; this feed streams
 	// the vbuckets that are its own.
 	owner []atomic.Pointer[feed]
-	// changed is told when the vbuckets' states or sources changed.
-	changed chan struct{}
+	// changed is told when the vbuckets' states or sources changed;
+	// refused when the source refused a vbucket's stream.
+	changed, refused chan struct{}
 	// manifest asks for the primary's manifest: a system event came
 	// from a newer one than the bucket's; wantUID is the newest uid a
 	// system event came from.
@@ -318,6 +320,10 @@ func (f *feed) session(ctx context.Context) error {
 		defer retry.Stop()
 		var again <-chan time.Time // the manifest's next fetch, while it is behind
 		backoff := minBackoff
+		// A source that refused a vbucket is asked again soon, then less
+		// often: after a map change it may not have promoted it yet.
+		var soon <-chan time.Time
+		refusedBackoff := minBackoff
 		for {
 			select {
 			case <-stop:
@@ -325,7 +331,16 @@ func (f *feed) session(ctx context.Context) error {
 			case <-retry.C:
 				f.addAll()
 			case <-f.changed:
+				refusedBackoff = minBackoff
 				f.closeNotMine()
+				f.addAll()
+			case <-f.refused:
+				if soon == nil {
+					soon = time.After(refusedBackoff)
+					refusedBackoff = min(2*refusedBackoff, retryEvery)
+				}
+			case <-soon:
+				soon = nil
 				f.addAll()
 			case <-f.manifest:
 			case <-again:
@@ -496,7 +511,11 @@ func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
 		again := f.ended(vb)
 		switch {
 		case ev.Reason == mc.StreamEndRefused && errors.Is(ev.Err, gm.ErrNotMyVBucket):
-			f.log.Debug("replica: the primary does not serve the vbucket", "vb", vb)
+			f.log.Debug("replica: the source does not serve the vbucket", "vb", vb)
+			select {
+			case f.refused <- struct{}{}:
+			default:
+			}
 		case ev.Reason == mc.StreamEndRefused:
 			return fmt.Errorf("replication: vbucket %d refused: %w", vb, ev.Err)
 		case again:
