@@ -154,6 +154,7 @@ type FailoverResult struct {
 	Bucket     string
 	Failed     string // the failed node's address
 	Epoch, Rev int64  // of the map given to the survivors
+	Survivors  []string
 	// Promoted lists, by survivor's address, the vbuckets made active
 	// there.
 	Promoted map[string][]uint16
@@ -168,7 +169,7 @@ func (r *FailoverResult) String() string {
 		total += len(vbs)
 	}
 	s := fmt.Sprintf("failover of %s, bucket %q: map epoch %d rev %d given to %d nodes; %d vbuckets promoted",
-		r.Failed, r.Bucket, r.Epoch, r.Rev, len(r.Promoted), total)
+		r.Failed, r.Bucket, r.Epoch, r.Rev, len(r.Survivors), total)
 	addrs := make([]string, 0, len(r.Promoted))
 	for a := range r.Promoted {
 		addrs = append(addrs, a)
@@ -250,6 +251,9 @@ func Failover(ctx context.Context, nodes []string, failed int, bucket string) (*
 	// 2. The new map.
 	res := &FailoverResult{Bucket: bucket, Failed: nodes[failed], Epoch: base.RevEpoch, Rev: rev + 1,
 		Promoted: map[string][]uint16{}}
+	for _, s := range survivors {
+		res.Survivors = append(res.Survivors, s.addr)
+	}
 	vbmap := make([][]int, len(base.VBucketMap))
 	for vb, old := range base.VBucketMap {
 		row := make([]int, 0, len(old))
