@@ -265,17 +265,27 @@ func TestFailover(t *testing.T) {
 	}
 	servedAt := make(chan time.Time, 1)
 	go func() {
-		served := make([]bool, vbuckets)
-		for left := vbuckets; left > 0 && ctx.Err() == nil; {
+		// Each round writes to every vbucket not yet written, 32 at once.
+		served := make([]atomic.Bool, vbuckets)
+		for left := int64(vbuckets); left > 0 && ctx.Err() == nil; time.Sleep(time.Millisecond) {
+			var n atomic.Int64
+			sem := make(chan struct{}, 32)
+			var pw sync.WaitGroup
 			for vb, k := range probe {
-				if !served[vb] {
-					if _, err := v.Set(0, k, 0, 0, []byte("p")); err == nil {
-						served[vb] = true
-						left--
-					}
+				if served[vb].Load() {
+					continue
 				}
+				sem <- struct{}{}
+				pw.Go(func() {
+					defer func() { <-sem }()
+					if _, err := v.Set(0, k, 0, 0, []byte("p")); err == nil {
+						served[vb].Store(true)
+						n.Add(1)
+					}
+				})
 			}
-			time.Sleep(time.Millisecond)
+			pw.Wait()
+			left -= n.Load()
 		}
 		servedAt <- time.Now()
 	}()

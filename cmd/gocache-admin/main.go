@@ -289,12 +289,7 @@ func Failover(ctx context.Context, nodes []string, failed int, bucket string) (*
 				s.err = fmt.Errorf("SET_CLUSTER_CONFIG: %w", s.err)
 				return
 			}
-			for _, vb := range res.Promoted[s.addr] {
-				if _, err := s.c.Do(ctx, &gm.MCRequest{Opcode: gm.SET_VBUCKET, VBucket: vb, Extras: []byte{activeState}}); err != nil {
-					s.err = fmt.Errorf("SET_VBUCKET active, vbucket %d: %w", vb, err)
-					return
-				}
-			}
+			s.err = promote(ctx, s.c, res.Promoted[s.addr])
 		})
 	}
 	wg.Wait()
@@ -306,6 +301,30 @@ func Failover(ctx context.Context, nodes []string, failed int, bucket string) (*
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// promote sends SET_VBUCKET active for each of vbs on c, pipelined, and
+// returns the first error.
+func promote(ctx context.Context, c *mc.Client, vbs []uint16) error {
+	errs := make([]error, len(vbs))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i, vb := range vbs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := c.Do(ctx, &gm.MCRequest{Opcode: gm.SET_VBUCKET, VBucket: vb, Extras: []byte{activeState}}); err != nil {
+				errs[i] = fmt.Errorf("SET_VBUCKET active, vbucket %d: %w", vb, err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setClusterConfig is SET_CLUSTER_CONFIG's opcode; activeState is
