@@ -190,3 +190,66 @@ func TestClusterReplicasTwoSources(t *testing.T) {
 		}
 	}
 }
+
+// A vbucket whose new active is behind the replica: the replica streams
+// from the new active, whose failover log branched off below what the
+// replica holds, so it rolls back (to 0, as an ephemeral bucket does) and
+// takes the new active's history, without the writes the new active
+// never had.
+func TestClusterReplicaRollbackOnMove(t *testing.T) {
+	const vbuckets, replicas = 3, 2
+	nodes := startClusterNodes(t, 3, vbuckets, replicas)
+	addrs := []string{nodes[0].addr, nodes[1].addr, nodes[2].addr}
+	caches := make([]*cache.Cache, 3)
+	conns := make([]*gocachetest.Conn, 3)
+	for i, n := range nodes {
+		caches[i], conns[i] = n.srv.Cache(gocache.DefaultBucket), gocachetest.Dial(t, n.addr)
+	}
+	set := func(node int, key string) {
+		t.Helper()
+		if res := conns[node].Do(gocachetest.SetRequest(0, key, key+"-v", 0)); res.Status != gm.SUCCESS {
+			t.Fatalf("SET %s on node %d: %v", key, node, res.Status)
+		}
+	}
+	// vbucket 0: active on node 0, replicas on 1 and 2.
+	set(0, "early")
+	waitReplicated(t, caches[0], 0, caches[1], caches[2])
+	// Node 1 stops following (pending: kept, not streamed); node 2 gets
+	// what follows.
+	conns[1].SetVBucket(0, cache.Pending)
+	set(0, "late1")
+	set(0, "late2")
+	waitReplicated(t, caches[0], 0, caches[2])
+	// Node 0 is gone: node 1, behind, becomes vbucket 0's active, node
+	// 2 its replica.
+	// Rev 3: node 1's SET_VBUCKET made its own rev 2.
+	vbmap := [][]int{{1, 2, -1}, {1, 2, 0}, {2, 0, 1}}
+	for _, a := range addrs[1:] {
+		if s := pushMap(t, a, addrs, replicas, 3, vbmap); s != gm.SUCCESS {
+			t.Fatalf("SET_CLUSTER_CONFIG on %s: %v", a, s)
+		}
+	}
+	conns[1].SetVBucket(0, cache.Active)
+	set(1, "after")
+	waitReplicated(t, caches[1], 0, caches[2])
+	early, late, after := cache.CollectionKey(nil, 0, []byte("early")), cache.CollectionKey(nil, 0, []byte("late1")),
+		cache.CollectionKey(nil, 0, []byte("after"))
+	if _, ok := caches[2].GetReplica(0, early); !ok {
+		t.Error("the replica lost what both copies had")
+	}
+	if _, ok := caches[2].GetReplica(0, after); !ok {
+		t.Error("the replica lacks the new active's write")
+	}
+	if _, ok := caches[2].GetReplica(0, late); ok {
+		t.Error("the replica kept a write the new active never had")
+	}
+	var rollbacks uint64
+	for _, s := range nodes[2].rep.Status() {
+		if s.Primary == addrs[1] {
+			rollbacks = s.Rollbacks
+		}
+	}
+	if rollbacks == 0 {
+		t.Errorf("node 2 streamed from node 1 without a rollback: %+v", nodes[2].rep.Status())
+	}
+}
