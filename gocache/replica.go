@@ -11,7 +11,9 @@ import (
 )
 
 // Replicas. With Config.Replicator every vbucket of every bucket starts
-// as an empty replica, fed by the Replicator (package
+// as an empty replica (in a Config.Cluster, those the map makes replicas
+// here, each fed from the node the map names active: Source), fed by the
+// Replicator (package
 // gocache/replication streams it over DCP from another gocache) through
 // a ReplicaBucket: the bucket's store, whose replica vbuckets take the
 // primary's changes (cache.Replicate), its collections manifest, and word
