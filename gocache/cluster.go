@@ -171,6 +171,7 @@ type clusterMap struct {
 	cfg  *ClusterConfig
 
 	mu    sync.Mutex
+	epoch int64 // cfg.Epoch until SET_CLUSTER_CONFIG sets another
 	rev   int64
 	vbmap [][]int
 	snap  clusterSnapshot // the encoded config of rev, replaced (never changed) under mu
@@ -251,7 +252,7 @@ func newClusterState(cfg *ClusterConfig, buckets map[string]*bucket, setStates b
 				vbmap[vb] = append([]int(nil), row...)
 			}
 		}
-		m := &clusterMap{name: name, cfg: cfg, rev: 1, vbmap: vbmap}
+		m := &clusterMap{name: name, cfg: cfg, epoch: cfg.Epoch, rev: 1, vbmap: vbmap}
 		m.encode()
 		cs.maps[b] = m
 		if setStates {
@@ -302,7 +303,7 @@ type terseVBucketMap struct {
 func (m *clusterMap) encode() {
 	c := m.cfg
 	t := terseConfig{
-		Rev: m.rev, RevEpoch: c.Epoch, Name: m.name, NodeLocator: "vbucket",
+		Rev: m.rev, RevEpoch: m.epoch, Name: m.name, NodeLocator: "vbucket",
 		Capabilities: []string{"cbhello", "nodesExt", "xattr", "collections"},
 		VBServerMap:  terseVBucketMap{HashAlgorithm: "CRC", NumReplicas: c.Replicas, ServerList: c.Nodes, VBucketMap: m.vbmap},
 	}
@@ -312,7 +313,7 @@ func (m *clusterMap) encode() {
 		t.NodesExt = append(t.NodesExt, terseNode{Services: map[string]int{"kv": p}, Hostname: host, ThisNode: i == c.Self})
 	}
 	body, _ := json.Marshal(&t) // ints, strings and maps of them: it cannot fail
-	m.snap = clusterSnapshot{version: clusterVersion{c.Epoch, m.rev}, json: body}
+	m.snap = clusterSnapshot{version: clusterVersion{m.epoch, m.rev}, json: body}
 }
 
 func (m *clusterMap) snapshot() clusterSnapshot {
@@ -504,18 +505,21 @@ func (h *handler) clusterSubscribe(w memcached.ResponseWriter) {
 }
 
 // clusterVBucketChanged follows SET_VBUCKET: it updates the bucket's map
-// and, if it changed, pushes the new config to the subscribed connections
-// on that bucket that do not have it. A connection whose send queue is
-// full misses the push (it gets the config with its next NOT_MY_VBUCKET).
+// and, if it changed, pushes the new config (clusterPush).
 func (s *Server) clusterVBucketChanged(b *bucket, vb uint16, st cache.VBState) {
 	m := s.clusterMapOf(b)
 	if m == nil {
 		return
 	}
-	snap, changed := m.vbucketChanged(vb, st)
-	if !changed {
-		return
+	if snap, changed := m.vbucketChanged(vb, st); changed {
+		s.clusterPush(b, m, snap)
 	}
+}
+
+// clusterPush pushes snap, bucket b's new config, to the subscribed
+// connections on b that do not have it. A connection whose send queue is
+// full misses the push (it gets the config with its next NOT_MY_VBUCKET).
+func (s *Server) clusterPush(b *bucket, m *clusterMap, snap clusterSnapshot) {
 	var full, brief rawPacket
 	cs := s.cluster
 	cs.mu.Lock()

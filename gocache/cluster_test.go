@@ -466,3 +466,75 @@ func TestClusterRefClient(t *testing.T) {
 		t.Fatalf("GET_CLUSTER_CONFIG: %v", err)
 	}
 }
+
+// setConfigRequest is a SET_CLUSTER_CONFIG of a map over clusterNodes
+// (16 vbuckets, one replica) at epoch 1 and rev, every row vbmapRow.
+func setConfigRequest(t *testing.T, rev int64, serverList []string, row []int) gm.MCRequest {
+	t.Helper()
+	vbmap := make([][]int, 16)
+	for i := range vbmap {
+		vbmap[i] = row
+	}
+	body, err := json.Marshal(map[string]any{"rev": rev, "revEpoch": 1, "nodeLocator": "vbucket",
+		"vBucketServerMap": map[string]any{"hashAlgorithm": "CRC", "numReplicas": 1, "serverList": serverList, "vBucketMap": vbmap}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, 1), uint64(rev))
+	return gm.MCRequest{Opcode: 0xb4, Extras: ex, Key: []byte(gocache.DefaultBucket), Body: body, DataType: gm.DatatypeFlagJSON}
+}
+
+// SET_CLUSTER_CONFIG: a newer map of this cluster is served at its
+// revision and pushed; an older or equal one is KEY_EEXISTS, another
+// cluster's or a malformed one EINVAL, and the map stays.
+func TestClusterSetConfig(t *testing.T) {
+	addr := startCluster(t, 0)
+	full := dialPush(t, addr)
+	full.hello(gm.FeatureDuplex, gm.FeatureClustermapChangeNotification)
+	admin := gocachetest.Dial(t, addr)
+	if res := admin.Do(setConfigRequest(t, 5, clusterNodes, []int{1, 0})); res.Status != gm.SUCCESS {
+		t.Fatalf("SET_CLUSTER_CONFIG: %v %s", res.Status, res.Body)
+	}
+	if p := full.read(); p.magic != gm.ServerRequestMagic || binary.BigEndian.Uint64(p.extras[8:]) != 5 {
+		t.Fatalf("push: magic %#x extras %x", p.magic, p.extras)
+	} else if cfg := parseTerse(t, p.body); cfg.Rev != 5 || cfg.VBucketServerMap.VBucketMap[0][0] != 1 {
+		t.Fatalf("pushed rev %d row %v", cfg.Rev, cfg.VBucketServerMap.VBucketMap[0])
+	}
+	for _, tc := range []struct {
+		name string
+		req  gm.MCRequest
+		want gm.Status
+	}{
+		{"same rev", setConfigRequest(t, 5, clusterNodes, []int{2, 0}), gm.KEY_EEXISTS},
+		{"older rev", setConfigRequest(t, 4, clusterNodes, []int{2, 0}), gm.KEY_EEXISTS},
+		{"other nodes", setConfigRequest(t, 6, clusterNodes[:2], []int{1, 0}), gm.EINVAL},
+		{"node out of range", setConfigRequest(t, 6, clusterNodes, []int{3, 0}), gm.EINVAL},
+		{"row too short", setConfigRequest(t, 6, clusterNodes, []int{1}), gm.EINVAL},
+		{"node twice", setConfigRequest(t, 6, clusterNodes, []int{1, 1}), gm.EINVAL},
+		{"rev 0", setConfigRequest(t, 0, clusterNodes, []int{1, 0}), gm.EINVAL},
+	} {
+		if res := admin.Do(tc.req); res.Status != tc.want {
+			t.Errorf("%s: %v %s, want %v", tc.name, res.Status, res.Body, tc.want)
+		}
+	}
+	bad := setConfigRequest(t, 6, clusterNodes, []int{1, 0})
+	bad.Body = []byte("{")
+	if res := admin.Do(bad); res.Status != gm.EINVAL {
+		t.Errorf("malformed JSON: %v", res.Status)
+	}
+	cfg := parseTerse(t, admin.Do(gm.MCRequest{Opcode: gm.GET_CLUSTER_CONFIG}).Body)
+	if cfg.Rev != 5 || cfg.VBucketServerMap.VBucketMap[3][0] != 1 {
+		t.Errorf("after the refusals: rev %d row %v", cfg.Rev, cfg.VBucketServerMap.VBucketMap[3])
+	}
+	// The map names node 1 active: this node's vbuckets say NOT_MY_VBUCKET
+	// only by their states, which SET_CLUSTER_CONFIG leaves alone.
+	if res := admin.Do(gocachetest.SetRequest(0, "k", "v", 0)); res.Status != gm.SUCCESS {
+		t.Errorf("SET in vbucket 0, still active here: %v", res.Status)
+	}
+	// No extras: malformed, the connection closed.
+	noExtras := setConfigRequest(t, 7, clusterNodes, []int{1, 0})
+	noExtras.Extras = nil
+	if res := admin.Do(noExtras); res.Status != gm.EINVAL {
+		t.Errorf("without extras: %v", res.Status)
+	}
+}

@@ -110,6 +110,10 @@ type Config struct {
 	// over DCP from another gocache, whose buckets, vbucket count and
 	// Manifest should be this server's.
 	Replicator Replicator
+	// In a Cluster, the vbuckets start in the map's states instead, and
+	// the Replicator feeds the replica vbuckets, each from the node the
+	// map names active (ReplicaBucket.Source).
+	//
 	// ReplicaReads makes GET, GETQ, GETK and GETKQ read a replica
 	// vbucket as GET_REPLICA does, rather than answer NOT_MY_VBUCKET.
 	ReplicaReads bool
@@ -117,9 +121,10 @@ type Config struct {
 	// (cluster.go): GET_CLUSTER_CONFIG answers each bucket's terse
 	// config, NOT_MY_VBUCKET answers carry it, SET_VBUCKET updates it and
 	// pushes it to the connections that asked (HELLO Duplex and
-	// ClustermapChangeNotification). Without a Replicator, each bucket's
-	// vbuckets start in the map's states for this node: active, replica,
-	// or dead where it holds no copy. Its map must have a row per vbucket.
+	// ClustermapChangeNotification); SET_CLUSTER_CONFIG replaces it
+	// (clusterset.go). Each bucket's vbuckets start in the map's states
+	// for this node: active, replica, or dead where it holds no copy. Its
+	// map must have a row per vbucket.
 	Cluster *ClusterConfig
 }
 
@@ -206,7 +211,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.buckets[name] = b
 	}
-	cluster, err := newClusterState(cfg.Cluster, s.buckets, cfg.Replicator == nil)
+	cluster, err := newClusterState(cfg.Cluster, s.buckets, cfg.Replicator == nil || cfg.Cluster != nil)
 	if err != nil {
 		for _, b := range s.buckets {
 			b.cache.Close()

@@ -53,6 +53,7 @@ func newHandler(s *Server) *handler {
 	m.HandleFunc(h.selectBucket, gm.SELECT_BUCKET)
 	m.HandleFunc(h.errorMap, gm.GET_ERROR_MAP)
 	m.HandleFunc(h.getClusterConfig, gm.GET_CLUSTER_CONFIG)
+	m.HandleFunc(h.setClusterConfig, setClusterConfig)
 	m.HandleFunc(h.getManifest, gm.GET_COLLECTIONS_MANIFEST)
 	m.HandleFunc(h.setManifestCmd, gm.COLLECTIONS_SET_MANIFEST)
 	m.HandleFunc(h.getID, gm.COLLECTIONS_GET_CID, gm.COLLECTIONS_GET_SCOPE_ID)

@@ -11,7 +11,9 @@ import (
 )
 
 // Replicas. With Config.Replicator every vbucket of every bucket starts
-// as an empty replica, fed by the Replicator (package
+// as an empty replica (in a Config.Cluster, those the map makes replicas
+// here, each fed from the node the map names active: Source), fed by the
+// Replicator (package
 // gocache/replication streams it over DCP from another gocache) through
 // a ReplicaBucket: the bucket's store, whose replica vbuckets take the
 // primary's changes (cache.Replicate), its collections manifest, and word
@@ -52,10 +54,22 @@ func (b *ReplicaBucket) Cache() *cache.Cache { return b.b.cache }
 func (b *ReplicaBucket) Logger() *slog.Logger { return b.srv.logger() }
 
 // StateChanged returns a channel that receives a value after SET_VBUCKET
-// changes the state of one of the bucket's vbuckets, before it answers.
+// changes the state of one of the bucket's vbuckets, or
+// SET_CLUSTER_CONFIG its cluster map, before it answers.
 // Changes made before the value is received coalesce into it: read the
 // states from Cache.
 func (b *ReplicaBucket) StateChanged() <-chan struct{} { return b.changed }
+
+// Source returns the address ("host:port") of the node that replica
+// vbucket vb streams from: the node the bucket's cluster map
+// (Config.Cluster) names active for vb; "" without a cluster, or if the
+// map names no other node.
+func (b *ReplicaBucket) Source(vb uint16) string {
+	if m := b.srv.clusterMapOf(b.b); m != nil {
+		return m.source(vb)
+	}
+	return ""
+}
 
 // ManifestUID returns the uid of the bucket's collections manifest.
 func (b *ReplicaBucket) ManifestUID() uint64 { return b.b.manifest.Load().uid }
@@ -117,16 +131,21 @@ func (b *ReplicaBucket) ReplicateSystemEvent(vb uint16, e *SystemEvent) error {
 	return b.b.cache.ReplicateEvent(vb, ce, e.Seqno, cache.Meta{CAS: e.CAS, Rev: e.RevSeqno}, retire)
 }
 
-// startReplication makes every vbucket of every bucket an empty replica
-// and starts Config.Replicator on each bucket.
+// startReplication makes every vbucket of every bucket an empty replica,
+// or in a cluster those the map made replicas, and starts
+// Config.Replicator on each bucket.
 func (s *Server) startReplication() {
 	for _, b := range s.buckets {
 		// Empty replicas: without what the bucket recorded as active (its
-		// manifest's system events).
+		// manifest's system events). A cluster's map set the states.
 		c := b.cache
 		for vb := range c.VBuckets() {
-			c.SetState(uint16(vb), cache.Replica)
-			c.Rollback(uint16(vb), 0)
+			if s.cluster == nil {
+				c.SetState(uint16(vb), cache.Replica)
+			}
+			if c.State(uint16(vb)) == cache.Replica {
+				c.Rollback(uint16(vb), 0)
+			}
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		rb := &ReplicaBucket{srv: s, b: b, changed: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}

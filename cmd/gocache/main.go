@@ -311,7 +311,10 @@ const usageText = `gocache %s: a memcached-compatible cache server (binary, text
                           (nodes "host:port", "$HOST" left for clients to replace;
                           self this node's index; map a row per vbucket, active
                           first, -1 for none; without "map", vbucket i is active
-                          on node i%%N, its replicas on the next ones)
+                          on node i%%N, its replicas on the next ones); the
+                          node's replica vbuckets stream over DCP from the node
+                          the map names active, and SET_CLUSTER_CONFIG (opcode
+                          0xb4, sent by gocache-admin) replaces the map
 `
 
 // exitError is a refused command line: the message memcached prints (or
@@ -808,8 +811,12 @@ func configure(o *options) (gocache.Config, []listenSpec, error) {
 	}
 	cfg.ReplicaReads = ext.replicaReads
 	cfg.Cluster = ext.cluster
-	if ext.replicaOf != "" {
+	switch {
+	case ext.replicaOf != "":
 		cfg.Replicator = &replication.Replicator{Primary: ext.replicaOf}
+	case ext.cluster != nil && ext.cluster.Replicas > 0:
+		// Each replica vbucket streams from the node the map names active.
+		cfg.Replicator = &replication.Replicator{}
 	}
 	if o.loops < 0 {
 		cfg.EventLoops = o.threads

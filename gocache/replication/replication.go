@@ -1,13 +1,19 @@
 // Package replication feeds the replica vbuckets of a gocache server from
-// another gocache, the primary, over DCP. A Replicator, set as the
-// server's gocache.Config.Replicator, opens one DCP connection per bucket
-// with the client's Feed (collections-aware, with xattrs): each vbucket
+// other gocache nodes over DCP: every vbucket from one primary
+// (Replicator.Primary), or in a vbucket cluster (gocache.Config.Cluster)
+// each from the node the cluster map names active for it. A Replicator,
+// set as the server's gocache.Config.Replicator, opens one DCP connection
+// per source node and bucket with the client's Feed (collections-aware,
+// with xattrs), streaming the vbuckets that node is the source of: each vbucket
 // streams from its checkpoint in the cache (cache.ReplicaCheckpoint: the
 // UUID of the failover log it adopted, its high seqno, its snapshot), so
 // that after a cut connection it resumes where it stopped; a rollback
 // empties the vbucket (cache.Rollback) and it streams again from 0. A
 // vbucket that SET_VBUCKET makes active has its stream closed; one made a
-// replica streams again.
+// replica streams again; one whose source moves (SET_CLUSTER_CONFIG named
+// another active) has its stream closed on the old source's connection
+// and streams from the new source from its checkpoint, rolled back if the
+// new source's failover log says its history branched off earlier.
 package replication
 
 import (
@@ -39,10 +45,13 @@ const (
 )
 
 // Replicator is a gocache.Replicator that feeds every bucket from the
-// same bucket of the gocache at Primary. It serves one gocache.Server;
-// Status is safe to call while it runs.
+// same bucket of other gocache nodes: of the one at Primary, or of each
+// replica vbucket's source (gocache.ReplicaBucket.Source). It serves one
+// gocache.Server; Status is safe to call while it runs.
 type Replicator struct {
-	// Primary is the primary's address, "host:port".
+	// Primary is the address ("host:port") every vbucket streams from;
+	// empty, each streams from the node the server's cluster map names
+	// active for it.
 	Primary string
 
 	mu    sync.Mutex
@@ -52,11 +61,11 @@ type Replicator struct {
 
 var _ gocache.Replicator = (*Replicator)(nil)
 
-// Status is the state of one bucket's replication (see
-// Replicator.Status).
+// Status is the state of one bucket's replication from one source node
+// (see Replicator.Status).
 type Status struct {
 	Bucket    string
-	Primary   string // Replicator.Primary
+	Primary   string // the source node's address
 	Name      string // the DCP connection's name on the primary
 	Connected bool   // a feed is open
 	Connects  uint64 // feeds opened
@@ -69,8 +78,9 @@ type Status struct {
 	LastError  string // why the last feed ended, "" if none has
 }
 
-// Status returns the state of each bucket's replication, by bucket name:
-// of the buckets Replicate was called on.
+// Status returns the state of each bucket's replication from each of its
+// sources, by bucket name then source: of the buckets Replicate was
+// called on, and the sources they have streamed from.
 func (r *Replicator) Status() []Status {
 	r.mu.Lock()
 	feeds := slices.Clone(r.feeds)
@@ -83,13 +93,17 @@ func (r *Replicator) Status() []Status {
 			Rollbacks: f.rollbacks.Load(), OutOfOrder: f.outOfOrder.Load(), LastError: f.lastErr})
 		f.mu.Unlock()
 	}
-	slices.SortFunc(out, func(a, b Status) int { return cmp.Compare(a.Bucket, b.Bucket) })
+	slices.SortFunc(out, func(a, b Status) int {
+		return cmp.Or(cmp.Compare(a.Bucket, b.Bucket), cmp.Compare(a.Primary, b.Primary))
+	})
 	return out
 }
 
-// Replicate feeds bucket b from the primary until ctx is done, opening a
-// new feed after each one fails, with a backoff from 50 ms to 5 s that
-// grows while feeds fail before they apply anything.
+// Replicate feeds bucket b until ctx is done: each replica vbucket from
+// its source, one feed per source, each opened again after it fails, with
+// a backoff from 50 ms to 5 s that grows while feeds fail before they
+// apply anything. When SET_VBUCKET or SET_CLUSTER_CONFIG changes the
+// bucket, each vbucket's source is looked up again.
 func (r *Replicator) Replicate(ctx context.Context, b *gocache.ReplicaBucket) {
 	r.mu.Lock()
 	if r.id == "" {
@@ -97,25 +111,96 @@ func (r *Replicator) Replicate(ctx context.Context, b *gocache.ReplicaBucket) {
 		rand.Read(id[:])
 		r.id = hex.EncodeToString(id[:])
 	}
-	f := &feed{
-		b: b, c: b.Cache(), addr: r.Primary,
-		name:     "gocache-replica:" + r.id + ":" + b.Name(),
-		manifest: make(chan struct{}, 1),
-		streams:  map[uint16]bool{},
-	}
-	r.feeds = append(r.feeds, f)
 	r.mu.Unlock()
-	f.log = b.Logger().With("replica_of", f.addr, "bucket", b.Name())
-	f.run(ctx)
+	br := &bucketRep{r: r, b: b, c: b.Cache(), owner: make([]atomic.Pointer[feed], b.Cache().VBuckets()),
+		feeds: map[string]*feed{}}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		for _, f := range br.assign() {
+			wg.Go(func() { f.run(ctx) })
+		}
+		for _, f := range br.feeds {
+			select {
+			case f.changed <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.StateChanged():
+		}
+	}
 }
 
-// feed feeds the replica vbuckets of one bucket from the primary.
+// bucketRep is the replication of one bucket: its feeds by source, and
+// the feed each vbucket takes changes from.
+type bucketRep struct {
+	r     *Replicator
+	b     *gocache.ReplicaBucket
+	c     *cache.Cache
+	owner []atomic.Pointer[feed] // by vbucket: the feed it streams on, nil if none
+	feeds map[string]*feed       // Replicate's goroutine's
+}
+
+// assign points each replica vbucket at the feed of its source, and
+// returns the feeds it had to make. A feed left with no vbucket stays,
+// idle, until one is its again.
+func (br *bucketRep) assign() []*feed {
+	var made []*feed
+	for i := range br.owner {
+		vb := uint16(i)
+		var f *feed
+		if br.c.State(vb) == cache.Replica {
+			addr := br.r.Primary
+			if addr == "" {
+				addr = br.b.Source(vb)
+			}
+			if addr != "" {
+				if f = br.feeds[addr]; f == nil {
+					f = br.newFeed(addr)
+					br.feeds[addr] = f
+					made = append(made, f)
+				}
+			}
+		}
+		br.owner[vb].Store(f)
+	}
+	return made
+}
+
+// newFeed returns a feed of the bucket from the node at addr.
+func (br *bucketRep) newFeed(addr string) *feed {
+	b := br.b
+	f := &feed{
+		b: b, c: br.c, addr: addr, owner: br.owner,
+		name:     "gocache-replica:" + br.r.id + ":" + b.Name(),
+		manifest: make(chan struct{}, 1),
+		changed:  make(chan struct{}, 1),
+		refused:  make(chan struct{}, 1),
+		streams:  map[uint16]bool{},
+	}
+	f.log = b.Logger().With("replica_of", addr, "bucket", b.Name())
+	br.r.mu.Lock()
+	br.r.feeds = append(br.r.feeds, f)
+	br.r.mu.Unlock()
+	return f
+}
+
+// feed feeds the replica vbuckets of one bucket whose source is one node.
 type feed struct {
 	b    *gocache.ReplicaBucket
 	c    *cache.Cache
 	addr string
 	name string
 	log  *slog.Logger
+	// owner is the bucket's: the feed of each vbucket; this feed streams
+	// the vbuckets that are its own.
+	owner []atomic.Pointer[feed]
+	// changed is told when the vbuckets' states or sources changed;
+	// refused when the source refused a vbucket's stream.
+	changed, refused chan struct{}
 	// manifest asks for the primary's manifest: a system event came
 	// from a newer one than the bucket's; wantUID is the newest uid a
 	// system event came from.
@@ -142,11 +227,11 @@ type feed struct {
 func (f *feed) run(ctx context.Context) {
 	backoff := minBackoff
 	for ctx.Err() == nil {
-		if !f.anyReplica() {
+		if !f.anyMine() {
 			select {
 			case <-ctx.Done():
 				return
-			case <-f.b.StateChanged():
+			case <-f.changed:
 				continue
 			}
 		}
@@ -176,17 +261,23 @@ func (f *feed) run(ctx context.Context) {
 	}
 }
 
-// anyReplica reports whether the bucket has a replica vbucket.
-func (f *feed) anyReplica() bool {
-	for vb := range f.c.VBuckets() {
-		if f.c.State(uint16(vb)) == cache.Replica {
+// anyMine reports whether a vbucket streams on this feed.
+func (f *feed) anyMine() bool {
+	for i := range f.owner {
+		if f.mine(uint16(i)) {
 			return true
 		}
 	}
 	return false
 }
 
-// session opens one feed from the primary, streams every replica vbucket
+// mine reports whether vbucket vb streams on this feed: it is a replica
+// whose source is this feed's node.
+func (f *feed) mine(vb uint16) bool {
+	return int(vb) < len(f.owner) && f.owner[vb].Load() == f && f.c.State(vb) == cache.Replica
+}
+
+// session opens one feed from the source, streams each of its vbuckets
 // from its checkpoint and applies what comes until the feed ends.
 func (f *feed) session(ctx context.Context) error {
 	opts := mc.ClientOptions{
@@ -229,14 +320,27 @@ func (f *feed) session(ctx context.Context) error {
 		defer retry.Stop()
 		var again <-chan time.Time // the manifest's next fetch, while it is behind
 		backoff := minBackoff
+		// A source that refused a vbucket is asked again soon, then less
+		// often: after a map change it may not have promoted it yet.
+		var soon <-chan time.Time
+		refusedBackoff := minBackoff
 		for {
 			select {
 			case <-stop:
 				return
 			case <-retry.C:
 				f.addAll()
-			case <-f.b.StateChanged():
-				f.closePromoted()
+			case <-f.changed:
+				refusedBackoff = minBackoff
+				f.closeNotMine()
+				f.addAll()
+			case <-f.refused:
+				if soon == nil {
+					soon = time.After(refusedBackoff)
+					refusedBackoff = min(2*refusedBackoff, retryEvery)
+				}
+			case <-soon:
+				soon = nil
 				f.addAll()
 			case <-f.manifest:
 			case <-again:
@@ -270,14 +374,14 @@ func (f *feed) session(ctx context.Context) error {
 // primary holds up nothing but its caller (and ends when ctx closes the
 // feed).
 
-// closePromoted closes the open streams of vbuckets that are no longer
-// replicas (SET_VBUCKET promoted them).
-func (f *feed) closePromoted() {
+// closeNotMine closes the open streams of vbuckets that are no longer
+// this feed's: SET_VBUCKET promoted them, or their source moved.
+func (f *feed) closeNotMine() {
 	f.mu.Lock()
 	feed := f.feed
 	var closing []uint16
 	for vb, open := range f.streams {
-		if open && f.c.State(vb) != cache.Replica {
+		if open && !f.mine(vb) {
 			f.streams[vb] = false
 			closing = append(closing, vb)
 		}
@@ -298,14 +402,15 @@ func (f *feed) remove(feed *mc.Feed, vb uint16) {
 	}
 }
 
-// addAll requests the stream of every replica vbucket that has none.
+// addAll requests the stream of every vbucket of this feed that has
+// none.
 func (f *feed) addAll() {
 	f.mu.Lock()
 	feed := f.feed
 	var adding []uint16
 	for i := range f.c.VBuckets() {
 		vb := uint16(i)
-		if _, ok := f.streams[vb]; !ok && f.c.State(vb) == cache.Replica && feed != nil {
+		if _, ok := f.streams[vb]; !ok && f.mine(vb) && feed != nil {
 			f.streams[vb] = true
 			adding = append(adding, vb)
 		}
@@ -332,19 +437,25 @@ func (f *feed) add(feed *mc.Feed, vb uint16) {
 }
 
 // ended forgets vbucket vb's stream, and reports whether it should be
-// requested again: the vbucket is still a replica.
+// requested again: the vbucket is still this feed's.
 func (f *feed) ended(vb uint16) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_, ok := f.streams[vb]
 	delete(f.streams, vb)
-	return ok && f.c.State(vb) == cache.Replica
+	return ok && f.mine(vb)
 }
 
 // handle applies one event of the feed.
 func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
 	c, vb := f.c, ev.VBucket
 	if f.skip[vb] && ev.Kind != mc.EventStreamEnd {
+		return nil
+	}
+	if ev.Kind != mc.EventStreamEnd && int(vb) < len(f.owner) && f.owner[vb].Load() != f {
+		// Its source moved: its stream here is being closed (or is now),
+		// and nothing more of it is applied from this node.
+		f.disown(vb)
 		return nil
 	}
 	var err error
@@ -400,7 +511,11 @@ func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
 		again := f.ended(vb)
 		switch {
 		case ev.Reason == mc.StreamEndRefused && errors.Is(ev.Err, gm.ErrNotMyVBucket):
-			f.log.Debug("replica: the primary does not serve the vbucket", "vb", vb)
+			f.log.Debug("replica: the source does not serve the vbucket", "vb", vb)
+			select {
+			case f.refused <- struct{}{}:
+			default:
+			}
 		case ev.Reason == mc.StreamEndRefused:
 			return fmt.Errorf("replication: vbucket %d refused: %w", vb, ev.Err)
 		case again:
@@ -424,17 +539,22 @@ func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
 	if errors.Is(err, cache.ErrNotReplica) {
 		// Promoted or deleted meanwhile: its stream is being closed, or
 		// is now.
-		f.mu.Lock()
-		var feed *mc.Feed
-		if open := f.streams[vb]; open && f.feed != nil {
-			f.streams[vb] = false
-			feed = f.feed
-		}
-		f.mu.Unlock()
-		f.remove(feed, vb)
+		f.disown(vb)
 		return nil
 	}
 	return err
+}
+
+// disown closes vbucket vb's stream unless it is closing already.
+func (f *feed) disown(vb uint16) {
+	f.mu.Lock()
+	var feed *mc.Feed
+	if open := f.streams[vb]; open && f.feed != nil {
+		f.streams[vb] = false
+		feed = f.feed
+	}
+	f.mu.Unlock()
+	f.remove(feed, vb)
 }
 
 // system applies a system event as the primary recorded it, and asks for
