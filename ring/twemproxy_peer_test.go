@@ -19,8 +19,9 @@ import (
 
 // TestTwemproxyPeer writes keys through a real twemproxy (Debian's
 // nutcracker 0.5.0) in front of three memcached, and in front of three
-// gocache nodes, with bradfitz/gomemcache's text client, and finds each on
-// the backend a Twemproxy Ring names: two pools, one with server names,
+// gocache nodes, with bradfitz/gomemcache's text client and with
+// libmemcached's memccp and memccat, and finds each on the backend a
+// Twemproxy Ring names: two pools, one with server names,
 // weights and md5, one with the default hash and a hash tag. Without
 // nutcracker it fails in CI (CI=true) and is skipped loudly elsewhere.
 func TestTwemproxyPeer(t *testing.T) {
@@ -147,6 +148,34 @@ func twemproxyPlacement(t *testing.T, bin string, backends []string) {
 			}
 			if bad > 0 {
 				t.Errorf("%d disagreements over %d keys", bad, len(keys))
+			}
+			// libmemcached's own tools, through the same twemproxy: memccp
+			// stores each file under its name, memccat reads it back, and
+			// the key is on the backend the Ring names.
+			memccp, memccat := peer.Require(t, "memccp"), peer.Require(t, "memccat")
+			files := t.TempDir()
+			for n := range 20 {
+				k := fmt.Sprintf("memccp-%d-%d", i, n)
+				value := fmt.Sprintf("value of %s", k)
+				path := filepath.Join(files, k)
+				if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if out, err := exec.Command(memccp, "--servers="+listen[i], path).CombinedOutput(); err != nil {
+					t.Fatalf("memccp %s through twemproxy: %v\n%s", k, err, out)
+				}
+				out, err := exec.Command(memccat, "--servers="+listen[i], k).Output()
+				// memccat ends what it prints with a newline.
+				if err != nil || strings.TrimSuffix(string(out), "\n") != value {
+					t.Fatalf("memccat %s through twemproxy: %q, %v", k, out, err)
+				}
+				want := r.Pick(k)
+				for j, c := range direct {
+					it, err := c.Get(k)
+					if found := err == nil && string(it.Value) == value; found != (j == want) {
+						t.Errorf("memccp's key %q: on backend %d: %v; Ring says backend %d", k, j, found, want)
+					}
+				}
 			}
 		})
 	}
