@@ -41,7 +41,12 @@ type VBClient struct {
 	wg   sync.WaitGroup
 
 	notMyVB, refreshes, pushes atomic.Int64
-	listening                  atomic.Int64 // push connections that passed HELLO, for tests
+	// failFollowed is when a node's failure last sent route to the other
+	// nodes for their configs (unix nanos): at most once a
+	// failureFollowEvery, so that calls to a dead node cost no storm of
+	// config requests.
+	failFollowed atomic.Int64
+	listening    atomic.Int64 // push connections that passed HELLO, for tests
 }
 
 var _ KV = (*VBClient)(nil)
@@ -76,6 +81,10 @@ type vbState struct {
 	cfg   *ClusterConfig
 	nodes []*Pool
 }
+
+// failureFollowEvery is how often at most a node's failure makes a call
+// ask the other nodes for their configs.
+const failureFollowEvery = 100 * time.Millisecond
 
 var (
 	// ErrVBClientClosed is returned by a VBClient's calls after Close.
@@ -254,7 +263,8 @@ func (v *VBClient) follow(ctx context.Context, vb uint16, refused string, body [
 }
 
 // route runs f on the node holding copy i of key's vbucket (0: active),
-// and on NOT_MY_VBUCKET follows the map and runs it once more.
+// and on NOT_MY_VBUCKET, or the node's failure, follows the map and runs
+// it once more.
 func (v *VBClient) route(ctx context.Context, key string, i int,
 	f func(c *Client, vb uint16) (*gomemcached.MCResponse, error)) (*gomemcached.MCResponse, error) {
 	if v.isClosed() {
@@ -286,6 +296,20 @@ func (v *VBClient) route(ctx context.Context, key string, i int,
 		}
 		if errors.Is(err, ErrPoolClosed) {
 			return nil, ErrVBClientClosed
+		}
+		if i == 0 && attempt == 0 && isFailure(err) && ctx.Err() == nil {
+			// The node failed (refused, cut, silent), as a node that was
+			// failed over does: if another node's config names another
+			// active for the vbucket, it runs once more there, as
+			// Couchbase's SDKs refresh their map on a socket error.
+			if now, last := time.Now().UnixNano(), v.failFollowed.Load(); now-last >= int64(failureFollowEvery) &&
+				v.failFollowed.CompareAndSwap(last, now) {
+				v.follow(ctx, vb, st.cfg.ServerList[n], nil)
+			}
+			if v.state.Load() != st {
+				continue
+			}
+			return res, err
 		}
 		if i != 0 || !errors.Is(err, gomemcached.ErrNotMyVBucket) {
 			return res, err

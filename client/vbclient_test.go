@@ -33,6 +33,13 @@ const (
 // that every config can name them all.
 func startVBCluster(t *testing.T) []string {
 	t.Helper()
+	addrs, _ := startVBClusterServers(t)
+	return addrs
+}
+
+// startVBClusterServers is startVBCluster, returning the servers too.
+func startVBClusterServers(t *testing.T) ([]string, []*gocache.Server) {
+	t.Helper()
 	ls := make([]net.Listener, vbNodes)
 	addrs := make([]string, vbNodes)
 	for i := range ls {
@@ -42,12 +49,14 @@ func startVBCluster(t *testing.T) []string {
 		}
 		ls[i], addrs[i] = l, l.Addr().String()
 	}
+	srvs := make([]*gocache.Server, len(ls))
 	for i, l := range ls {
 		srv, err := gocache.New(gocache.Config{Cache: cache.Config{VBuckets: vbCount},
 			Logger: slog.New(slog.DiscardHandler), Cluster: &gocache.ClusterConfig{Nodes: addrs, Self: i, Replicas: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}
+		srvs[i] = srv
 		done := make(chan struct{})
 		go func() { srv.Serve(l); close(done) }()
 		t.Cleanup(func() {
@@ -57,7 +66,7 @@ func startVBCluster(t *testing.T) []string {
 			<-done
 		})
 	}
-	return addrs
+	return addrs, srvs
 }
 
 func newVBClient(t *testing.T, seeds []string, opts VBOptions) *VBClient {
@@ -397,5 +406,34 @@ func TestVBSetDeleteMulti(t *testing.T) {
 	got, err := v.GetMulti(ctx, keys)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("after DeleteMulti: %d keys left, %v", len(got), err)
+	}
+}
+
+// A client without pushes or polling whose node stops answering (closed,
+// as a failed-over node is) asks the other nodes for their config, and
+// one naming another active for the key's vbucket takes the call there.
+func TestVBFollowNodeFailure(t *testing.T) {
+	addrs, srvs := startVBClusterServers(t)
+	v := newVBClient(t, addrs[:1], VBOptions{Timeout: 2 * time.Second})
+	const vb = 3 // [0 1]
+	key := keyIn(t, vb, "failed")
+	if _, err := v.Set(0, key, 0, 0, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	gocachetest.Dial(t, addrs[2]).SetVBucket(vb, cache.Active) // node 2's map: rev 2, vbucket 3 on node 2
+	srvs[0].Close()
+	if _, err := v.Set(0, key, 0, 0, []byte("after")); err != nil {
+		t.Fatalf("Set with node 0 gone: %v", err)
+	}
+	if addr, _ := v.Config().Server(vb, 0); addr != addrs[2] {
+		t.Errorf("vbucket %d now on %s, want node 2 %s", vb, addr, addrs[2])
+	}
+	if res, err := plain(t, addrs[2]).Get(vb, key); err != nil || string(res.Body) != "after" {
+		t.Fatalf("node 2's copy: %v", err)
+	}
+	// A key of a vbucket no other node claims fails, once.
+	other := keyIn(t, 0, "stranded") // [0 1]: node 0's, not moved
+	if _, err := v.Set(0, other, 0, 0, []byte("x")); err == nil {
+		t.Fatal("Set to a vbucket whose only active is gone succeeded")
 	}
 }
