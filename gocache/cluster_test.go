@@ -18,6 +18,7 @@ import (
 	mc "github.com/f8e615c8/gomemcached/client"
 	"github.com/f8e615c8/gomemcached/gocache"
 	"github.com/f8e615c8/gomemcached/gocache/gocachetest"
+	"github.com/f8e615c8/gomemcached/sasl"
 )
 
 // terse is the terse bucket config's fields as Couchbase's clients read
@@ -522,6 +523,11 @@ func TestClusterSetConfig(t *testing.T) {
 	if res := admin.Do(bad); res.Status != gm.EINVAL {
 		t.Errorf("malformed JSON: %v", res.Status)
 	}
+	trailing := setConfigRequest(t, 6, clusterNodes, []int{1, 0})
+	trailing.Body = append(trailing.Body, []byte(` {}`)...)
+	if res := admin.Do(trailing); res.Status != gm.EINVAL {
+		t.Errorf("data after the JSON object: %v", res.Status)
+	}
 	cfg := parseTerse(t, admin.Do(gm.MCRequest{Opcode: gm.GET_CLUSTER_CONFIG}).Body)
 	if cfg.Rev != 5 || cfg.VBucketServerMap.VBucketMap[3][0] != 1 {
 		t.Errorf("after the refusals: rev %d row %v", cfg.Rev, cfg.VBucketServerMap.VBucketMap[3])
@@ -536,5 +542,37 @@ func TestClusterSetConfig(t *testing.T) {
 	noExtras.Extras = nil
 	if res := admin.Do(noExtras); res.Status != gm.EINVAL {
 		t.Errorf("without extras: %v", res.Status)
+	}
+}
+
+// SET_CLUSTER_CONFIG of a bucket named in its key: a user limited to
+// other buckets is refused it (EACCESS), as SELECT_BUCKET refuses it,
+// and the bucket's map stays.
+func TestClusterSetConfigAccess(t *testing.T) {
+	users, err := sasl.Load(strings.NewReader("alice:wonderland\nbob:builder\n!buckets bob travel\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := gocachetest.Start(t, gocache.Config{Cache: cache.Config{VBuckets: 16}, Users: users,
+		Buckets: []string{gocache.DefaultBucket, "travel"}, Cluster: &gocache.ClusterConfig{Nodes: clusterNodes, Replicas: 1}})
+	bob := dialRaw(t, addr)
+	bob.hello(0x07) // XERROR, for EACCESS
+	if st := bob.plain("bob", "builder"); st != gm.SUCCESS {
+		t.Fatal(st)
+	}
+	if res := bob.do(setConfigRequest(t, 5, clusterNodes, []int{1, 0})); res.Status != gm.EACCESS {
+		t.Fatalf("bob setting the default bucket's map: %v %s", res.Status, res.Body)
+	}
+	travel := setConfigRequest(t, 5, clusterNodes, []int{1, 0})
+	travel.Key = []byte("travel")
+	if res := bob.do(travel); res.Status != gm.SUCCESS {
+		t.Fatalf("bob setting travel's map: %v %s", res.Status, res.Body)
+	}
+	alice := dialRaw(t, addr)
+	if st := alice.plain("alice", "wonderland"); st != gm.SUCCESS {
+		t.Fatal(st)
+	}
+	if cfg := parseTerse(t, alice.do(gm.MCRequest{Opcode: gm.GET_CLUSTER_CONFIG}).Body); cfg.Rev != 1 {
+		t.Errorf("the default bucket's map: rev %d, want 1", cfg.Rev)
 	}
 }

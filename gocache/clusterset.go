@@ -42,8 +42,15 @@ func (h *handler) setClusterConfig(w memcached.ResponseWriter, req *gm.MCRequest
 		w.WriteStatus(req, gm.EINVAL, []byte("Revision number must not be less than 1"))
 		return
 	}
-	b := state(w).bucket
+	st := state(w)
+	b := st.bucket
 	if len(req.Key) > 0 {
+		// As SELECT_BUCKET: a user limited to some buckets sets only
+		// their maps.
+		if st.user != nil && !st.user.MayUse(string(req.Key)) {
+			h.extended(w, req, gm.EACCESS)
+			return
+		}
 		b = h.srv.buckets[string(req.Key)]
 	}
 	m := h.srv.clusterMapOf(b)
@@ -73,6 +80,9 @@ func (m *clusterMap) setConfig(v clusterVersion, data []byte, vbuckets int) (clu
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&t); err != nil {
 		return clusterSnapshot{}, fmt.Errorf("gocache: cluster config: %w", err)
+	}
+	if dec.More() {
+		return clusterSnapshot{}, errors.New("gocache: cluster config: data after the JSON object")
 	}
 	c := m.cfg
 	vm := &t.VBServerMap
