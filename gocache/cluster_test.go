@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -536,6 +537,14 @@ func TestClusterSetConfig(t *testing.T) {
 	// only by their states, which SET_CLUSTER_CONFIG leaves alone.
 	if res := admin.Do(gocachetest.SetRequest(0, "k", "v", 0)); res.Status != gm.SUCCESS {
 		t.Errorf("SET in vbucket 0, still active here: %v", res.Status)
+	}
+	// The operator's map is the map from now on: SET_VBUCKET leaves it
+	// (a revision bumped here alone could be another node's at the same
+	// revision with another map).
+	admin.SetVBucket(3, cache.Dead)
+	if cfg := parseTerse(t, admin.Do(gm.MCRequest{Opcode: gm.GET_CLUSTER_CONFIG}).Body); cfg.Rev != 5 ||
+		!slices.Equal(cfg.VBucketServerMap.VBucketMap[3], []int{1, 0}) {
+		t.Errorf("after SET_VBUCKET dead: rev %d row %v, want the operator's rev 5 [1 0]", cfg.Rev, cfg.VBucketServerMap.VBucketMap[3])
 	}
 	// No extras: malformed, the connection closed.
 	noExtras := setConfigRequest(t, 7, clusterNodes, []int{1, 0})

@@ -23,7 +23,11 @@ import (
 // config must be of this cluster: the same serverList and numReplicas,
 // a row per vbucket (else EINVAL). The new map is served at once,
 // pushed to subscribers, and the bucket's replica vbuckets stream from
-// the actives it names. It changes no vbucket's state: SET_VBUCKET does.
+// the actives it names. It changes no vbucket's state: SET_VBUCKET does,
+// and from then on leaves the map alone (it changes it only while the
+// map is the one given at start): two nodes bumping their revisions on
+// their own could serve different maps at one revision, which clients,
+// taking only newer revisions, would never reconcile.
 
 // setClusterConfig is SET_CLUSTER_CONFIG's opcode.
 const setClusterConfig = gm.CommandCode(0xb4)
@@ -106,7 +110,7 @@ func (m *clusterMap) setConfig(v clusterVersion, data []byte, vbuckets int) (clu
 	if !m.snap.version.less(v) {
 		return m.snap, fmt.Errorf("%w: %d.%d, the node's %d.%d", errNotNewer, v.epoch, v.rev, m.snap.version.epoch, m.snap.version.rev)
 	}
-	m.epoch, m.rev, m.vbmap = v.epoch, v.rev, vm.VBucketMap
+	m.epoch, m.rev, m.vbmap, m.set = v.epoch, v.rev, vm.VBucketMap, true
 	m.encode()
 	return m.snap, nil
 }
