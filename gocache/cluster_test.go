@@ -1,6 +1,7 @@
 package gocache_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -528,6 +529,13 @@ func TestClusterSetConfig(t *testing.T) {
 	trailing.Body = append(trailing.Body, []byte(` {}`)...)
 	if res := admin.Do(trailing); res.Status != gm.EINVAL {
 		t.Errorf("data after the JSON object: %v", res.Status)
+	}
+	// Larger than any config, refused before it is decoded (a valid
+	// config padded with spaces, taken without the bound).
+	huge := setConfigRequest(t, 6, clusterNodes, []int{1, 0})
+	huge.Body = append(huge.Body, bytes.Repeat([]byte(" "), 1<<20)...)
+	if res := admin.Do(huge); res.Status != gm.E2BIG {
+		t.Errorf("a config over 1 MiB: %v", res.Status)
 	}
 	cfg := parseTerse(t, admin.Do(gm.MCRequest{Opcode: gm.GET_CLUSTER_CONFIG}).Body)
 	if cfg.Rev != 5 || cfg.VBucketServerMap.VBucketMap[3][0] != 1 {

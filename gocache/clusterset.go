@@ -32,6 +32,12 @@ import (
 // setClusterConfig is SET_CLUSTER_CONFIG's opcode.
 const setClusterConfig = gm.CommandCode(0xb4)
 
+// maxSetClusterConfig bounds SET_CLUSTER_CONFIG's value before it is
+// decoded, which allocates up to 16 times the value's size (a map of
+// one-digit node indexes): a terse config of 1024 vbuckets and 3
+// replicas is 25 KiB, ns_server's of a bucket under 100 KiB.
+const maxSetClusterConfig = 1 << 20
+
 // errNotNewer is the error of a pushed config not newer than the node's.
 var errNotNewer = errors.New("gocache: cluster config not newer than the node's")
 
@@ -39,6 +45,10 @@ func (h *handler) setClusterConfig(w memcached.ResponseWriter, req *gm.MCRequest
 	if len(req.Extras) != 16 || len(req.Body) == 0 || req.Cas != 0 ||
 		req.DataType&^gm.DatatypeFlagJSON != 0 {
 		h.invalid(w, req)
+		return
+	}
+	if len(req.Body) > maxSetClusterConfig {
+		w.WriteStatus(req, gm.E2BIG, []byte("gocache: cluster config larger than 1 MiB"))
 		return
 	}
 	v := clusterVersion{int64(binary.BigEndian.Uint64(req.Extras)), int64(binary.BigEndian.Uint64(req.Extras[8:]))}
