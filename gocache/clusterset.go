@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	gm "github.com/f8e615c8/gomemcached"
@@ -103,7 +104,7 @@ func (m *clusterMap) setConfig(v clusterVersion, data []byte, vbuckets int) (clu
 	switch {
 	case t.NodeLocator != "vbucket" || vm.HashAlgorithm != "CRC":
 		return clusterSnapshot{}, errors.New("gocache: cluster config: want a vbucket map hashed with CRC")
-	case !slicesEqualString(vm.ServerList, c.Nodes):
+	case !slices.Equal(vm.ServerList, c.Nodes):
 		return clusterSnapshot{}, fmt.Errorf("gocache: cluster config: serverList %q is not this cluster's %q", vm.ServerList, c.Nodes)
 	case vm.NumReplicas != c.Replicas:
 		return clusterSnapshot{}, fmt.Errorf("gocache: cluster config: numReplicas %d, this cluster has %d", vm.NumReplicas, c.Replicas)
@@ -123,18 +124,6 @@ func (m *clusterMap) setConfig(v clusterVersion, data []byte, vbuckets int) (clu
 	m.epoch, m.rev, m.vbmap, m.set = v.epoch, v.rev, vm.VBucketMap, true
 	m.encode()
 	return m.snap, nil
-}
-
-func slicesEqualString(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // source returns the address of the node the map names active for vb, ""
