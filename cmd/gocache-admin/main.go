@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -68,23 +69,22 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "failover" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprint(stdout, usage)
-			failoverFlags(stdout).PrintDefaults()
+			newFailoverFlags(stdout).fs.Usage()
 			return 0
 		}
-		fmt.Fprint(stderr, usage)
-		failoverFlags(stderr).PrintDefaults()
+		newFailoverFlags(stderr).fs.Usage()
 		return 2
 	}
-	fs := failoverFlags(stderr)
-	file := fs.String("cluster", "", "the cluster file the nodes were started with")
-	node := fs.String("node", "", "the node to fail over: its index in the file's nodes, or its host:port")
-	bucket := fs.String("bucket", gocache.DefaultBucket, "the bucket")
-	timeout := fs.Duration("timeout", 10*time.Second, "the time the whole failover may take")
+	// Help asked for goes to stdout, a refused command line to stderr.
+	var msg bytes.Buffer
+	f := newFailoverFlags(&msg)
+	fs, file, node, bucket, timeout := f.fs, f.cluster, f.node, f.bucket, f.timeout
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			io.Copy(stdout, &msg)
 			return 0
 		}
+		io.Copy(stderr, &msg)
 		return 2
 	}
 	if *file == "" || *node == "" || fs.NArg() > 0 {
@@ -119,11 +119,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func failoverFlags(out io.Writer) *flag.FlagSet {
+// failoverFlags is failover's command line.
+type failoverFlags struct {
+	fs                    *flag.FlagSet
+	cluster, node, bucket *string
+	timeout               *time.Duration
+}
+
+// newFailoverFlags returns failover's flags, writing usage and errors to
+// out.
+func newFailoverFlags(out io.Writer) *failoverFlags {
 	fs := flag.NewFlagSet("gocache-admin failover", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() { fmt.Fprint(out, usage); fs.PrintDefaults() }
-	return fs
+	return &failoverFlags{fs: fs,
+		cluster: fs.String("cluster", "", "the cluster file the nodes were started with"),
+		node:    fs.String("node", "", "the node to fail over: its index in the file's nodes, or its host:port"),
+		bucket:  fs.String("bucket", gocache.DefaultBucket, "the bucket"),
+		timeout: fs.Duration("timeout", 10*time.Second, "the time the whole failover may take"),
+	}
 }
 
 // nodeIndex returns the index of node, an index or an address, in cfg.
