@@ -172,6 +172,9 @@ type clusterMap struct {
 
 	mu    sync.Mutex
 	epoch int64 // cfg.Epoch until SET_CLUSTER_CONFIG sets another
+	// set: SET_CLUSTER_CONFIG gave the map; from then on only it
+	// changes the map, as ns_server's in Couchbase.
+	set   bool
 	rev   int64
 	vbmap [][]int
 	snap  clusterSnapshot // the encoded config of rev, replaced (never changed) under mu
@@ -328,11 +331,14 @@ func (m *clusterMap) snapshot() clusterSnapshot {
 // stay), replica makes it a replica where the row has room (leaving the
 // active slot empty if it held it), dead or pending takes it out of the
 // row. It reports the new
-// snapshot and whether the map changed (and its revision with it).
+// snapshot and whether the map changed (and its revision with it). Once
+// an operator has given the map (SET_CLUSTER_CONFIG) it changes nothing:
+// a revision this node made on its own could be another map at the same
+// revision on another node.
 func (m *clusterMap) vbucketChanged(vb uint16, st cache.VBState) (clusterSnapshot, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if int(vb) >= len(m.vbmap) {
+	if int(vb) >= len(m.vbmap) || m.set {
 		return m.snap, false
 	}
 	self := m.cfg.Self

@@ -1,12 +1,14 @@
 package gocache_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	mc "github.com/f8e615c8/gomemcached/client"
 	"github.com/f8e615c8/gomemcached/gocache"
 	"github.com/f8e615c8/gomemcached/gocache/gocachetest"
+	"github.com/f8e615c8/gomemcached/sasl"
 )
 
 // terse is the terse bucket config's fields as Couchbase's clients read
@@ -522,6 +525,18 @@ func TestClusterSetConfig(t *testing.T) {
 	if res := admin.Do(bad); res.Status != gm.EINVAL {
 		t.Errorf("malformed JSON: %v", res.Status)
 	}
+	trailing := setConfigRequest(t, 6, clusterNodes, []int{1, 0})
+	trailing.Body = append(trailing.Body, []byte(` {}`)...)
+	if res := admin.Do(trailing); res.Status != gm.EINVAL {
+		t.Errorf("data after the JSON object: %v", res.Status)
+	}
+	// Larger than any config, refused before it is decoded (a valid
+	// config padded with spaces, taken without the bound).
+	huge := setConfigRequest(t, 6, clusterNodes, []int{1, 0})
+	huge.Body = append(huge.Body, bytes.Repeat([]byte(" "), 1<<20)...)
+	if res := admin.Do(huge); res.Status != gm.E2BIG {
+		t.Errorf("a config over 1 MiB: %v", res.Status)
+	}
 	cfg := parseTerse(t, admin.Do(gm.MCRequest{Opcode: gm.GET_CLUSTER_CONFIG}).Body)
 	if cfg.Rev != 5 || cfg.VBucketServerMap.VBucketMap[3][0] != 1 {
 		t.Errorf("after the refusals: rev %d row %v", cfg.Rev, cfg.VBucketServerMap.VBucketMap[3])
@@ -531,10 +546,50 @@ func TestClusterSetConfig(t *testing.T) {
 	if res := admin.Do(gocachetest.SetRequest(0, "k", "v", 0)); res.Status != gm.SUCCESS {
 		t.Errorf("SET in vbucket 0, still active here: %v", res.Status)
 	}
+	// The operator's map is the map from now on: SET_VBUCKET leaves it
+	// (a revision bumped here alone could be another node's at the same
+	// revision with another map).
+	admin.SetVBucket(3, cache.Dead)
+	if cfg := parseTerse(t, admin.Do(gm.MCRequest{Opcode: gm.GET_CLUSTER_CONFIG}).Body); cfg.Rev != 5 ||
+		!slices.Equal(cfg.VBucketServerMap.VBucketMap[3], []int{1, 0}) {
+		t.Errorf("after SET_VBUCKET dead: rev %d row %v, want the operator's rev 5 [1 0]", cfg.Rev, cfg.VBucketServerMap.VBucketMap[3])
+	}
 	// No extras: malformed, the connection closed.
 	noExtras := setConfigRequest(t, 7, clusterNodes, []int{1, 0})
 	noExtras.Extras = nil
 	if res := admin.Do(noExtras); res.Status != gm.EINVAL {
 		t.Errorf("without extras: %v", res.Status)
+	}
+}
+
+// SET_CLUSTER_CONFIG of a bucket named in its key: a user limited to
+// other buckets is refused it (EACCESS), as SELECT_BUCKET refuses it,
+// and the bucket's map stays.
+func TestClusterSetConfigAccess(t *testing.T) {
+	users, err := sasl.Load(strings.NewReader("alice:wonderland\nbob:builder\n!buckets bob travel\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := gocachetest.Start(t, gocache.Config{Cache: cache.Config{VBuckets: 16}, Users: users,
+		Buckets: []string{gocache.DefaultBucket, "travel"}, Cluster: &gocache.ClusterConfig{Nodes: clusterNodes, Replicas: 1}})
+	bob := dialRaw(t, addr)
+	bob.hello(0x07) // XERROR, for EACCESS
+	if st := bob.plain("bob", "builder"); st != gm.SUCCESS {
+		t.Fatal(st)
+	}
+	if res := bob.do(setConfigRequest(t, 5, clusterNodes, []int{1, 0})); res.Status != gm.EACCESS {
+		t.Fatalf("bob setting the default bucket's map: %v %s", res.Status, res.Body)
+	}
+	travel := setConfigRequest(t, 5, clusterNodes, []int{1, 0})
+	travel.Key = []byte("travel")
+	if res := bob.do(travel); res.Status != gm.SUCCESS {
+		t.Fatalf("bob setting travel's map: %v %s", res.Status, res.Body)
+	}
+	alice := dialRaw(t, addr)
+	if st := alice.plain("alice", "wonderland"); st != gm.SUCCESS {
+		t.Fatal(st)
+	}
+	if cfg := parseTerse(t, alice.do(gm.MCRequest{Opcode: gm.GET_CLUSTER_CONFIG}).Body); cfg.Rev != 1 {
+		t.Errorf("the default bucket's map: rev %d, want 1", cfg.Rev)
 	}
 }

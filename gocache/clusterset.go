@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	gm "github.com/f8e615c8/gomemcached"
@@ -23,10 +24,20 @@ import (
 // config must be of this cluster: the same serverList and numReplicas,
 // a row per vbucket (else EINVAL). The new map is served at once,
 // pushed to subscribers, and the bucket's replica vbuckets stream from
-// the actives it names. It changes no vbucket's state: SET_VBUCKET does.
+// the actives it names. It changes no vbucket's state: SET_VBUCKET does,
+// and from then on leaves the map alone (it changes it only while the
+// map is the one given at start): two nodes bumping their revisions on
+// their own could serve different maps at one revision, which clients,
+// taking only newer revisions, would never reconcile.
 
 // setClusterConfig is SET_CLUSTER_CONFIG's opcode.
 const setClusterConfig = gm.CommandCode(0xb4)
+
+// maxSetClusterConfig bounds SET_CLUSTER_CONFIG's value before it is
+// decoded, which allocates up to 16 times the value's size (a map of
+// one-digit node indexes): a terse config of 1024 vbuckets and 3
+// replicas is 25 KiB, ns_server's of a bucket under 100 KiB.
+const maxSetClusterConfig = 1 << 20
 
 // errNotNewer is the error of a pushed config not newer than the node's.
 var errNotNewer = errors.New("gocache: cluster config not newer than the node's")
@@ -37,13 +48,24 @@ func (h *handler) setClusterConfig(w memcached.ResponseWriter, req *gm.MCRequest
 		h.invalid(w, req)
 		return
 	}
+	if len(req.Body) > maxSetClusterConfig {
+		w.WriteStatus(req, gm.E2BIG, []byte("gocache: cluster config larger than 1 MiB"))
+		return
+	}
 	v := clusterVersion{int64(binary.BigEndian.Uint64(req.Extras)), int64(binary.BigEndian.Uint64(req.Extras[8:]))}
 	if v.rev < 1 || v.epoch < 0 {
 		w.WriteStatus(req, gm.EINVAL, []byte("Revision number must not be less than 1"))
 		return
 	}
-	b := state(w).bucket
+	st := state(w)
+	b := st.bucket
 	if len(req.Key) > 0 {
+		// As SELECT_BUCKET: a user limited to some buckets sets only
+		// their maps.
+		if st.user != nil && !st.user.MayUse(string(req.Key)) {
+			h.extended(w, req, gm.EACCESS)
+			return
+		}
 		b = h.srv.buckets[string(req.Key)]
 	}
 	m := h.srv.clusterMapOf(b)
@@ -74,12 +96,15 @@ func (m *clusterMap) setConfig(v clusterVersion, data []byte, vbuckets int) (clu
 	if err := dec.Decode(&t); err != nil {
 		return clusterSnapshot{}, fmt.Errorf("gocache: cluster config: %w", err)
 	}
+	if dec.More() {
+		return clusterSnapshot{}, errors.New("gocache: cluster config: data after the JSON object")
+	}
 	c := m.cfg
 	vm := &t.VBServerMap
 	switch {
 	case t.NodeLocator != "vbucket" || vm.HashAlgorithm != "CRC":
 		return clusterSnapshot{}, errors.New("gocache: cluster config: want a vbucket map hashed with CRC")
-	case !slicesEqualString(vm.ServerList, c.Nodes):
+	case !slices.Equal(vm.ServerList, c.Nodes):
 		return clusterSnapshot{}, fmt.Errorf("gocache: cluster config: serverList %q is not this cluster's %q", vm.ServerList, c.Nodes)
 	case vm.NumReplicas != c.Replicas:
 		return clusterSnapshot{}, fmt.Errorf("gocache: cluster config: numReplicas %d, this cluster has %d", vm.NumReplicas, c.Replicas)
@@ -96,21 +121,9 @@ func (m *clusterMap) setConfig(v clusterVersion, data []byte, vbuckets int) (clu
 	if !m.snap.version.less(v) {
 		return m.snap, fmt.Errorf("%w: %d.%d, the node's %d.%d", errNotNewer, v.epoch, v.rev, m.snap.version.epoch, m.snap.version.rev)
 	}
-	m.epoch, m.rev, m.vbmap = v.epoch, v.rev, vm.VBucketMap
+	m.epoch, m.rev, m.vbmap, m.set = v.epoch, v.rev, vm.VBucketMap, true
 	m.encode()
 	return m.snap, nil
-}
-
-func slicesEqualString(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // source returns the address of the node the map names active for vb, ""

@@ -122,7 +122,7 @@ type Config struct {
 	// config, NOT_MY_VBUCKET answers carry it, SET_VBUCKET updates it and
 	// pushes it to the connections that asked (HELLO Duplex and
 	// ClustermapChangeNotification); SET_CLUSTER_CONFIG replaces it
-	// (clusterset.go). Each bucket's vbuckets start in the map's states
+	// (clusterset.go), after which SET_VBUCKET leaves it alone. Each bucket's vbuckets start in the map's states
 	// for this node: active, replica, or dead where it holds no copy. Its
 	// map must have a row per vbucket.
 	Cluster *ClusterConfig

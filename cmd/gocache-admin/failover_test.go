@@ -365,9 +365,19 @@ func TestFailover(t *testing.T) {
 // whose survivors do not answer fails with the status and error said.
 func TestRun(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run([]string{"-h"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "SET_CLUSTER_CONFIG") ||
-		!strings.Contains(out.String(), "-node") {
-		t.Fatalf("-h: %d\n%s", code, out.String())
+	// Both forms of help, on stdout, list the flags with their defaults.
+	for _, args := range [][]string{{"-h"}, {"failover", "-h"}} {
+		out.Reset()
+		errb.Reset()
+		if code := run(args, &out, &errb); code != 0 || !strings.Contains(out.String(), "SET_CLUSTER_CONFIG") ||
+			!strings.Contains(out.String(), "-timeout duration") || !strings.Contains(out.String(), `(default "default")`) || errb.Len() != 0 {
+			t.Fatalf("%q: %d\n%s\nstderr: %s", args, code, out.String(), errb.String())
+		}
+	}
+	out.Reset()
+	if code := run([]string{"failover", "-nope"}, &out, &errb); code != 2 || out.Len() != 0 ||
+		!strings.Contains(errb.String(), "-nope") {
+		t.Errorf("unknown flag: %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.json")

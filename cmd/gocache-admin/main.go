@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -48,12 +49,15 @@ anything (it may be dead):
     ClustermapChangeNotification) and sends it with every NOT_MY_VBUCKET;
     its replica vbuckets stream from the actives the map names.
  4. On each survivor it promotes the vbuckets the new map makes active
-    there (SET_VBUCKET active): from then on they take writes, holding
-    what they had replicated from N. What N acknowledged but had not yet
+    there and that are not active yet (GET_ALL_VB_SEQNOS, then
+    SET_VBUCKET active): from then on they take writes, holding what
+    they had replicated from N. What N acknowledged but had not yet
     replicated is lost.
 
-It prints what it did, and exits 1 if a step failed (rerun it: each step
-can be repeated).
+It prints what it did (the vbuckets promoted are those whose SET_VBUCKET
+succeeded), and exits 1 naming each survivor where a step failed. Rerun
+it then: a rerun gives the survivors the newest map again, at a higher
+revision, and promotes what the failed run left unpromoted.
 
 flags:
 `
@@ -65,23 +69,22 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "failover" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprint(stdout, usage)
-			failoverFlags(stdout).PrintDefaults()
+			newFailoverFlags(stdout).fs.Usage()
 			return 0
 		}
-		fmt.Fprint(stderr, usage)
-		failoverFlags(stderr).PrintDefaults()
+		newFailoverFlags(stderr).fs.Usage()
 		return 2
 	}
-	fs := failoverFlags(stderr)
-	file := fs.String("cluster", "", "the cluster file the nodes were started with")
-	node := fs.String("node", "", "the node to fail over: its index in the file's nodes, or its host:port")
-	bucket := fs.String("bucket", gocache.DefaultBucket, "the bucket")
-	timeout := fs.Duration("timeout", 10*time.Second, "the time the whole failover may take")
+	// Help asked for goes to stdout, a refused command line to stderr.
+	var msg bytes.Buffer
+	f := newFailoverFlags(&msg)
+	fs, file, node, bucket, timeout := f.fs, f.cluster, f.node, f.bucket, f.timeout
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			io.Copy(stdout, &msg)
 			return 0
 		}
+		io.Copy(stderr, &msg)
 		return 2
 	}
 	if *file == "" || *node == "" || fs.NArg() > 0 {
@@ -116,11 +119,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func failoverFlags(out io.Writer) *flag.FlagSet {
+// failoverFlags is failover's command line.
+type failoverFlags struct {
+	fs                    *flag.FlagSet
+	cluster, node, bucket *string
+	timeout               *time.Duration
+}
+
+// newFailoverFlags returns failover's flags, writing usage and errors to
+// out.
+func newFailoverFlags(out io.Writer) *failoverFlags {
 	fs := flag.NewFlagSet("gocache-admin failover", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() { fmt.Fprint(out, usage); fs.PrintDefaults() }
-	return fs
+	return &failoverFlags{fs: fs,
+		cluster: fs.String("cluster", "", "the cluster file the nodes were started with"),
+		node:    fs.String("node", "", "the node to fail over: its index in the file's nodes, or its host:port"),
+		bucket:  fs.String("bucket", gocache.DefaultBucket, "the bucket"),
+		timeout: fs.Duration("timeout", 10*time.Second, "the time the whole failover may take"),
+	}
 }
 
 // nodeIndex returns the index of node, an index or an address, in cfg.
@@ -156,7 +173,9 @@ type FailoverResult struct {
 	Epoch, Rev int64  // of the map given to the survivors
 	Survivors  []string
 	// Promoted lists, by survivor's address, the vbuckets made active
-	// there.
+	// there (SET_VBUCKET active answered): those the new map makes
+	// active there that were not. A survivor whose promotions failed
+	// lists only those that succeeded.
 	Promoted map[string][]uint16
 	// Lost lists the vbuckets that had no copy on a survivor.
 	Lost []uint16
@@ -198,15 +217,17 @@ func Failover(ctx context.Context, nodes []string, failed int, bucket string) (*
 	}
 	// 1. Every survivor's map.
 	type survivor struct {
-		addr string
-		c    *mc.Client
-		cfg  *mc.ClusterConfig
-		err  error
+		index    int
+		addr     string
+		c        *mc.Client
+		cfg      *mc.ClusterConfig
+		promoted []uint16
+		err      error
 	}
 	var survivors []*survivor
 	for i, addr := range nodes {
 		if i != failed {
-			survivors = append(survivors, &survivor{addr: addr})
+			survivors = append(survivors, &survivor{index: i, addr: addr})
 		}
 	}
 	var wg sync.WaitGroup
@@ -255,6 +276,7 @@ func Failover(ctx context.Context, nodes []string, failed int, bucket string) (*
 		res.Survivors = append(res.Survivors, s.addr)
 	}
 	vbmap := make([][]int, len(base.VBucketMap))
+	actives := make([][]uint16, len(nodes)) // by node: the vbuckets the new map makes active there
 	for vb, old := range base.VBucketMap {
 		row := make([]int, 0, len(old))
 		for _, n := range old {
@@ -262,12 +284,10 @@ func Failover(ctx context.Context, nodes []string, failed int, bucket string) (*
 				row = append(row, n)
 			}
 		}
-		switch {
-		case len(row) == 0:
+		if len(row) == 0 {
 			res.Lost = append(res.Lost, uint16(vb))
-		case old[0] != row[0]:
-			a := nodes[row[0]]
-			res.Promoted[a] = append(res.Promoted[a], uint16(vb))
+		} else {
+			actives[row[0]] = append(actives[row[0]], uint16(vb))
 		}
 		for len(row) < len(old) {
 			row = append(row, -1)
@@ -289,13 +309,29 @@ func Failover(ctx context.Context, nodes []string, failed int, bucket string) (*
 				s.err = fmt.Errorf("SET_CLUSTER_CONFIG: %w", s.err)
 				return
 			}
-			s.err = promote(ctx, s.c, res.Promoted[s.addr])
+			// Every vbucket the map makes active here that is not, so
+			// that a rerun finishes what a failed run left (the map,
+			// given before, no longer names the failed node).
+			var held map[uint16]bool
+			if held, s.err = activeVBuckets(ctx, s.c); s.err != nil {
+				return
+			}
+			var want []uint16
+			for _, vb := range actives[s.index] {
+				if !held[vb] {
+					want = append(want, vb)
+				}
+			}
+			s.promoted, s.err = promote(ctx, s.c, want)
 		})
 	}
 	wg.Wait()
 	res.Took = time.Since(start)
 	var errs []error
 	for _, s := range survivors {
+		if len(s.promoted) > 0 {
+			res.Promoted[s.addr] = s.promoted
+		}
 		if s.err != nil {
 			errs = append(errs, fmt.Errorf("%w: %s: %w", ErrSurvivor, s.addr, s.err))
 		}
@@ -303,9 +339,26 @@ func Failover(ctx context.Context, nodes []string, failed int, bucket string) (*
 	return res, errors.Join(errs...)
 }
 
+// activeVBuckets returns the vbuckets active on c's node, read with
+// GET_ALL_VB_SEQNOS for the active state.
+func activeVBuckets(ctx context.Context, c *mc.Client) (map[uint16]bool, error) {
+	res, err := c.Do(ctx, &gm.MCRequest{Opcode: gm.GET_ALL_VB_SEQNOS, Extras: binary.BigEndian.AppendUint32(nil, activeState)})
+	if err != nil {
+		return nil, fmt.Errorf("GET_ALL_VB_SEQNOS: %w", err)
+	}
+	if len(res.Body)%10 != 0 {
+		return nil, fmt.Errorf("GET_ALL_VB_SEQNOS: %d bytes, not pairs of vbucket and seqno", len(res.Body))
+	}
+	held := make(map[uint16]bool, len(res.Body)/10)
+	for b := res.Body; len(b) > 0; b = b[10:] {
+		held[binary.BigEndian.Uint16(b)] = true
+	}
+	return held, nil
+}
+
 // promote sends SET_VBUCKET active for each of vbs on c, pipelined, and
-// returns the first error.
-func promote(ctx context.Context, c *mc.Client, vbs []uint16) error {
+// returns those it made active and the first error.
+func promote(ctx context.Context, c *mc.Client, vbs []uint16) ([]uint16, error) {
 	errs := make([]error, len(vbs))
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
@@ -319,12 +372,17 @@ func promote(ctx context.Context, c *mc.Client, vbs []uint16) error {
 		})
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
+	var done []uint16
+	var first error
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			done = append(done, vbs[i])
+		case first == nil:
+			first = err
 		}
 	}
-	return nil
+	return done, first
 }
 
 // setClusterConfig is SET_CLUSTER_CONFIG's opcode; activeState is
