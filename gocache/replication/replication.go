@@ -112,8 +112,9 @@ func (r *Replicator) Replicate(ctx context.Context, b *gocache.ReplicaBucket) {
 		r.id = hex.EncodeToString(id[:])
 	}
 	r.mu.Unlock()
-	br := &bucketRep{r: r, b: b, c: b.Cache(), owner: make([]atomic.Pointer[feed], b.Cache().VBuckets()),
-		feeds: map[string]*feed{}}
+	n := b.Cache().VBuckets()
+	br := &bucketRep{r: r, b: b, c: b.Cache(), owner: make([]atomic.Pointer[feed], n),
+		applying: make([]sync.Mutex, n), feeds: map[string]*feed{}}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -141,7 +142,13 @@ type bucketRep struct {
 	b     *gocache.ReplicaBucket
 	c     *cache.Cache
 	owner []atomic.Pointer[feed] // by vbucket: the feed it streams on, nil if none
-	feeds map[string]*feed       // Replicate's goroutine's
+	// applying, by vbucket, is held by a feed while it checks that the
+	// vbucket is its own and applies an event, and while a feed reads
+	// the checkpoint its stream starts from: once the vbucket's source
+	// moved, the new feed's stream starts after anything the old one
+	// applied, and nothing more of the old one is applied.
+	applying []sync.Mutex
+	feeds    map[string]*feed // Replicate's goroutine's
 }
 
 // assign points each replica vbucket at the feed of its source, and
@@ -174,7 +181,7 @@ func (br *bucketRep) assign() []*feed {
 func (br *bucketRep) newFeed(addr string) *feed {
 	b := br.b
 	f := &feed{
-		b: b, c: br.c, addr: addr, owner: br.owner,
+		b: b, c: br.c, addr: addr, owner: br.owner, applying: br.applying,
 		name:     "gocache-replica:" + br.r.id + ":" + b.Name(),
 		manifest: make(chan struct{}, 1),
 		changed:  make(chan struct{}, 1),
@@ -197,7 +204,8 @@ type feed struct {
 	log  *slog.Logger
 	// owner is the bucket's: the feed of each vbucket; this feed streams
 	// the vbuckets that are its own.
-	owner []atomic.Pointer[feed]
+	owner    []atomic.Pointer[feed]
+	applying []sync.Mutex // the bucket's (bucketRep.applying)
 	// changed is told when the vbuckets' states or sources changed;
 	// refused when the source refused a vbucket's stream.
 	changed, refused chan struct{}
@@ -424,7 +432,9 @@ func (f *feed) addAll() {
 // add requests vbucket vb's stream, marked as requested, from its
 // checkpoint; a request not made is unmarked.
 func (f *feed) add(feed *mc.Feed, vb uint16) {
+	f.applying[vb].Lock()
 	uuid, seqno, ss, se := f.c.ReplicaCheckpoint(vb)
+	f.applying[vb].Unlock()
 	spec := mc.StreamSpec{VBucket: vb, From: mc.Checkpoint{VBUUID: uuid, Seqno: seqno, SnapStart: ss, SnapEnd: se}}
 	if err := feed.Add(spec); err != nil {
 		f.log.Debug("replica: stream request", "vb", vb, "err", err)
@@ -446,17 +456,49 @@ func (f *feed) ended(vb uint16) bool {
 	return ok && f.mine(vb)
 }
 
+// closeAction is what handle does to a vbucket's stream once the event
+// is applied (closing a stream waits for the source, so it is done
+// without the vbucket's applying lock).
+type closeAction uint8
+
+const (
+	keepStream closeAction = iota
+	removeStream
+	disownStream
+)
+
 // handle applies one event of the feed.
 func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
+	vb := ev.VBucket
+	if ev.Kind == mc.EventStreamEnd || int(vb) >= len(f.applying) {
+		_, err := f.apply(ev)
+		return err
+	}
+	f.applying[vb].Lock()
+	act, err := f.apply(ev)
+	f.applying[vb].Unlock()
+	switch act {
+	case removeStream:
+		f.mu.Lock()
+		feed := f.feed
+		f.mu.Unlock()
+		f.remove(feed, vb)
+	case disownStream:
+		f.disown(vb)
+	}
+	return err
+}
+
+// apply applies one event, and says what to do to its stream.
+func (f *feed) apply(ev *mc.Event) (closeAction, error) {
 	c, vb := f.c, ev.VBucket
 	if f.skip[vb] && ev.Kind != mc.EventStreamEnd {
-		return nil
+		return keepStream, nil
 	}
 	if ev.Kind != mc.EventStreamEnd && int(vb) < len(f.owner) && f.owner[vb].Load() != f {
 		// Its source moved: its stream here is being closed (or is now),
 		// and nothing more of it is applied from this node.
-		f.disown(vb)
-		return nil
+		return disownStream, nil
 	}
 	var err error
 	switch ev.Kind {
@@ -464,11 +506,7 @@ func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
 		if _, high, _, _ := c.ReplicaCheckpoint(vb); high != ev.Checkpoint.Seqno {
 			f.log.Info("replica: stream started elsewhere than the vbucket is, asking again", "vb", vb, "from", ev.Checkpoint.Seqno, "high", high)
 			f.skip[vb] = true
-			f.mu.Lock()
-			feed := f.feed
-			f.mu.Unlock()
-			f.remove(feed, vb)
-			return nil
+			return removeStream, nil
 		}
 		log := make([]cache.FailoverEntry, len(ev.FailoverLog))
 		for i, e := range ev.FailoverLog {
@@ -517,7 +555,7 @@ func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
 			default:
 			}
 		case ev.Reason == mc.StreamEndRefused:
-			return fmt.Errorf("replication: vbucket %d refused: %w", vb, ev.Err)
+			return keepStream, fmt.Errorf("replication: vbucket %d refused: %w", vb, ev.Err)
 		case again:
 			f.log.Info("replica: stream ended, asking again", "vb", vb, "reason", ev.Reason)
 			f.mu.Lock()
@@ -539,10 +577,9 @@ func (f *feed) handle(ctx context.Context, ev *mc.Event) error {
 	if errors.Is(err, cache.ErrNotReplica) {
 		// Promoted or deleted meanwhile: its stream is being closed, or
 		// is now.
-		f.disown(vb)
-		return nil
+		return disownStream, nil
 	}
-	return err
+	return keepStream, err
 }
 
 // disown closes vbucket vb's stream unless it is closing already.
