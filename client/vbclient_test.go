@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -40,32 +38,10 @@ func startVBCluster(t *testing.T) []string {
 // startVBClusterServers is startVBCluster, returning the servers too.
 func startVBClusterServers(t *testing.T) ([]string, []*gocache.Server) {
 	t.Helper()
-	ls := make([]net.Listener, vbNodes)
-	addrs := make([]string, vbNodes)
-	for i := range ls {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls[i], addrs[i] = l, l.Addr().String()
-	}
-	srvs := make([]*gocache.Server, len(ls))
-	for i, l := range ls {
-		srv, err := gocache.New(gocache.Config{Cache: cache.Config{VBuckets: vbCount},
-			Logger: slog.New(slog.DiscardHandler), Cluster: &gocache.ClusterConfig{Nodes: addrs, Self: i, Replicas: 1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srvs[i] = srv
-		done := make(chan struct{})
-		go func() { srv.Serve(l); close(done) }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-			<-done
-		})
-	}
+	srvs, addrs := gocachetest.StartCluster(t, vbNodes, func(i int, addrs []string) gocache.Config {
+		return gocache.Config{Cache: cache.Config{VBuckets: vbCount},
+			Cluster: &gocache.ClusterConfig{Nodes: addrs, Self: i, Replicas: 1}}
+	})
 	return addrs, srvs
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"strconv"
 	"testing"
@@ -21,24 +20,8 @@ func startInProcess(t *testing.T, addrs []string, vbuckets int, run ...int) map[
 	t.Helper()
 	srvs := map[int]*gocache.Server{}
 	for _, i := range run {
-		l, err := net.Listen("tcp", addrs[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := gocache.New(gocache.Config{Cache: cache.Config{VBuckets: vbuckets}, Logger: slog.New(slog.DiscardHandler),
+		srvs[i] = gocachetest.StartOn(t, addrs[i], gocache.Config{Cache: cache.Config{VBuckets: vbuckets},
 			Cluster: &gocache.ClusterConfig{Nodes: addrs, Self: i, Replicas: 1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { srv.Serve(l); close(done) }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-			<-done
-		})
-		srvs[i] = srv
 	}
 	return srvs
 }

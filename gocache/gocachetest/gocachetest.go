@@ -27,17 +27,57 @@ func StartTLS(t testing.TB, cfg gocache.Config) (*gocache.Server, string) {
 	return start(t, cfg, (*gocache.Server).ServeTLS)
 }
 
+// StartOn is Start on the loopback address addr, for a server that must
+// be at an address chosen before it starts (a cluster's config names
+// them all).
+func StartOn(t testing.TB, addr string, cfg gocache.Config) *gocache.Server {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("gocachetest: %v", err)
+	}
+	return serveOn(t, l, cfg, (*gocache.Server).Serve)
+}
+
+// StartCluster starts n servers, each configured by cfg(i, addrs) where
+// addrs are the n servers' loopback addresses, all taken before the first
+// starts, and returns them with their addresses.
+func StartCluster(t testing.TB, n int, cfg func(i int, addrs []string) gocache.Config) ([]*gocache.Server, []string) {
+	t.Helper()
+	ls := make([]net.Listener, n)
+	addrs := make([]string, n)
+	for i := range ls {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("gocachetest: %v", err)
+		}
+		ls[i], addrs[i] = l, l.Addr().String()
+	}
+	srvs := make([]*gocache.Server, n)
+	for i, l := range ls {
+		srvs[i] = serveOn(t, l, cfg(i, addrs), (*gocache.Server).Serve)
+	}
+	return srvs, addrs
+}
+
 func start(t testing.TB, cfg gocache.Config, serve func(*gocache.Server, net.Listener) error) (*gocache.Server, string) {
 	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = discardLogger()
-	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("gocachetest: %v", err)
 	}
+	return serveOn(t, l, cfg, serve), l.Addr().String()
+}
+
+// serveOn serves l with a server configured by cfg until the test ends.
+func serveOn(t testing.TB, l net.Listener, cfg gocache.Config, serve func(*gocache.Server, net.Listener) error) *gocache.Server {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = discardLogger()
+	}
 	srv, err := gocache.New(cfg)
 	if err != nil {
+		l.Close()
 		t.Fatalf("gocachetest: %v", err)
 	}
 	done := make(chan struct{})
@@ -51,5 +91,5 @@ func start(t testing.TB, cfg gocache.Config, serve func(*gocache.Server, net.Lis
 		srv.Shutdown(ctx)
 		<-done
 	})
-	return srv, l.Addr().String()
+	return srv
 }

@@ -1,12 +1,9 @@
 package replication_test
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -30,34 +27,16 @@ type clusterNode struct {
 // with a Replicator that streams its replica vbuckets from their actives.
 func startClusterNodes(t *testing.T, n, vbuckets, replicas int) []clusterNode {
 	t.Helper()
-	ls := make([]net.Listener, n)
-	addrs := make([]string, n)
-	for i := range ls {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls[i], addrs[i] = l, l.Addr().String()
-	}
-	nodes := make([]clusterNode, n)
-	for i, l := range ls {
-		rep := &replication.Replicator{}
-		srv, err := gocache.New(gocache.Config{Cache: cache.Config{VBuckets: vbuckets},
-			Logger:     slog.New(slog.DiscardHandler),
+	reps := make([]*replication.Replicator, n)
+	srvs, addrs := gocachetest.StartCluster(t, n, func(i int, addrs []string) gocache.Config {
+		reps[i] = &replication.Replicator{}
+		return gocache.Config{Cache: cache.Config{VBuckets: vbuckets},
 			Cluster:    &gocache.ClusterConfig{Nodes: addrs, Self: i, Replicas: replicas},
-			Replicator: rep})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { srv.Serve(l); close(done) }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-			<-done
-		})
-		nodes[i] = clusterNode{addr: addrs[i], srv: srv, rep: rep}
+			Replicator: reps[i]}
+	})
+	nodes := make([]clusterNode, n)
+	for i := range nodes {
+		nodes[i] = clusterNode{addr: addrs[i], srv: srvs[i], rep: reps[i]}
 	}
 	return nodes
 }
