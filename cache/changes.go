@@ -146,6 +146,12 @@ func (l *changeLog) grow() bool {
 	if 2*n > logGrowth*l.base {
 		return false
 	}
+	// A load first: once the budget is spent, a log whose cursor lags
+	// asks at every change, and a failed Add costs two writes of a
+	// counter every vbucket shares.
+	if l.budget.Load() < int64(n) {
+		return false
+	}
 	if l.budget.Add(-int64(n)) < 0 {
 		l.budget.Add(int64(n))
 		return false
