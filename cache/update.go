@@ -121,9 +121,13 @@ func (c *Cache) updateAt(vb uint16, k located, f mutation) (Mutation, error) {
 		freed -= late.footprint()
 		stored = true // it takes memory too
 	}
-	c.unlock(s, freed)
+	class := -1
 	if stored {
-		c.evictElsewhere(o.store)
+		class = c.evictClass(o.store) // while s is locked: once it is not, a sweep may change the item
+	}
+	c.unlock(s, freed)
+	if class >= 0 {
+		c.evictElsewhere(o.store, class)
 	}
 	return m, err
 }
@@ -433,21 +437,31 @@ func (c *Cache) evictOne(s *shard, l *lists, keep *item, now int64) int64 {
 	return n
 }
 
+// evictClass returns the class evictElsewhere evicts from once keep is
+// stored: 0 without slabs, keep's slab class with them, or -1 for nothing
+// (a pinned system event takes no chunk). keep's shard must be locked.
+func (c *Cache) evictClass(keep *item) int {
+	switch {
+	case c.slabs == nil:
+		return 0
+	case keep.pinned():
+		return -1
+	}
+	k, _ := c.slabs.classOf(keep)
+	return k
+}
+
 // evictElsewhere evicts while memory is over the limit, one item at a
 // time, from the shard whose LRU tail is the oldest (evict.go), but keep
-// (the item just stored); with NoEvict it reclaims dead items and purges
-// tombstones, round robin. With slabs, memory is over when keep's class
-// has more chunks taken than pages and can get no more, and the items
-// evicted are of its class. It runs with no lock held, so shards are
-// never locked two at a time.
-func (c *Cache) evictElsewhere(keep *item) {
-	k := 0
+// (the item just stored; only compared, never read, for a sweep may be
+// changing it); with NoEvict it reclaims dead items and purges
+// tombstones, round robin. With slabs, memory is over when class k (keep's,
+// from evictClass) has more chunks taken than pages and can get no more,
+// and the items evicted are of it. It runs with no lock held, so shards
+// are never locked two at a time.
+func (c *Cache) evictElsewhere(keep *item, k int) {
 	over := func() bool { return c.bytes.Load() > c.maxBytes }
 	if c.slabs != nil {
-		if keep.pinned() {
-			return
-		}
-		k, _ = c.slabs.classOf(keep)
 		over = func() bool { return c.slabs.over(k) }
 	}
 	if !over() {
