@@ -357,11 +357,13 @@ func (c *Conn) step() error {
 			}
 		}
 	}
-	if err := c.flush(); err != nil {
-		return err
-	}
+	// Released before the flush: a client that has read the answer may
+	// count on another connection being let in.
 	if c.holdsInput && c.buffered() == 0 {
 		c.releaseReadBuffer()
+	}
+	if err := c.flush(); err != nil {
+		return err
 	}
 	return stop
 }
