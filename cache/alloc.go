@@ -7,7 +7,7 @@ import "unsafe"
 // so a lookup touches one object instead of two, the collector tracks one
 // object per item, and the record needs no pointer to its data. The buffer
 // sizes are chosen so that record and buffer fill one of Go's size classes
-// exactly (the 80-byte record plus N bytes: 96, 112, ... 1024); larger
+// exactly (the record plus N bytes: 96, 112, ... 1024); larger
 // items keep their data apart, in an outlined.
 
 // inline is an item with its data in the same allocation.
@@ -28,19 +28,23 @@ var inlineSizes = [...]struct {
 	size  int
 	alloc func(n int) (*item, []byte)
 }{
-	{16, newInline[[16]byte]}, {32, newInline[[32]byte]}, {48, newInline[[48]byte]},
-	{64, newInline[[64]byte]}, {80, newInline[[80]byte]}, {96, newInline[[96]byte]},
-	{112, newInline[[112]byte]}, {128, newInline[[128]byte]}, {144, newInline[[144]byte]},
-	{160, newInline[[160]byte]}, {176, newInline[[176]byte]}, {208, newInline[[208]byte]},
-	{240, newInline[[240]byte]}, {272, newInline[[272]byte]}, {304, newInline[[304]byte]},
-	{336, newInline[[336]byte]}, {368, newInline[[368]byte]}, {400, newInline[[400]byte]},
-	{432, newInline[[432]byte]}, {496, newInline[[496]byte]}, {560, newInline[[560]byte]},
-	{624, newInline[[624]byte]}, {688, newInline[[688]byte]}, {816, newInline[[816]byte]},
-	{944, newInline[[944]byte]},
+	{96 - recordSize, newInline[[96 - recordSize]byte]}, {112 - recordSize, newInline[[112 - recordSize]byte]},
+	{128 - recordSize, newInline[[128 - recordSize]byte]}, {144 - recordSize, newInline[[144 - recordSize]byte]},
+	{160 - recordSize, newInline[[160 - recordSize]byte]}, {176 - recordSize, newInline[[176 - recordSize]byte]},
+	{192 - recordSize, newInline[[192 - recordSize]byte]}, {208 - recordSize, newInline[[208 - recordSize]byte]},
+	{224 - recordSize, newInline[[224 - recordSize]byte]}, {240 - recordSize, newInline[[240 - recordSize]byte]},
+	{256 - recordSize, newInline[[256 - recordSize]byte]}, {288 - recordSize, newInline[[288 - recordSize]byte]},
+	{320 - recordSize, newInline[[320 - recordSize]byte]}, {352 - recordSize, newInline[[352 - recordSize]byte]},
+	{384 - recordSize, newInline[[384 - recordSize]byte]}, {416 - recordSize, newInline[[416 - recordSize]byte]},
+	{448 - recordSize, newInline[[448 - recordSize]byte]}, {480 - recordSize, newInline[[480 - recordSize]byte]},
+	{512 - recordSize, newInline[[512 - recordSize]byte]}, {576 - recordSize, newInline[[576 - recordSize]byte]},
+	{640 - recordSize, newInline[[640 - recordSize]byte]}, {704 - recordSize, newInline[[704 - recordSize]byte]},
+	{768 - recordSize, newInline[[768 - recordSize]byte]}, {896 - recordSize, newInline[[896 - recordSize]byte]},
+	{1024 - recordSize, newInline[[1024 - recordSize]byte]},
 }
 
 // maxInline is the largest key plus value stored with its record.
-const maxInline = 944
+const maxInline = 1024 - recordSize
 
 // inlineClass maps (n+7)/8, for n up to maxInline, to the index in
 // inlineSizes of the smallest buffer that holds n bytes.
@@ -63,11 +67,13 @@ func allocItem(n int) (*item, []byte) {
 	if n <= maxInline {
 		it, buf = inlineSizes[inlineClass[(n+7)/8]].alloc(n)
 	} else {
-		o := &outlined{}
+		o := &outlined{size: uint32(n)}
 		buf = make([]byte, n)
 		o.data = &buf[0]
 		it = &o.item
+		it.small = outlinedSize
+		return it, buf
 	}
-	it.size = uint32(n)
+	it.small = uint16(n)
 	return it, buf
 }

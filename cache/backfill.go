@@ -140,12 +140,12 @@ func (c *Cache) BackfillMany(reqs []BackfillRequest) error {
 					continue
 				}
 				r, st := &reqs[k-1], &states[k-1]
-				if it.seqno < r.From || it.seqno > st.cut || it.expired(now) {
+				if it.seqno() < r.From || it.seqno() > st.cut || it.expired(now) {
 					continue
 				}
 				v := Version{Key: it.key(), Item: it.export()}
-				if v.Deleted && it.exp != 0 && c.tombstoneTTL > 0 {
-					v.DeleteTime = time.Unix(0, it.exp).Add(-c.tombstoneTTL)
+				if v.Deleted && it.expires() != 0 && c.tombstoneTTL > 0 {
+					v.DeleteTime = time.Unix(0, it.expires()).Add(-c.tombstoneTTL)
 				}
 				switch {
 				case r.Max <= 0:

@@ -256,6 +256,24 @@ func TestIncrDecr(t *testing.T) {
 	}
 }
 
+// A relative expiry counts from the second the store was made in, as
+// memcached's clock does: stored half a second into a second with an
+// expiry of 1, an item expires at the start of the next one; the expiry
+// is kept to the second.
+func TestExpirySeconds(t *testing.T) {
+	c, clk := newTest(t, Config{})
+	clk.Advance(500 * time.Millisecond)
+	c.Store(0, Set, k("a"), Write{Value: k("v"), Expiry: 1})
+	it := mustGet(t, c, "a", "v")
+	if want := time.Unix(1_700_000_001, 0); !it.Expires.Equal(want) {
+		t.Fatalf("expires %v, want %v", it.Expires, want)
+	}
+	clk.Advance(499 * time.Millisecond)
+	mustGet(t, c, "a", "v")
+	clk.Advance(time.Millisecond)
+	mustMiss(t, c, "a")
+}
+
 func TestExpiry(t *testing.T) {
 	c, clk := newTest(t, Config{})
 	c.Store(0, Set, k("never"), Write{Value: k("v")})
@@ -586,10 +604,11 @@ func benchSetParallel(b *testing.B, cfg Config) {
 	})
 }
 
-// The item record is 80 bytes: it is most of the per-item memory beyond
-// the data.
+// The item record is 72 bytes: it is most of the per-item memory beyond
+// the data, and with a 16-byte key and a 100-byte value an item fills
+// Go's 192-byte size class.
 func TestItemRecordSize(t *testing.T) {
-	if n := unsafe.Sizeof(item{}); n != 80 {
+	if n := unsafe.Sizeof(item{}); n != 72 {
 		t.Fatalf("item is %d bytes", n)
 	}
 }
@@ -641,8 +660,8 @@ func TestDatatypeAndKeepExpiry(t *testing.T) {
 func TestAllocItem(t *testing.T) {
 	for n := range maxInline + 100 {
 		it, buf := allocItem(n)
-		if len(buf) != n || cap(buf) != n || int(it.size) != n || (n > 0 && &it.bytes()[0] != &buf[0]) {
-			t.Fatalf("allocItem(%d): len %d cap %d size %d", n, len(buf), cap(buf), it.size)
+		if len(buf) != n || cap(buf) != n || int(it.size()) != n || (n > 0 && &it.bytes()[0] != &buf[0]) {
+			t.Fatalf("allocItem(%d): len %d cap %d size %d", n, len(buf), cap(buf), it.size())
 		}
 		if n <= maxInline {
 			i := inlineClass[(n+7)/8]

@@ -111,8 +111,8 @@ func (cr *Crawler) Crawl(batch int, visit func(*CrawlItem) bool) bool {
 
 // show fills cr.item with it and visits it.
 func (cr *Crawler) show(it *item, expired bool, visit func(*CrawlItem) bool) bool {
-	cr.item = CrawlItem{Key: it.key(), VBucket: it.vbucket(), ValueLen: int(it.size) - int(it.keyLen),
-		Flags: it.flags, Expires: it.exp, Atime: it.atime, CAS: it.cas, Fetched: it.fetched(), Expired: expired}
+	cr.item = CrawlItem{Key: it.key(), VBucket: it.vbucket(), ValueLen: int(it.size()) - int(it.keyLen),
+		Flags: it.flags, Expires: it.expires(), Atime: it.atime, CAS: it.cas, Fetched: it.fetched(), Expired: expired}
 	ok := visit(&cr.item)
 	cr.item.Key = nil
 	return ok

@@ -83,7 +83,7 @@ func TestShardSize(t *testing.T) {
 	if n := unsafe.Sizeof(shard{}); n%64 != 0 {
 		t.Fatalf("shard is %d bytes", n)
 	}
-	if n := unsafe.Sizeof(item{}); n != 80 {
+	if n := unsafe.Sizeof(item{}); n != 72 {
 		t.Fatalf("item record is %d bytes", n)
 	}
 }

@@ -177,7 +177,7 @@ func (s *shard) segFor(it *item, now int64) uint32 {
 	switch l := s.lru; {
 	case !l.segmented:
 		return segCold
-	case l.tempTTL > 0 && it.exp != 0 && it.exp-now <= l.tempTTL:
+	case l.tempTTL > 0 && it.expires() != 0 && it.expires()-now <= l.tempTTL:
 		return segTemp
 	default:
 		return segHot

@@ -78,9 +78,9 @@ func (c *Cache) Modify(vb uint16, key []byte, deleted bool, f func(cur *Item) (*
 		case w.Deleted:
 			it.bits |= deletedBit
 		case w.KeepExpiry && cur != nil && !cur.deleted():
-			it.exp = cur.exp
+			it.setExpires(cur.expires())
 		default:
-			it.exp = deadline(w.Expiry, now)
+			it.setExpires(deadline(w.Expiry, now))
 		}
 		return outcome{store: it, patch: w.Patch}, nil
 	})
@@ -155,7 +155,8 @@ func (c *Cache) StoreMeta(vb uint16, key []byte, value []byte, m Meta, opt MetaO
 			return outcome{remove: true}, nil
 		}
 		it := newItem(key, value)
-		it.flags, it.datatype, it.exp = m.Flags, m.Datatype, exp
+		it.flags, it.datatype = m.Flags, m.Datatype
+		it.setExpires(exp)
 		it.cas = m.CAS
 		if m.Deleted {
 			it.bits |= deletedBit
@@ -180,8 +181,8 @@ func wins(cur *item, m *Meta, exp int64) bool {
 		return m.CAS > cas
 	case m.Deleted:
 		return false
-	case exp != cur.exp:
-		return exp > cur.exp
+	case expSeconds(exp) != cur.expSec:
+		return expSeconds(exp) > cur.expSec
 	case m.Flags != cur.flags:
 		return m.Flags > cur.flags
 	}

@@ -102,7 +102,7 @@ func (c *Cache) Fetch(vb uint16, key []byte, o *FetchOptions) (f Fetched, found 
 				return outcome{}, ErrTooLarge
 			}
 			it := newItem(key, nil)
-			it.exp = deadline(o.VivifyExpiry, now) // Touch is not applied: the caller orders T and N
+			it.setExpires(deadline(o.VivifyExpiry, now)) // Touch is not applied: the caller orders T and N
 			if !o.NoToken {
 				it.bits |= tokenBit
 			}
@@ -120,12 +120,12 @@ func (c *Cache) Fetch(vb uint16, key []byte, o *FetchOptions) (f Fetched, found 
 		f = old.fetchedView()
 		c.countFetch(s, old, o)
 		s.class(old).stats.hitsTo[seg(old)]++
-		exp := old.exp
+		exp := old.expires()
 		if o.Touch {
 			exp = deadline(o.Expiry, now)
 		}
 		if o.Recache && !f.TokenSent {
-			e := old.exp
+			e := old.expires()
 			if o.RecacheAfterTouch {
 				e = exp
 			}
@@ -153,10 +153,10 @@ func (c *Cache) Fetch(vb uint16, key []byte, o *FetchOptions) (f Fetched, found 
 		if !o.Touch {
 			return outcome{}, nil
 		}
-		old.exp = exp
+		old.setExpires(exp)
 		f.Expires = time.Time{}
-		if exp != 0 {
-			f.Expires = time.Unix(0, exp)
+		if old.expSec != 0 {
+			f.Expires = time.Unix(0, old.expires())
 		}
 		return outcome{touched: true}, nil
 	})
@@ -196,8 +196,8 @@ func (c *Cache) Inspect(vb uint16, key []byte) (Fetched, bool) {
 		f = it.fetchedView()
 		f.Bytes, f.At = it.footprint(), time.Unix(0, k.now)
 		f.Class = len(inlineSizes) + 1
-		if it.size <= maxInline {
-			f.Class = int(inlineClass[(it.size+7)/8]) + 1
+		if it.size() <= uint32(maxInline) {
+			f.Class = int(inlineClass[(it.size()+7)/8]) + 1
 		}
 	}
 	c.unlock(k.s, k.freed)
@@ -221,9 +221,9 @@ func (c *Cache) Invalidate(vb uint16, key []byte, cas, newCAS uint64, touch bool
 			return outcome{}, ErrExists
 		}
 		it := newItem(key, old.value())
-		it.flags, it.datatype, it.exp, it.atime = old.flags, old.datatype, old.exp, old.atime
+		it.flags, it.datatype, it.expSec, it.atime = old.flags, old.datatype, old.expSec, old.atime
 		if touch {
-			it.exp = deadline(exp, now)
+			it.setExpires(deadline(exp, now))
 		}
 		it.bits |= staleBit | old.bits&(fetchedBit|binKeyBit)
 		it.cas = newCAS
@@ -278,18 +278,18 @@ func (c *Cache) Arith(vb uint16, key []byte, o *ArithOptions) (ArithResult, erro
 		it := out.store
 		r.Value, r.Created, r.At = v, old == nil, time.Unix(0, now)
 		if old != nil {
-			if old.exp != 0 {
-				r.ExpiresBefore = time.Unix(0, old.exp)
+			if old.expires() != 0 {
+				r.ExpiresBefore = time.Unix(0, old.expires())
 			}
 			if o.Touch {
-				it.exp = deadline(o.Expiry, now)
+				it.setExpires(deadline(o.Expiry, now))
 			}
 			it.bits |= old.bits & binKeyBit
 		} else if o.BinaryKey {
 			it.bits |= binKeyBit
 		}
-		if it.exp != 0 {
-			r.Expires = time.Unix(0, it.exp)
+		if it.expires() != 0 {
+			r.Expires = time.Unix(0, it.expires())
 		}
 		it.cas, out.keepCAS = o.NewCAS, o.NewCAS != 0
 		return out, nil

@@ -30,12 +30,12 @@ type Item struct {
 }
 
 func (it *item) export() Item {
-	out := Item{Value: it.value(), Flags: it.flags, CAS: it.cas, Datatype: it.datatype, Seqno: it.seqno, Rev: it.rev(), Deleted: it.deleted()}
+	out := Item{Value: it.value(), Flags: it.flags, CAS: it.cas, Datatype: it.datatype, Seqno: it.seqno(), Rev: it.rev(), Deleted: it.deleted()}
 	if it.bits&hollowBit != 0 {
 		out.Value = nil
 	}
-	if it.exp != 0 {
-		out.Expires = time.Unix(0, it.exp)
+	if it.expires() != 0 {
+		out.Expires = time.Unix(0, it.expires())
 	}
 	return out
 }
@@ -91,7 +91,7 @@ func (c *Cache) Touch(vb uint16, key []byte, exp uint32, cas uint64) (Item, erro
 			return outcome{}, err
 		}
 		s.class(old).stats.touchHits++
-		old.exp = deadline(exp, now)
+		old.setExpires(deadline(exp, now))
 		if !old.expired(now) {
 			s.hit(old, now)
 		} else {
@@ -219,12 +219,12 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 		}
 		switch {
 		case stale:
-			it.exp = old.exp
+			it.expSec = old.expSec
 			it.bits |= staleBit | old.bits&tokenBit
 		case w.KeepExpiry && old != nil:
-			it.exp = old.exp
+			it.expSec = old.expSec
 		default:
-			it.exp = deadline(w.Expiry, now)
+			it.setExpires(deadline(w.Expiry, now))
 		}
 		if w.BinaryKey {
 			it.bits |= binKeyBit
@@ -250,7 +250,7 @@ func (c *Cache) store(s *shard, old *item, now int64, mode Mode, key []byte, w *
 		copy(data[n:], ov[xl:])
 	}
 	it.keyLen = uint16(len(key))
-	it.flags, it.exp, it.datatype = old.flags, old.exp, old.datatype
+	it.flags, it.expSec, it.datatype = old.flags, old.expSec, old.datatype
 	if w.BinaryKey {
 		it.bits |= binKeyBit
 	}
@@ -337,7 +337,7 @@ func counter(s *shard, old *item, now int64, key []byte, incr bool, delta, initi
 		return 0, outcome{}, ErrNotFound
 	case old == nil:
 		it := newItem(key, strconv.AppendUint(buf[:0], initial, 10))
-		it.exp = deadline(exp, now)
+		it.setExpires(deadline(exp, now))
 		return initial, outcome{store: it}, nil
 	case cas != 0 && cas != old.cas:
 		s.class(old).stats.casBadval++
@@ -369,7 +369,7 @@ func counter(s *shard, old *item, now int64, key []byte, incr bool, delta, initi
 		data[i] = ' '
 	}
 	it.keyLen = uint16(len(key))
-	it.flags, it.exp, it.datatype = old.flags, old.exp, old.datatype
+	it.flags, it.expSec, it.datatype = old.flags, old.expSec, old.datatype
 	return value, outcome{store: it}, nil
 }
 

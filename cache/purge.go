@@ -28,7 +28,7 @@ func (c *Cache) purged(vb uint16, seqno uint64) {
 // purge removes the tombstone it from the locked shard s, raising its
 // vbucket's purge seqno, and returns the bytes freed.
 func (c *Cache) purge(s *shard, it *item) int64 {
-	c.purged(it.vbucket(), it.seqno)
+	c.purged(it.vbucket(), it.seqno())
 	return s.remove(it)
 }
 

@@ -98,7 +98,8 @@ func (c *Cache) replica(vb uint16) (*vbucket, VBState, error) {
 // vbucket's purge seqno is raised to it, so that, once promoted, it rolls
 // back a consumer that may have missed deletions the producer purged. It
 // fails with a SeqnoError if end is below start or below the vbucket's
-// high seqno, or purge is above end.
+// high seqno or past 48 bits (the most an item holds, as in Couchbase), or
+// purge is above end.
 func (c *Cache) ReplicaSnapshot(vb uint16, start, end, purge uint64) error {
 	v, _, err := c.replica(vb)
 	if err != nil {
@@ -107,7 +108,7 @@ func (c *Cache) ReplicaSnapshot(vb uint16, start, end, purge uint64) error {
 	defer v.apply.Unlock()
 	high := v.high.Load()
 	switch {
-	case end < start || end < high:
+	case end < start || end < high || end > maxSeqno:
 		return &SeqnoError{VBucket: vb, Seqno: end, High: high, SnapStart: start, SnapEnd: end}
 	case purge > end:
 		return &SeqnoError{VBucket: vb, Seqno: purge, High: high, SnapStart: start, SnapEnd: end}
@@ -176,7 +177,8 @@ func (c *Cache) replicateLocked(v *vbucket, vb uint16, st VBState, key, value []
 			return outcome{remove: true}, nil
 		}
 		it := newItem(key, value)
-		it.flags, it.datatype, it.exp, it.cas = m.Flags, m.Datatype, exp, m.CAS
+		it.flags, it.datatype, it.cas = m.Flags, m.Datatype, m.CAS
+		it.setExpires(exp)
 		if m.Deleted {
 			it.bits |= deletedBit
 		}

@@ -118,6 +118,18 @@ func TestReplicaApply(t *testing.T) {
 			items: map[string]*Item{"a": nil},
 		},
 		{
+			name: "seqnos past 32 bits",
+			steps: []step{
+				{snap: [2]uint64{1 << 40, 1<<47 + 10}, key: "a", value: "1", seqno: 1<<40 + 3, meta: Meta{CAS: 10, Rev: 1}},
+				{key: "b", value: "2", seqno: 1<<47 + 5, meta: Meta{CAS: 11, Rev: 1}},
+			},
+			high: 1<<47 + 5,
+			items: map[string]*Item{
+				"a": {Value: []byte("1"), CAS: 10, Rev: 1, Seqno: 1<<40 + 3},
+				"b": {Value: []byte("2"), CAS: 11, Rev: 1, Seqno: 1<<47 + 5},
+			},
+		},
+		{
 			name: "seqno advanced",
 			steps: []step{
 				{snap: [2]uint64{0, 10}, key: "a", value: "1", seqno: 1, meta: Meta{CAS: 10, Rev: 1}},
@@ -612,5 +624,23 @@ func TestReplicaFlush(t *testing.T) {
 	}
 	if c.PurgeSeqno(0) != 2 {
 		t.Errorf("active vbucket's purge seqno %d after a flush, want 2", c.PurgeSeqno(0))
+	}
+}
+
+// Seqnos are 48 bits, as Couchbase's: a snapshot reaching past them is
+// refused, one up to them taken.
+func TestReplicaSnapshotSeqnoBits(t *testing.T) {
+	c, _ := replicaCache(t, Config{})
+	if err := c.ReplicaSnapshot(0, 1, 1<<48, 0); !errors.Is(err, ErrSeqnoOrder) {
+		t.Fatalf("snapshot to 1<<48: %v, want ErrSeqnoOrder", err)
+	}
+	if err := c.ReplicaSnapshot(0, 1, 1<<48-1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Replicate(0, k("a"), k("1"), 1<<48-1, Meta{CAS: 1, Rev: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if it, ok := lookupAny(c, "a"); !ok || it.Seqno != 1<<48-1 {
+		t.Fatalf("seqno %d, %v; want 1<<48-1", it.Seqno, ok)
 	}
 }

@@ -231,7 +231,7 @@ func (c *Cache) HasSeqno(vb uint16, seqno uint64) bool {
 		s.mu.Lock()
 		for _, it := range s.buckets {
 			for ; it != nil; it = it.hnext {
-				if it.seqno == seqno && it.vbucket() == vb {
+				if it.seqno() == seqno && it.vbucket() == vb {
 					s.mu.Unlock()
 					return true
 				}

@@ -2,8 +2,10 @@ package cache
 
 import (
 	"bytes"
+	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -24,33 +26,48 @@ import (
 // 16-bit vbucket id. What a lookup reads (expiry, chain, vbucket, hash, key
 // length) is last, next to the key, so that a hit touches as few cache
 // lines as it can.
+//
+// The record is 72 bytes, so that with a small key and a 100-byte value
+// an item fills one of Go's 192-byte size classes (alloc.go): the expiry
+// is kept in seconds, as memcached keeps it, the seqno in 48 bits, and
+// the size of a large item in its outlined record.
 type item struct {
 	prev, next *item // LRU list; head is the most recently used
 	cas        uint64
-	seqno      uint64
-	exp        int64  // unix nanos; 0 never expires. A tombstone: when it is purged
 	hnext      *item  // hash chain
 	revvb      uint64 // revision << 16 | vbucket
-	hash       uint32 // high bits of the key's hash
-	keyLen     uint16
-	datatype   uint8
-	bits       uint8  // the Bits below: fetched, deleted, win token sent, stale ...
-	size       uint32 // of key and value
-	flags      uint32
+	// expSec is when the item expires, in unix seconds (see expires); 0
+	// never. A tombstone: when it is purged.
+	expSec uint32
+	flags  uint32
 	// atime is when the item was last stored or fetched, in unix
 	// seconds (the meta protocol's last-access time).
 	atime uint32
 	// stamp orders items last put at the head of an LRU list within
 	// the second of atime (see lruKey); its low bits (stampLow) are the
 	// item's list and ACTIVE mark (lru.go).
-	stamp uint32
+	stamp    uint32
+	seqLo    uint32 // the seqno's low 32 bits (see seqno)
+	hash     uint32 // high bits of the key's hash
+	seqHi    uint16 // the seqno's bits 32 to 47
+	small    uint16 // the size of key and value; outlinedSize: outlined.size holds it
+	keyLen   uint16
+	datatype uint8
+	bits     uint8 // the Bits below: fetched, deleted, win token sent, stale ...
 }
 
 // outlined is an item whose data is a separate allocation.
 type outlined struct {
 	item
 	data *byte
+	size uint32
 }
+
+// outlinedSize in item.small marks an outlined item.
+const outlinedSize = 1<<16 - 1
+
+// maxSeqno is the largest seqno an item holds: 48 bits, as Couchbase's.
+const maxSeqno = 1<<48 - 1
 
 // Bits of item.bits.
 const (
@@ -66,7 +83,7 @@ const (
 
 // recordSize is the size of an item record, where an inline item's data
 // starts.
-const recordSize = unsafe.Sizeof(item{})
+const recordSize = int(unsafe.Sizeof(item{}))
 
 // maxRev is the largest revision: 48 bits.
 const maxRev = 1<<48 - 1
@@ -75,10 +92,50 @@ const maxRev = 1<<48 - 1
 // told by their size, which never changes (bits does, under the shard
 // lock, and a change log reads items under another lock).
 func (it *item) bytes() []byte {
-	if it.size > maxInline {
-		return unsafe.Slice((*outlined)(unsafe.Pointer(it)).data, it.size)
+	if it.small == outlinedSize {
+		o := (*outlined)(unsafe.Pointer(it))
+		return unsafe.Slice(o.data, o.size)
 	}
-	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(it), recordSize)), it.size)
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(it), recordSize)), it.small)
+}
+
+// size is the length of the item's key and value.
+func (it *item) size() uint32 {
+	if it.small == outlinedSize {
+		return (*outlined)(unsafe.Pointer(it)).size
+	}
+	return uint32(it.small)
+}
+
+// seqno is the item's seqno.
+func (it *item) seqno() uint64 { return uint64(it.seqHi)<<32 | uint64(it.seqLo) }
+
+// setSeqno sets the seqno; one past 48 bits stays at the largest.
+func (it *item) setSeqno(s uint64) {
+	s = min(s, maxSeqno)
+	it.seqLo, it.seqHi = uint32(s), uint16(s>>32)
+}
+
+// expires is when the item expires in unix nanoseconds, 0 never.
+func (it *item) expires() int64 { return int64(it.expSec) * int64(time.Second) }
+
+// setExpires sets when the item expires, in unix nanoseconds (0 never),
+// truncated to the second as memcached's clock counts it.
+func (it *item) setExpires(ns int64) { it.expSec = expSeconds(ns) }
+
+// expSeconds is an expiry in unix nanoseconds (0 never) as item.expSec
+// holds it.
+func expSeconds(ns int64) uint32 {
+	switch s := ns / int64(time.Second); {
+	case ns <= 0:
+		return 0
+	case s == 0:
+		return 1
+	case s > math.MaxUint32:
+		return math.MaxUint32
+	default:
+		return uint32(s)
+	}
 }
 
 func (it *item) key() []byte { return it.bytes()[:it.keyLen] }
@@ -102,10 +159,10 @@ func (it *item) markFetched()    { it.bits |= fetchedBit }
 func (it *item) setRev(vb uint16, rev uint64) { it.revvb = min(rev, maxRev)<<16 | uint64(vb) }
 
 // footprint is what the item counts against the memory limit.
-func (it *item) footprint() int64 { return int64(it.size) + ItemOverhead }
+func (it *item) footprint() int64 { return int64(it.size()) + ItemOverhead }
 
 // expired reports whether the item's time has passed at now.
-func (it *item) expired(now int64) bool { return it.exp != 0 && now >= it.exp }
+func (it *item) expired(now int64) bool { return it.expSec != 0 && now >= it.expires() }
 
 // newItem copies key and value into a new item.
 func newItem(key, value []byte) *item {
@@ -305,7 +362,7 @@ func (s *shard) classFor(key []byte, valueLen int, flags uint32) *lists {
 		_, c := collectionOf(key)
 		n -= c
 	}
-	k, _ := s.sl.classOf(&item{size: uint32(min(n, 1<<31)), flags: flags})
+	k, _ := s.sl.classFor(ntotal(int64(n), flags))
 	return &s.cls[k]
 }
 

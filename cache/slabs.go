@@ -130,20 +130,30 @@ func newSlabs(cfg *SlabConfig, limit int64, maxItem int) *slabs {
 // key (without the collection id it carries with Config.Collections) and
 // NUL, flags if any, value and "\r\n", CAS.
 func (sl *slabs) ntotal(it *item) int64 {
-	n := int64(it.size) + itemSizeOverhead
-	if it.flags != 0 {
-		n += 4
-	}
+	n := int64(it.size())
 	if sl.collections && it.keyLen > 0 {
 		_, c := collectionOf(it.key())
 		n -= int64(c)
+	}
+	return ntotal(n, it.flags)
+}
+
+// ntotal is the bytes memcached's item takes for n bytes of key (without
+// a collection id) and value, and these flags.
+func ntotal(n int64, flags uint32) int64 {
+	n += itemSizeOverhead
+	if flags != 0 {
+		n += 4
 	}
 	return n
 }
 
 // classOf returns the index of it's class and the chunks it takes there.
-func (sl *slabs) classOf(it *item) (int, int64) {
-	n := sl.ntotal(it)
+func (sl *slabs) classOf(it *item) (int, int64) { return sl.classFor(sl.ntotal(it)) }
+
+// classFor returns the index of the class of an item of memcached's size n
+// (ntotal) and the chunks it takes there.
+func (sl *slabs) classFor(n int64) (int, int64) {
 	if n <= int64(len(sl.small)-1)*8 {
 		return int(sl.small[(n+7)/8]), 1
 	}
@@ -278,7 +288,6 @@ func (c *Cache) SlabClassOf(keyLen, valueLen int, flags uint32) int {
 	if c.slabs == nil {
 		return 0
 	}
-	it := item{size: uint32(keyLen + valueLen), flags: flags} // keyLen without the collection
-	k, _ := c.slabs.classOf(&it)
+	k, _ := c.slabs.classFor(ntotal(int64(keyLen+valueLen), flags)) // keyLen without the collection
 	return k + 1
 }

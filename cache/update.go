@@ -3,6 +3,7 @@ package cache
 import (
 	"cmp"
 	"errors"
+	"time"
 )
 
 // Every change to the store goes through here: update runs one operation's
@@ -75,7 +76,7 @@ func (c *Cache) updateAt(vb uint16, k located, f mutation) (Mutation, error) {
 		it.hash = h
 		it.setRev(vb, cmp.Or(o.rev, revOf(prev)+1))
 		if it.deleted() {
-			it.exp = now + int64(c.tombstoneTTL)
+			it.setExpires(c.purgeAt(now))
 		}
 		switch {
 		case !it.expired(now):
@@ -108,7 +109,7 @@ func (c *Cache) updateAt(vb uint16, k located, f mutation) (Mutation, error) {
 	case o.touched:
 		old.setRev(vb, old.rev()+1)
 		m = c.number(vb, Mutated, old, old.rev(), false)
-		old.seqno = m.Seqno
+		old.setSeqno(m.Seqno)
 	}
 	if removal != 0 {
 		var n int64
@@ -268,7 +269,7 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) 
 	if c.tombValue != nil && it.datatype&datatypeXattr != 0 && kind != Evicted {
 		kept = c.tombValue(it.value())
 	}
-	if kept == nil && it.size <= maxInline && !c.vbs[vb].logging.Load() && !it.pinned() {
+	if kept == nil && it.size() <= uint32(maxInline) && !c.vbs[vb].logging.Load() && !it.pinned() {
 		// The item becomes its own tombstone: no allocation. Its data
 		// stays (a small item's is part of its record), hidden (hollow)
 		// and counted. Not while a cursor follows the vbucket: its log
@@ -280,9 +281,10 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) 
 		it.bits |= deletedBit | hollowBit
 		it.datatype = 0
 		it.setRev(vb, rev)
-		it.exp = now + int64(c.tombstoneTTL)
+		it.setExpires(c.purgeAt(now))
 		m := c.number(vb, kind, it, rev, true)
-		it.cas, it.seqno = m.CAS, m.Seqno
+		it.cas = m.CAS
+		it.setSeqno(m.Seqno)
 		s.tombs++
 		s.tombBytes.Add(it.footprint())
 		s.pushTomb(it)
@@ -296,9 +298,10 @@ func (c *Cache) drop(s *shard, it *item, kind ChangeKind, now int64, tomb bool) 
 		t.datatype = datatypeXattr
 	}
 	t.setRev(vb, rev)
-	t.exp = now + int64(c.tombstoneTTL)
+	t.setExpires(c.purgeAt(now))
 	m := c.number(vb, kind, t, rev, true)
-	t.cas, t.seqno = m.CAS, m.Seqno
+	t.cas = m.CAS
+	t.setSeqno(m.Seqno)
 	return m, -s.put(t, it)
 }
 
@@ -312,7 +315,7 @@ func (c *Cache) boundTombs(s *shard, keep *item) int64 {
 		var t *item
 		for i := range s.cls {
 			if l := &s.cls[i]; l.tombHead != nil {
-				if x := l.segs[segCold].tail; x != keep && (t == nil || x.exp < t.exp) {
+				if x := l.segs[segCold].tail; x != keep && (t == nil || olderTomb(x, t)) {
 					t = x
 				}
 			}
@@ -323,6 +326,12 @@ func (c *Cache) boundTombs(s *shard, keep *item) int64 {
 		freed += c.purge(s, t)
 	}
 	return freed
+}
+
+// olderTomb reports whether tombstone a was made before b: it is purged
+// sooner, or in the same second with a lower CAS.
+func olderTomb(a, b *item) bool {
+	return a.expSec < b.expSec || a.expSec == b.expSec && a.cas < b.cas
 }
 
 // insert stores it in place of prev (the key's live item or tombstone, or
@@ -378,7 +387,8 @@ func (c *Cache) insert(s *shard, it, prev *item, now int64, freed int64, keepCAS
 		kind = Deleted
 	}
 	m := c.numberPatched(it.vbucket(), kind, it, it.rev(), !keepCAS, patch)
-	it.cas, it.seqno = m.CAS, m.Seqno
+	it.cas = m.CAS
+	it.setSeqno(m.Seqno)
 	if it.atime == 0 {
 		it.atime = unixSeconds(now)
 	}
@@ -427,7 +437,7 @@ func (c *Cache) evictOne(s *shard, l *lists, keep *item, now int64) int64 {
 	if victim.active() {
 		k.evictedActive++
 	}
-	if victim.exp != 0 {
+	if victim.expires() != 0 {
 		k.evictedNonzero++
 	}
 	if t := int64(unixSeconds(now)) - int64(victim.atime); t > 0 {
@@ -561,4 +571,11 @@ func (c *Cache) sweepShard(i int, now int64) {
 		s.stats.juggles++
 	}
 	c.unlock(s, freed)
+}
+
+// purgeAt is when a tombstone made at now is purged: TombstoneTTL later,
+// rounded up to the second an item's expiry holds, so that it is kept at
+// least that long.
+func (c *Cache) purgeAt(now int64) int64 {
+	return now + int64(c.tombstoneTTL) + int64(time.Second) - 1
 }

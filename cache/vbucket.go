@@ -206,7 +206,7 @@ func (c *Cache) numberPatched(vb uint16, kind ChangeKind, it *item, rev uint64, 
 	if v.logging.Load() {
 		v.mu.Lock()
 		if v.log != nil {
-			v.log.add(logEntry{seqno: m.Seqno, cas: m.CAS, rev: rev, exp: it.exp, it: it, kind: kind,
+			v.log.add(logEntry{seqno: m.Seqno, cas: m.CAS, rev: rev, exp: it.expires(), it: it, kind: kind,
 				value: kind != Mutated && it.deleted() && it.bits&hollowBit == 0})
 		}
 		v.mu.Unlock()
