@@ -112,9 +112,12 @@ func (l *changeLog) add(e logEntry) {
 			old := l.first
 			l.first = first
 			// A cursor whose next change is pushed out learns it now:
-			// that change may never be logged.
+			// that change may never be logged. It has lost changes
+			// (Next would find it so): it no longer holds the log
+			// grown (behind, shrink).
 			for _, cur := range l.cursors {
 				if cur.next >= old && cur.next < first {
+					cur.lost = true
 					cur.notify()
 				}
 			}
@@ -164,6 +167,46 @@ func (l *changeLog) grow() bool {
 	}
 	l.ring = ring
 	return true
+}
+
+// shrink halves a grown ring while it keeps at least twice what its
+// cursors still have to read (from the oldest change a cursor that has
+// lost nothing reads next up to high, the vbucket's high seqno), and
+// gives what it shrank by back to the cache's budget: when the lagging
+// cursor the log grew for is closed (a DCP stream's cursor dropped, its
+// stream closed) while other cursors follow the vbucket, which would
+// otherwise hold the budget for as long as the vbucket has a cursor (a
+// replica's feed: always).
+func (l *changeLog) shrink(high uint64) {
+	n := len(l.ring)
+	if n <= l.base {
+		return
+	}
+	low := high + 1
+	for _, cur := range l.cursors {
+		if !cur.lost && !cur.closed && cur.next >= l.first && cur.next < low {
+			low = cur.next
+		}
+	}
+	need := high + 1 - low
+	for n > l.base && uint64(n/2) >= 2*need {
+		n /= 2
+	}
+	if n == len(l.ring) {
+		return
+	}
+	first := l.first
+	if high+1 > uint64(n) {
+		first = max(first, high+1-uint64(n)) // <= low: need <= n/2
+	}
+	ring := make([]logEntry, n)
+	for i := range l.ring {
+		if e := &l.ring[i]; e.it != nil && e.seqno >= first {
+			ring[e.seqno%uint64(n)] = *e
+		}
+	}
+	l.budget.Add(int64(len(l.ring) - n))
+	l.ring, l.first = ring, first
 }
 
 // release gives the entries the ring grew by back to the cache's budget.
@@ -336,5 +379,8 @@ func (cur *Cursor) Close() {
 		v.logging.Store(false)
 		l.release()
 		v.log = nil
+		return
 	}
+	// The others may not need what the log grew by for this one.
+	l.shrink(v.high.Load())
 }

@@ -541,3 +541,79 @@ func TestCursorToldWhenItsNextIsPushedOut(t *testing.T) {
 		t.Fatalf("Next: %v", err)
 	}
 }
+
+// A log grown for a lagging cursor gives what it grew by back to the
+// cache's budget when that cursor is closed (a DCP stream's cursor
+// dropped, or its stream closed) while another cursor, that kept up,
+// still follows the vbucket: else a vbucket that always has a cursor (a
+// replica's feed) holds the budget for good, and the other vbuckets'
+// logs cannot grow.
+func TestChangeLogBudgetBackWhenLaggingCursorCloses(t *testing.T) {
+	c, _ := newTest(t, Config{ChangeLog: 4})
+	budget := c.logBudget.Load()
+	quick, _ := c.Changes(0)
+	defer quick.Close()
+	slow, _ := c.Changes(0)
+	const n = 4 * logGrowth
+	for i := range n {
+		c.Store(0, Set, fmt.Appendf(nil, "k%03d", i), Write{Value: k("v")})
+		if ch, err := quick.Next(nil, 0); err != nil || len(ch) != 1 {
+			t.Fatalf("change %d: %d read, %v", i, len(ch), err)
+		}
+	}
+	if got := c.logBudget.Load(); got != budget-(n-4) {
+		t.Fatalf("budget %d with a cursor %d behind, want %d", got, n, budget-(n-4))
+	}
+	slow.Close()
+	if got := c.logBudget.Load(); got != budget {
+		t.Fatalf("budget %d once the lagging cursor is closed, want %d (the log holds %d entries)",
+			got, budget, len(c.vbs[0].log.ring))
+	}
+	// The cursor left reads on as before.
+	for i := range 10 {
+		c.Store(0, Set, fmt.Appendf(nil, "after%d", i), Write{Value: k("v")})
+	}
+	if ch, err := quick.Next(nil, 0); err != nil || len(ch) != 10 || ch[0].Seqno != n+1 {
+		t.Fatalf("after the shrink: %d read, %v", len(ch), err)
+	}
+	// A cursor 2 behind when the other closes keeps them.
+	lag, _ := c.Changes(0)
+	for i := range n {
+		c.Store(0, Set, fmt.Appendf(nil, "lag%03d", i), Write{Value: k("v")})
+	}
+	two, _ := c.Changes(0)
+	c.Store(0, Set, k("x1"), Write{Value: k("v")})
+	c.Store(0, Set, k("x2"), Write{Value: k("v")})
+	quick.Next(nil, 0)
+	lag.Close()
+	if ch, err := two.Next(nil, 0); err != nil || len(ch) != 2 || string(ch[0].Key) != "x1" {
+		t.Fatalf("a cursor 2 behind after the shrink: %d read, %v", len(ch), err)
+	}
+	two.Close()
+}
+
+// A cursor whose changes were pushed out has lost them, whether or not
+// its reader has called Next since: its log does not grow for it (taking
+// the cache's budget from the logs of cursors that can still use it), nor
+// ask the budget at every change.
+func TestChangeLogDoesNotGrowForLostCursor(t *testing.T) {
+	c, _ := newTest(t, Config{ChangeLog: 4})
+	full := c.logBudget.Load()
+	cur, _ := c.Changes(0)
+	defer cur.Close()
+	c.logBudget.Store(0) // spent elsewhere: the log cannot grow
+	for i := range 8 {
+		c.Store(0, Set, fmt.Appendf(nil, "k%d", i), Write{Value: k("v")})
+	}
+	c.logBudget.Store(full) // given back (another vbucket's log let go of)
+	for i := range 4 * logGrowth {
+		c.Store(0, Set, fmt.Appendf(nil, "more%d", i), Write{Value: k("v")})
+	}
+	if got := c.logBudget.Load(); got != full {
+		t.Errorf("budget %d, want %d: the log grew to %d for a cursor that had lost its changes",
+			got, full, len(c.vbs[0].log.ring))
+	}
+	if _, err := cur.Next(nil, 0); !errors.Is(err, ErrChangesLost) {
+		t.Fatalf("Next: %v", err)
+	}
+}
