@@ -264,8 +264,16 @@ func (v *VBClient) follow(ctx context.Context, vb uint16, refused string, body [
 
 // route runs f on the node holding copy i of key's vbucket (0: active),
 // and on NOT_MY_VBUCKET, or the node's failure, follows the map and runs
-// it once more.
-func (v *VBClient) route(ctx context.Context, key string, i int,
+// it once more. A NOT_MY_VBUCKET answer means the node did nothing; a
+// failure after f sent its request (the connection cut, a timeout) does
+// not: the node may have applied it, and may have replicated it to the
+// node now active. So after such a failure f runs again only if it is
+// idempotent (a read, a plain set); a call that may count twice (an
+// arithmetic, an append, an add, a delete, a CAS) fails with the error,
+// as Couchbase's SDKs fail a non-idempotent request that was sent with
+// an ambiguous error rather than retry it. A failure before f ran (no
+// connection to the node) is retried for any call.
+func (v *VBClient) route(ctx context.Context, key string, i int, idempotent bool,
 	f func(c *Client, vb uint16) (*gomemcached.MCResponse, error)) (*gomemcached.MCResponse, error) {
 	if v.isClosed() {
 		return nil, ErrVBClientClosed
@@ -284,12 +292,15 @@ func (v *VBClient) route(ctx context.Context, key string, i int,
 		p := st.nodes[n]
 		c, err := p.Shared(ctx)
 		var res *gomemcached.MCResponse
+		sent := false // f ran: its request may have reached the node
 		if err == nil {
 			res, err = f(c, vb)
+			sent = true
 			if err != nil && isRetired(err) {
-				res, err = nil, nil
+				res, err, sent = nil, nil, false // refused unsent
 				if c, err = p.Get(ctx); err == nil {
 					res, err = f(c, vb)
+					sent = true
 					p.Put(c)
 				}
 			}
@@ -300,13 +311,14 @@ func (v *VBClient) route(ctx context.Context, key string, i int,
 		if i == 0 && attempt == 0 && isFailure(err) && ctx.Err() == nil {
 			// The node failed (refused, cut, silent), as a node that was
 			// failed over does: if another node's config names another
-			// active for the vbucket, it runs once more there, as
-			// Couchbase's SDKs refresh their map on a socket error.
+			// active for the vbucket, the next calls go there, as
+			// Couchbase's SDKs refresh their map on a socket error; this
+			// one runs once more there if that is safe.
 			if now, last := time.Now().UnixNano(), v.failFollowed.Load(); now-last >= int64(failureFollowEvery) &&
 				v.failFollowed.CompareAndSwap(last, now) {
 				v.follow(ctx, vb, st.cfg.ServerList[n], nil)
 			}
-			if v.state.Load() != st {
+			if v.state.Load() != st && (idempotent || !sent) {
 				continue
 			}
 			return res, err
@@ -338,10 +350,25 @@ func (v *VBClient) ctx() (context.Context, context.CancelFunc) {
 }
 
 // call is route for the KV methods that take no context.
-func (v *VBClient) call(key string, f func(c *Client, vb uint16) (*gomemcached.MCResponse, error)) (*gomemcached.MCResponse, error) {
+func (v *VBClient) call(key string, idempotent bool, f func(c *Client, vb uint16) (*gomemcached.MCResponse, error)) (*gomemcached.MCResponse, error) {
 	ctx, cancel := v.ctx()
 	defer cancel()
-	return v.route(ctx, key, 0, f)
+	return v.route(ctx, key, 0, idempotent, f)
+}
+
+// idempotentOp reports whether req may run twice with the effect of
+// once (see route): reads, touches, and sets without a CAS.
+func idempotentOp(req *gomemcached.MCRequest) bool {
+	switch req.Opcode {
+	case gomemcached.GET, gomemcached.GETQ, gomemcached.GETK, gomemcached.GETKQ,
+		gomemcached.GAT, gomemcached.GATQ, gomemcached.TOUCH, gomemcached.GET_REPLICA,
+		gomemcached.GET_META, gomemcached.OBSERVE, gomemcached.OBSERVE_SEQNO, gomemcached.NOOP,
+		gomemcached.SUBDOC_GET, gomemcached.SUBDOC_EXISTS, gomemcached.SUBDOC_MULTI_LOOKUP:
+		return true
+	case gomemcached.SET, gomemcached.SETQ:
+		return req.Cas == 0
+	}
+	return false
 }
 
 // Do sends a copy of req, its VBucket set to its key's, to the node
@@ -350,7 +377,7 @@ func (v *VBClient) Do(ctx context.Context, req *gomemcached.MCRequest) (*gomemca
 	if len(req.Key) == 0 {
 		return nil, errNoKey
 	}
-	return v.route(ctx, string(req.Key), 0, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
+	return v.route(ctx, string(req.Key), 0, idempotentOp(req), func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
 		r := *req
 		r.VBucket = vb
 		return c.Do(ctx, &r)
@@ -363,7 +390,7 @@ func (v *VBClient) GetReplica(ctx context.Context, key string, i int) (*gomemcac
 	if i < 1 {
 		return nil, ErrNoActive
 	}
-	res, err := v.route(ctx, key, i, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
+	res, err := v.route(ctx, key, i, true, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
 		return c.Do(ctx, &gomemcached.MCRequest{Opcode: gomemcached.GET_REPLICA, VBucket: vb, Key: []byte(key)})
 	})
 	if errors.Is(err, ErrNoActive) {
@@ -374,47 +401,47 @@ func (v *VBClient) GetReplica(ctx context.Context, key string, i int) (*gomemcac
 
 // Get is Client.Get on key's active node.
 func (v *VBClient) Get(_ uint16, key string, context ...*ClientContext) (*gomemcached.MCResponse, error) {
-	return v.call(key, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) { return c.Get(vb, key, context...) })
+	return v.call(key, true, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) { return c.Get(vb, key, context...) })
 }
 
 // GetAndTouch is Client.GetAndTouch on key's active node.
 func (v *VBClient) GetAndTouch(_ uint16, key string, exp int, context ...*ClientContext) (*gomemcached.MCResponse, error) {
-	return v.call(key, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
+	return v.call(key, true, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
 		return c.GetAndTouch(vb, key, exp, context...)
 	})
 }
 
 // Set is Client.Set on key's active node.
 func (v *VBClient) Set(_ uint16, key string, flags int, exp int, body []byte, context ...*ClientContext) (*gomemcached.MCResponse, error) {
-	return v.call(key, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
+	return v.call(key, true, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
 		return c.Set(vb, key, flags, exp, body, context...)
 	})
 }
 
 // SetCas is Client.SetCas on key's active node.
 func (v *VBClient) SetCas(_ uint16, key string, flags int, exp int, cas uint64, body []byte, context ...*ClientContext) (*gomemcached.MCResponse, error) {
-	return v.call(key, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
+	return v.call(key, cas == 0, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
 		return c.SetCas(vb, key, flags, exp, cas, body, context...)
 	})
 }
 
 // Add is Client.Add on key's active node.
 func (v *VBClient) Add(_ uint16, key string, flags int, exp int, body []byte, context ...*ClientContext) (*gomemcached.MCResponse, error) {
-	return v.call(key, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
+	return v.call(key, false, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
 		return c.Add(vb, key, flags, exp, body, context...)
 	})
 }
 
 // Append is Client.Append on key's active node.
 func (v *VBClient) Append(_ uint16, key string, data []byte, context ...*ClientContext) (*gomemcached.MCResponse, error) {
-	return v.call(key, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
+	return v.call(key, false, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
 		return c.Append(vb, key, data, context...)
 	})
 }
 
 // Del is Client.Del on key's active node.
 func (v *VBClient) Del(_ uint16, key string, context ...*ClientContext) (*gomemcached.MCResponse, error) {
-	return v.call(key, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) { return c.Del(vb, key, context...) })
+	return v.call(key, false, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) { return c.Del(vb, key, context...) })
 }
 
 // Incr is Client.Incr on key's active node.
@@ -429,7 +456,7 @@ func (v *VBClient) Decr(_ uint16, key string, amt, def uint64, exp int, context 
 
 func (v *VBClient) arith(key string, f func(c *Client, vb uint16) (uint64, error)) (uint64, error) {
 	var n uint64
-	_, err := v.call(key, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
+	_, err := v.call(key, false, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
 		var err error
 		n, err = f(c, vb)
 		var mr *gomemcached.MCResponse
@@ -457,7 +484,7 @@ func (v *VBClient) GetBulk(_ uint16, keys []string, rv map[string]*gomemcached.M
 	var first error
 	v.byVBucket(keys, func(vkeys []string) {
 		m := make(map[string]*gomemcached.MCResponse, len(vkeys))
-		_, err := v.route(ctx, vkeys[0], 0, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
+		_, err := v.route(ctx, vkeys[0], 0, true, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
 			clear(m)
 			return nil, c.GetBulk(vb, vkeys, m, subPaths, context...)
 		})
@@ -483,7 +510,7 @@ func (v *VBClient) GetMulti(ctx context.Context, keys []string) (map[string]*gom
 	var mu sync.Mutex
 	v.byVBucket(keys, func(vkeys []string) {
 		m := make(map[string]*gomemcached.MCResponse, len(vkeys))
-		_, err := v.route(ctx, vkeys[0], 0, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
+		_, err := v.route(ctx, vkeys[0], 0, true, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
 			clear(m)
 			return nil, c.GetBulk(vb, vkeys, m, nil)
 		})
@@ -553,13 +580,22 @@ func (v *VBClient) quietMulti(ctx context.Context, op gomemcached.CommandCode, n
 		for j, k := range idx {
 			idx[j] = valid[k]
 		}
-		var kerrs []error
+		// kerrs[j] is key j's answer once it has one; pending, the keys
+		// still to send: a key a node refused with NOT_MY_VBUCKET was
+		// not applied there, the others were (or failed there), so only
+		// the refused ones go to the vbucket's next node.
+		kerrs := make([]error, len(idx))
+		pending := make([]int, len(idx))
+		for j := range pending {
+			pending[j] = j
+		}
 		ex := make([]byte, 8*len(idx))
-		reqs := make([]request, len(idx))
-		_, err := v.route(ctx, keyOf(idx[0]), 0, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
-			for j, i := range idx {
-				reqs[j] = req(i, vb, ex[8*j:8*j+8:8*j+8])
-				if err := c.c.applyContext(&reqs[j], nil); err != nil {
+		reqs := make([]request, 0, len(idx))
+		_, err := v.route(ctx, keyOf(idx[0]), 0, op == gomemcached.SETQ, func(c *Client, vb uint16) (*gomemcached.MCResponse, error) {
+			reqs = reqs[:0]
+			for _, j := range pending {
+				reqs = append(reqs, req(idx[j], vb, ex[8*j:8*j+8:8*j+8]))
+				if err := c.c.applyContext(&reqs[len(reqs)-1], nil); err != nil {
 					return nil, err
 				}
 			}
@@ -567,25 +603,42 @@ func (v *VBClient) quietMulti(ctx context.Context, op gomemcached.CommandCode, n
 			if err := c.c.pipeline(ctx, op, m, reqs, c.c.readDeadline()); err != nil {
 				return nil, err
 			}
-			kerrs = m.errs
 			// The group is one vbucket's: a node that does not hold it
-			// refuses every key, and route follows the map and sends
-			// the group again.
-			for _, e := range kerrs {
+			// refuses its keys (all of them, unless the vbucket left it
+			// during the pipeline), and route follows the map and sends
+			// the refused ones again.
+			var refused *gomemcached.MCResponse
+			left := pending[:0]
+			for k, j := range pending {
+				e := m.errs[k]
+				kerrs[j] = e
 				var se *gomemcached.ServerError
 				if errors.As(e, &se) && se.Status == gomemcached.NOT_MY_VBUCKET {
-					return nil, &gomemcached.MCResponse{Opcode: se.Opcode, Status: se.Status, Opaque: se.Opaque, Body: se.Body}
+					left = append(left, j)
+					if refused == nil {
+						refused = &gomemcached.MCResponse{Opcode: se.Opcode, Status: se.Status, Opaque: se.Opaque, Body: se.Body}
+					}
 				}
+			}
+			pending = left
+			if refused != nil {
+				return nil, refused
 			}
 			return nil, nil
 		})
+		unanswered := make([]bool, len(idx))
+		if err != nil {
+			for _, j := range pending {
+				unanswered[j] = true
+			}
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		for j, i := range idx {
 			switch {
-			case err != nil:
+			case unanswered[j]:
 				errs[keyOf(i)] = err
-			case j < len(kerrs) && kerrs[j] != nil:
+			case kerrs[j] != nil:
 				errs[keyOf(i)] = kerrs[j]
 			}
 		}
