@@ -441,22 +441,28 @@ func (h *handler) getClusterConfig(w memcached.ResponseWriter, req *gm.MCRequest
 // bucket's config, or nothing without one or, for a connection that
 // negotiated DedupeNotMyVbucketClustermap, when it has this version.
 func (h *handler) notMyVBucketConfig(w memcached.ResponseWriter) (body []byte, datatype uint8) {
-	return h.notMyVBucketConfigOf(state(w), state(w).bucket)
+	st := state(w)
+	return h.notMyVBucketConfigOf(st, st.features, st.bucket)
 }
 
 // notMyVBucketConfigOf is notMyVBucketConfig for the connection of st on
-// bucket b, from any goroutine.
-func (h *handler) notMyVBucketConfigOf(st *connState, b *bucket) (body []byte, datatype uint8) {
+// bucket b, from any goroutine: features are the connection's, as the
+// caller read them on the connection's goroutine (a HELLO rewrites
+// st.features there; st.cluster has a lock of its own).
+func (h *handler) notMyVBucketConfigOf(st *connState, features gm.FeatureSet, b *bucket) (body []byte, datatype uint8) {
 	m := h.srv.clusterMapOf(b)
 	if m == nil {
 		return nil, 0
 	}
 	snap := m.snapshot()
-	if st.features.Has(gm.FeatureDedupeNotMyVbucketClustermap) && st.cluster.knows(snap.version) {
+	if features.Has(gm.FeatureDedupeNotMyVbucketClustermap) && st.cluster.knows(snap.version) {
 		return nil, 0
 	}
 	st.cluster.learn(snap.version)
-	return snap.json, sentDatatype(st, gm.DatatypeFlagJSON)
+	if features.Has(gm.FeatureJSON) {
+		datatype = gm.DatatypeFlagJSON
+	}
+	return snap.json, datatype
 }
 
 // clusterHello checks a HELLO's features as kv_engine does (a

@@ -483,7 +483,7 @@ func (rs *rangeScans) createLater(c *memcached.Conn, features gm.FeatureSet, req
 			st, _ := c.Data.(*connState)
 			body, datatype = nil, 0
 			if st != nil {
-				body, datatype = rs.h.notMyVBucketConfigOf(st, b)
+				body, datatype = rs.h.notMyVBucketConfigOf(st, features, b) // not st.features: a HELLO may rewrite them meanwhile
 			}
 		}
 		c.Send(context.Background(), &gm.MCResponse{Opcode: opcode, Opaque: opaque, Status: status, Body: body, DataType: datatype})

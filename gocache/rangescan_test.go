@@ -1198,3 +1198,39 @@ func TestRangeScanNotMyVBucketCarriesConfig(t *testing.T) {
 		t.Fatal("continue: another rev")
 	}
 }
+
+// A create that waited for its seqno and found the vbucket's history
+// changed answers a client without XERROR NOT_MY_VBUCKET with the
+// config, on its own goroutine: it reads the connection's features as
+// they were when the create came, not as a later HELLO on the
+// connection rewrites them meanwhile (a data race under -race).
+func TestRangeScanWaitingCreateAndHello(t *testing.T) {
+	srv, addr := startScans(t, Config{Cache: cache.Config{VBuckets: 16},
+		Cluster: &ClusterConfig{Nodes: []string{"127.0.0.1:1", "127.0.0.1:2"}}}, nil)
+	const vb = 2 // node 0's
+	features := []gm.Feature{gm.FeatureJSON, gm.FeatureCollections}
+	c := dialScans(t, addr, features...)
+	fill(t, srv, vb, 0, "k1")
+	high, uuid := srv.Cache(DefaultBucket).HighSeqno(vb)
+	c.send(&gm.MCRequest{Opcode: gm.CREATE_RANGE_SCAN, VBucket: vb, DataType: gm.DatatypeFlagJSON, Opaque: 7, Body: fmt.Appendf(nil,
+		`{"key_only":true,"snapshot_requirements":{"vb_uuid":"%d","seqno":%d,"timeout_ms":5000}}`, uuid, high+1)})
+	var body []byte
+	for _, f := range features {
+		body = binary.BigEndian.AppendUint16(body, uint16(f))
+	}
+	if res := c.do(&gm.MCRequest{Opcode: gm.HELLO, Body: body}); res.Opcode != gm.HELLO {
+		t.Fatalf("HELLO: %v", res.Opcode)
+	}
+	// A new history, then the seqno the create waits for.
+	cc := srv.Cache(DefaultBucket)
+	if err := cc.SetState(vb, cache.Replica); err != nil {
+		t.Fatal(err)
+	}
+	if err := cc.SetState(vb, cache.Active); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, srv, vb, 0, "k2")
+	if res := c.recv(); res.Opaque != 7 || res.Status != gm.NOT_MY_VBUCKET || len(res.Body) == 0 {
+		t.Fatalf("create: %v %v %q", res.Opcode, res.Status, res.Body)
+	}
+}
