@@ -1632,6 +1632,11 @@ func (p *dcpProducer) sysEvent(s *dcpStream, id []byte, kind cache.ChangeKind, i
 // connection that is not collections-aware gets keys without their
 // collection id.
 func (p *dcpProducer) doc(s *dcpStream, kind cache.ChangeKind, key []byte, it *cache.Item, deleted time.Time) *gm.MCRequest {
+	if kind != cache.Mutated && p.flags&dcpOpenSkipDeletes != 0 && s.inBackfill && s.initial {
+		// Skip deletes in initial backfill: the backfill of a stream
+		// from 0 only, as kv_engine.
+		return nil
+	}
 	if !p.collections {
 		_, key, _ = cache.SplitKey(key)
 	}
@@ -1651,11 +1656,6 @@ func (p *dcpProducer) doc(s *dcpStream, kind cache.ChangeKind, key []byte, it *c
 		pkt.Opcode, pkt.Extras = gm.UPR_MUTATION, ex
 		pkt.Body, pkt.DataType = p.value(it)
 		return pkt
-	}
-	if p.flags&dcpOpenSkipDeletes != 0 && s.inBackfill && s.initial {
-		// Skip deletes in initial backfill: the backfill of a stream
-		// from 0 only, as kv_engine.
-		return nil
 	}
 	if deleted.IsZero() {
 		deleted = time.Now()
