@@ -626,6 +626,10 @@ func TestSystemClockExpiry(t *testing.T) {
 	if c.ticking.Load() {
 		t.Fatal("the clock ticks on an idle cache")
 	}
+	// An expiry is kept to the second, as memcached keeps it: an item
+	// stored late in a second with an expiry of 1 lives less than one.
+	// Store early in a second.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
 	c.Store(0, Set, k("a"), Write{Value: k("v"), Expiry: 1}) // wakes the clock
 	time.Sleep(50 * time.Millisecond)
 	if !c.ticking.Load() {
