@@ -78,7 +78,7 @@ func (c *Cache) Modify(vb uint16, key []byte, deleted bool, f func(cur *Item) (*
 		case w.Deleted:
 			it.bits |= deletedBit
 		case w.KeepExpiry && cur != nil && !cur.deleted():
-			it.setExpires(cur.expires())
+			it.expSec = cur.expSec
 		default:
 			it.setExpires(deadline(w.Expiry, now))
 		}

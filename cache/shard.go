@@ -16,38 +16,32 @@ import (
 // Its metadata (expiry, seqno, revision) is changed in place only under
 // its shard's lock, by a touch.
 //
-// The record is 80 bytes. memcached's fields took 64, with a pointer to
-// the data; the vbucket, its sequence number and the revision take 16
-// more, the last-access time memcached's meta protocol reports 4 (and 4
-// of padding), and the pointer is gone: a small item's data follows its record in
-// the same allocation (alloc.go), and a large item's record is the first
-// part of an outlined, which holds the pointer. A seqno is a full word; the
-// revision is 48 bits, as kv_engine keeps it, and shares a word with the
-// 16-bit vbucket id. What a lookup reads (expiry, chain, vbucket, hash, key
-// length) is last, next to the key, so that a hit touches as few cache
-// lines as it can.
-//
-// The record is 72 bytes, so that with a small key and a 100-byte value
-// an item fills one of Go's 192-byte size classes (alloc.go): the expiry
-// is kept in seconds, as memcached keeps it, the seqno in 48 bits, and
-// the size of a large item in its outlined record.
+// The record is 72 bytes, so that with a 16-byte key and a 100-byte value
+// an item fills one of Go's 192-byte size classes (alloc.go). There is no
+// pointer to the data: a small item's data follows its record in the same
+// allocation, and a large item's record is the first part of an outlined,
+// which holds the pointer and the size. The expiry is kept in seconds, as
+// memcached keeps it; the seqno in 48 bits; the revision in 48 bits, as
+// kv_engine keeps it, sharing a word with the 16-bit vbucket id. What a
+// lookup reads (chain, vbucket, expiry, hash, key length) is last, next
+// to the key, so that a hit touches as few cache lines as it can.
 type item struct {
 	prev, next *item // LRU list; head is the most recently used
 	cas        uint64
-	hnext      *item  // hash chain
-	revvb      uint64 // revision << 16 | vbucket
-	// expSec is when the item expires, in unix seconds (see expires); 0
-	// never. A tombstone: when it is purged.
-	expSec uint32
-	flags  uint32
+	flags      uint32
 	// atime is when the item was last stored or fetched, in unix
 	// seconds (the meta protocol's last-access time).
 	atime uint32
 	// stamp orders items last put at the head of an LRU list within
 	// the second of atime (see lruKey); its low bits (stampLow) are the
 	// item's list and ACTIVE mark (lru.go).
-	stamp    uint32
-	seqLo    uint32 // the seqno's low 32 bits (see seqno)
+	stamp uint32
+	seqLo uint32 // the seqno's low 32 bits (see seqno)
+	hnext *item  // hash chain
+	revvb uint64 // revision << 16 | vbucket
+	// expSec is when the item expires, in unix seconds (see expires); 0
+	// never. A tombstone: when it is purged.
+	expSec   uint32
 	hash     uint32 // high bits of the key's hash
 	seqHi    uint16 // the seqno's bits 32 to 47
 	small    uint16 // the size of key and value; outlinedSize: outlined.size holds it
